@@ -1,0 +1,234 @@
+"""The `lindung` command line: screen cases, list and check rule packs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from pydantic import ValidationError
+
+from api.settings import Settings
+from engine.case import parse_case
+from engine.decision import Decision
+from engine.errors import CaseError, LindungError
+from engine.examples import run_examples
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule_pack import RulePack, load_rule_pack
+from engine.screening import Screener
+
+
+class InputError(LindungError):
+    """Input that is not JSON, or not a case record."""
+
+
+def read_records(stream: IO[str]) -> Iterator[tuple[int, Any]]:
+    """Records from a JSON object, a JSON array, or JSON lines, with their 1-based numbers."""
+    text = stream.read()
+    start = len(text) - len(text.lstrip())
+    if text[start : start + 1] == "[":
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(f"line {error.lineno}: not valid JSON ({error.msg})") from None
+        yield from enumerate(records, start=1)
+        return
+    decoder = json.JSONDecoder()
+    position, number = start, 0
+    while position < len(text):
+        number += 1
+        try:
+            record, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            line = text.count("\n", 0, position) + 1
+            detail = f"{error.msg} at line {error.lineno}"
+            raise InputError(f"record {number} (line {line}): not valid JSON ({detail})") from None
+        yield number, record
+        position = end
+        while position < len(text) and text[position].isspace():
+            position += 1
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise click.ClickException(_settings_problem(error)) from None
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return settings.model_copy(update=changes) if changes else settings
+
+
+def _settings_problem(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"settings: {('LINDUNG_' + where.upper() + ': ') if where else ''}{first['msg']}"
+
+
+def _pack(path: Path) -> RulePack:
+    try:
+        return load_rule_pack(path)
+    except LindungError as error:
+        raise click.ClickException(f"rule pack: {error}") from None
+
+
+def _screener(settings: Settings) -> Screener:
+    pack = _pack(settings.rule_pack)
+    try:
+        registry = AgencyRegistry.from_csv(settings.registry)
+    except LindungError as error:
+        raise click.ClickException(f"registry: {error}") from None
+    return Screener(
+        pack,
+        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
+        registry=registry,
+        backend=settings.rule_backend,
+    )
+
+
+@click.group()
+def main() -> None:
+    """Lindung: screening departures and placement files of Indonesian migrant workers."""
+
+
+@main.command()
+@click.argument("source", default="-", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Agency registry CSV (default: LINDUNG_REGISTRY).",
+)
+@click.option(
+    "--rule-pack",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Rule pack folder (default: LINDUNG_RULE_PACK).",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["json", "text"]), default="json", show_default=True
+)
+def screen(source: IO[str], registry: Path | None, rule_pack: Path | None, output: str) -> None:
+    """Screen cases (a JSON object, a JSON array or JSON lines) and print one decision each."""
+    screener = _screener(_settings(registry=registry, rule_pack=rule_pack))
+    exit_code = screen_stream(screener, source, sys.stdout, sys.stderr, output)
+    sys.exit(exit_code)
+
+
+def screen_stream(
+    screener: Screener, source: IO[str], out: IO[str], err: IO[str], output: str = "json"
+) -> int:
+    """Screen every record of `source`; bad records are reported on `err` and skipped.
+
+    Returns the exit status: 0 when every record was screened, 1 otherwise.
+    """
+    failures = 0
+    try:
+        for number, record in read_records(source):
+            try:
+                decision = screener.screen(parse_case(record))
+            except CaseError as error:
+                failures += 1
+                err.write(f"case {number}: {error}\n")
+                continue
+            if output == "json":
+                out.write(json.dumps(decision.as_dict(), ensure_ascii=False) + "\n")
+            else:
+                out.write(describe(decision) + "\n")
+    except InputError as error:
+        err.write(f"input: {error}\n")
+        return 1
+    return 1 if failures else 0
+
+
+def describe(decision: Decision) -> str:
+    """A decision as a desk officer reads it, in both languages."""
+    lines = [
+        f"Kasus / Case {decision.case_id} · {decision.screened_at:%Y-%m-%d %H:%M %Z} · "
+        f"{decision.tier.upper()}"
+    ]
+    for flag in decision.flags:
+        lines += [
+            f"  [{flag.severity}] {flag.title.id} / {flag.title.en}",
+            f"      id: {flag.reason.id}",
+            f"      en: {flag.reason.en}",
+            f"      Tindakan: {flag.action.id}",
+            f"      Action: {flag.action.en}",
+            f"      Dasar / Basis: {flag.basis}",
+        ]
+    if not decision.flags:
+        lines.append("  Tidak ada tanda bahaya / No red flags")
+    if decision.referral:
+        referral = decision.referral
+        lines.append(
+            f"  Rujukan / Referral: {referral.name.id} / {referral.name.en}, "
+            f"sebelum / by {referral.deadline:%Y-%m-%d %H:%M %Z}"
+        )
+    if decision.questions:
+        lines.append("  Tanyakan / Ask next:")
+        lines += [f"    - {q.text.id} / {q.text.en}" for q in decision.questions]
+    return "\n".join(lines)
+
+
+@main.group()
+def rules() -> None:
+    """List and check rule packs."""
+
+
+@rules.command("list")
+@click.option(
+    "--rule-pack",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Rule pack folder (default: LINDUNG_RULE_PACK).",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["json", "text"]), default="text", show_default=True
+)
+def list_rules(rule_pack: Path | None, output: str) -> None:
+    """List the rules of a pack: id, severity, title in both languages, basis."""
+    pack = _pack(rule_pack or _settings().rule_pack)
+    if output == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "rule_pack": pack.label,
+                    "effective_date": pack.effective_date.isoformat(),
+                    "rules": [
+                        {
+                            "id": r.id,
+                            "severity": r.severity,
+                            "title": r.title.as_dict(),
+                            "basis": r.basis,
+                            "when": r.when,
+                        }
+                        for r in pack.rules
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    click.echo(f"{pack.label} (effective {pack.effective_date}), {len(pack.rules)} rules")
+    for rule in pack.rules:
+        click.echo(f"{rule.severity:<8} {rule.id}")
+        click.echo(f"         id: {rule.title.id}")
+        click.echo(f"         en: {rule.title.en}")
+        click.echo(f"         basis: {rule.basis}")
+
+
+@rules.command("check")
+@click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
+def check_rules(folder: Path | None) -> None:
+    """Validate a rule pack and run every example it carries."""
+    pack = _pack(folder or _settings().rule_pack)
+    results = run_examples(pack)
+    failed = [result for result in results if not result.ok]
+    for result in failed:
+        click.echo(f"FAIL {result.describe()}", err=True)
+    click.echo(
+        f"{pack.label}: {len(pack.rules)} rules, {len(results)} examples: "
+        f"{len(results) - len(failed)} passed, {len(failed)} failed"
+    )
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,41 @@
+"""One settings object for the service and the command line, fed by LINDUNG_* variables.
+
+Nothing reads the environment on import: `Settings()` is built once at start-up and passed down;
+command-line options override it.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_KEY = "development-only-pseudonym-key"
+
+
+def bundled(*parts: str) -> Path:
+    """A file shipped in the rules package (the default pack, the sample registry)."""
+    return Path(str(resources.files("rules").joinpath(*parts)))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINDUNG_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    rule_pack: Path = bundled("default")
+    registry: Path = bundled("registry", "sample.csv")
+    pseudonym_key: SecretStr = SecretStr(DEVELOPMENT_KEY)
+    rule_backend: Literal["durable", "reference"] = "durable"
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        key = self.pseudonym_key.get_secret_value()
+        if self.environment != "development" and (key == DEVELOPMENT_KEY or len(key) < 32):
+            raise ValueError(
+                "LINDUNG_PSEUDONYM_KEY must be set to a secret of at least 32 characters "
+                "outside development"
+            )
+        return self

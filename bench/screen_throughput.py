@@ -1,0 +1,78 @@
+"""Throughput and latency of screening with the full default pack.
+
+1. `lindung screen` as a desk or script runs it (a separate process): cases/s with start-up
+   excluded, by timing N cases and 1 case and dividing the difference.
+2. In process: latency per case (validate + enrich + rules + decision), p50 / p99 / max.
+
+Targets (issue 2): >= 1,000 cases/s through `lindung screen`; p99 < 5 ms per case in process.
+Run: .venv/bin/python bench/screen_throughput.py [N]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from desk_cases import desk_cases
+
+from api.settings import Settings
+from engine.case import parse_case
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule_pack import load_rule_pack
+from engine.screening import Screener
+
+LINDUNG = str(Path(sys.executable).parent / "lindung")
+
+
+def cli_seconds(path: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([LINDUNG, "screen", str(path)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    cases = list(desk_cases(count))
+    with tempfile.TemporaryDirectory() as folder:
+        many, one = Path(folder, "many.jsonl"), Path(folder, "one.jsonl")
+        many.write_text("\n".join(json.dumps(c) for c in cases) + "\n", encoding="utf-8")
+        one.write_text(json.dumps(cases[0]) + "\n", encoding="utf-8")
+        startup = min(cli_seconds(one) for _ in range(3))
+        total = cli_seconds(many)
+    cli_rate = (count - 1) / (total - startup)
+
+    settings = Settings()
+    screener = Screener(
+        load_rule_pack(settings.rule_pack),
+        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
+        registry=AgencyRegistry.from_csv(settings.registry),
+    )
+    latencies = []
+    for record in cases:
+        started = time.perf_counter()
+        screener.screen(parse_case(record))
+        latencies.append((time.perf_counter() - started) * 1000)
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+
+    print(f"cases: {count} (full default pack, {len(screener.pack.rules)} rules, durable-rules)")
+    print(
+        f"lindung screen: start-up {startup:.2f} s, {total:.2f} s in all, "
+        f"{cli_rate:,.0f} cases/s with start-up excluded (target >= 1,000)"
+    )
+    print(
+        f"in process: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {latencies[-1]:.3f} ms "
+        f"per case (target p99 < 5 ms); {1000 / statistics.fmean(latencies):,.0f} cases/s"
+    )
+    return 0 if cli_rate >= 1_000 and p99 < 5 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Rule-evaluation backends: each compiles a rule pack once and says which rules a case fires.
+
+All backends must agree exactly (the tests check it): `durable` runs the pack on the
+durable-rules Rete engine for online screening; `reference` evaluates the same conditions in
+plain Python with three-valued logic and is the yardstick the others are held to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from engine.backends.durable import DurableBackend
+from engine.backends.reference import ReferenceBackend
+from engine.rule_pack import RulePack
+
+
+class RuleBackend(Protocol):
+    name: str
+
+    def fired(self, facts: Mapping[str, Any]) -> frozenset[str]:
+        """Ids of the rules whose conditions are true for these facts."""
+        ...
+
+
+BACKENDS: dict[str, Callable[[RulePack], RuleBackend]] = {
+    "durable": DurableBackend,
+    "reference": ReferenceBackend,
+}

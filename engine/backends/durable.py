@@ -1,0 +1,132 @@
+"""The durable-rules backend: a rule pack compiled once into one Rete ruleset.
+
+durable-rules 2.0.28 has sharp edges (shared/durable-rules.md and our own probes); each is
+handled here, in one place:
+- `post()` consumes an event at the first matching rule, so cases are asserted as facts and every
+  matching rule fires;
+- the host's two background dispatch threads could run a case's actions after `assert_fact`
+  returned, so the host here starts none and all actions run inside the call, under a lock;
+- a rule that can match without reading a case field (`is unknown` alone) also matches the
+  engine's own state record and fires forever, so every rule also requires a case marker;
+- `delete_state` after an assertion that no rule handled crashes the process (segfault), so a
+  catch-all rule handles every case; each case's state is deleted after it is evaluated (at most
+  1,024 live states per ruleset);
+- exceptions in actions are swallowed into the state, so the state is read and checked;
+- a registered ruleset cannot be changed, so each backend object has its own host and a fresh
+  ruleset name: a new pack version is a new backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from durable import engine as durable_engine
+
+from engine.condition import (
+    All,
+    AnyOf,
+    Compare,
+    Known,
+    Member,
+    Node,
+    fields,
+    negation_normal_form,
+)
+from engine.errors import EvaluationError, RulePackError
+from engine.rule_pack import RulePack
+
+_MARK = "lindung$case"
+_SEEN = "lindung$seen"
+_OPERATORS = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+_names = itertools.count(1)
+
+
+class _QuietHost(durable_engine.Host):  # type: ignore[misc]
+    def _run(self) -> None:
+        """Start no dispatch threads: actions run synchronously inside assert_fact."""
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def compile_condition(node: Node) -> dict[str, Any]:
+    """A condition (already in negation normal form) as a durable-rules JSON expression."""
+    if isinstance(node, Compare):
+        if node.op == "==":
+            return {_key(node.field): node.value}
+        return {_OPERATORS[node.op]: {_key(node.field): node.value}}
+    if isinstance(node, Member):
+        key = _key(node.field)
+        if node.negated:
+            return {"$and": [{"$neq": {key: value}} for value in node.values]}
+        return {"$or": [{key: value} for value in node.values]}
+    if isinstance(node, Known):
+        return {"$nex" if node.negated else "$ex": {_key(node.field): 1}}
+    if isinstance(node, AnyOf):
+        return {"$or": [compile_condition(item) for item in node.items]}
+    if isinstance(node, All):
+        return {"$and": [compile_condition(item) for item in node.items]}
+    raise TypeError(f"not in negation normal form: {node!r}")
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+class DurableBackend:
+    name = "durable"
+
+    def __init__(self, pack: RulePack) -> None:
+        self._ruleset = f"lindung_{next(_names)}"
+        self._lock = threading.Lock()
+        self._fired: list[str] = []
+        self._sids = itertools.count()
+        names: dict[str, None] = {}
+        definition: dict[str, Any] = {
+            _SEEN: {"all": [{"m": {_MARK: 1}}], "run": self._action(_SEEN)}
+        }
+        for rule in pack.rules:
+            names.update(dict.fromkeys(fields(rule.condition)))
+            expression = compile_condition(negation_normal_form(rule.condition))
+            definition[rule.id] = {
+                "all": [{"m": {"$and": [{_MARK: 1}, expression]}}],
+                "run": self._action(rule.id),
+            }
+        self._facts = tuple((name, _key(name)) for name in names)
+        self._host = _QuietHost()
+        try:
+            self._host.set_rulesets({self._ruleset: definition})
+        except Exception as error:  # the engine reports bad rules as plain exceptions
+            raise RulePackError(
+                f"durable-rules refused the pack: {error}", file=pack.folder
+            ) from None
+
+    def _action(self, rule_id: str) -> Callable[[Any], None]:
+        def fire(_closure: Any) -> None:
+            self._fired.append(rule_id)
+
+        return fire
+
+    def fired(self, facts: Mapping[str, Any]) -> frozenset[str]:
+        message = {key: _plain(facts[name]) for name, key in self._facts if name in facts}
+        message[_MARK] = 1
+        with self._lock:
+            sid = str(next(self._sids))
+            message["sid"] = sid
+            self._fired = []
+            try:
+                self._host.assert_fact(self._ruleset, message)
+                state = self._host.get_state(self._ruleset, sid)
+            finally:
+                self._host.delete_state(self._ruleset, sid)
+            fired = self._fired
+        if "exception" in state:
+            raise EvaluationError(str(state["exception"])[:500])
+        if _SEEN not in fired:
+            raise EvaluationError("durable-rules did not evaluate the case")
+        return frozenset(fired) - {_SEEN}

@@ -1,0 +1,80 @@
+"""Running a rule pack's own examples: each rule must fire on its `fires` cases and not on the
+others. `lindung rules check` and the test suite both run them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from typing import Any
+
+from engine.case import Case, parse_case
+from engine.enrichment import Enricher
+from engine.errors import CaseError, RegistryError
+from engine.history import InMemoryCaseHistory
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule_pack import Example, Rule, RulePack
+from engine.screening import Screener
+
+EXAMPLE_KEY = "rule-pack-examples"  # pseudonyms in examples never leave the check
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    rule_id: str
+    example: Example
+    fired: bool
+    flags: tuple[str, ...]
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.fired == self.example.fires
+
+    def describe(self) -> str:
+        expected = "fire" if self.example.fires else "not fire"
+        what = self.error or f"expected to {expected}; fired: {', '.join(self.flags) or 'nothing'}"
+        return f"{self.rule_id}: {self.example.note or '(example)'}: {what}"
+
+
+def example_case(data: Mapping[str, Any], pack: RulePack) -> Case:
+    record = dict(data)
+    record.setdefault("channel", "immigration_desk")
+    record.setdefault("screened_at", datetime.combine(pack.effective_date, time(9), tzinfo=UTC))
+    return parse_case(record)
+
+
+def run_examples(pack: RulePack, backend: str = "durable") -> list[ExampleResult]:
+    """Every example of every rule, evaluated the way a desk would screen it."""
+    pseudonymiser = Pseudonymiser(EXAMPLE_KEY)
+    screener = Screener(pack, pseudonymiser=pseudonymiser, backend=backend)
+    return [
+        _run(pack, screener, pseudonymiser, rule, example)
+        for rule in pack.rules
+        for example in rule.examples
+    ]
+
+
+def _run(
+    pack: RulePack, screener: Screener, pseudonymiser: Pseudonymiser, rule: Rule, example: Example
+) -> ExampleResult:
+    try:
+        registry = (
+            AgencyRegistry.from_rows(example.registry, source=f"{rule.id} example")
+            if example.registry is not None
+            else AgencyRegistry.empty()
+        )
+        history = InMemoryCaseHistory()
+        enricher = Enricher(pack.reference, registry, history, pseudonymiser, pack.escort_window)
+        for prior in example.prior_cases:
+            prior_case = example_case(prior, pack)
+            enrichment = enricher.enrich(prior_case)
+            if enrichment.escort:
+                history.record(enrichment.escort, enrichment.traveller, prior_case.screened_at)
+        case = example_case(example.case, pack)
+        decision = screener.decide(case, enricher.enrich(case))
+    except (CaseError, RegistryError) as error:
+        return ExampleResult(rule.id, example, False, (), error=f"invalid example: {error}")
+    flags = tuple(flag.rule_id for flag in decision.flags)
+    return ExampleResult(rule.id, example, rule.id in flags, flags)

@@ -1,0 +1,148 @@
+"""The licensed-agency registry (SIP3MI licences), read from the ministry's CSV export.
+
+Columns: license_no, agency_name, status (active | suspended | revoked), valid_from, valid_until.
+A file is read whole or refused whole: one bad row names its line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from engine.errors import RegistryError
+
+COLUMNS = ("license_no", "agency_name", "status", "valid_from", "valid_until")
+STATUSES = ("active", "suspended", "revoked")
+
+
+def normalise_licence(number: str) -> str:
+    """Licence numbers as officers type them: case, spaces and separators do not matter."""
+    return "".join(char for char in number.upper() if char.isalnum())
+
+
+@dataclass(frozen=True)
+class Licence:
+    license_no: str
+    agency_name: str
+    status: str
+    valid_from: date | None
+    valid_until: date | None
+
+    def status_on(self, day: date) -> str:
+        """active, expired, not_yet_valid, suspended or revoked on `day`."""
+        if self.status != "active":
+            return self.status
+        if self.valid_from and day < self.valid_from:
+            return "not_yet_valid"
+        if self.valid_until and day > self.valid_until:
+            return "expired"
+        return "active"
+
+
+class AgencyRegistry:
+    """Immutable lookup of licences by number; a new file is a new registry."""
+
+    def __init__(self, licences: Iterable[Licence], *, source: str = "") -> None:
+        self._by_number: Mapping[str, Licence] = {
+            normalise_licence(licence.license_no): licence for licence in licences
+        }
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self._by_number)
+
+    def lookup(self, license_no: str) -> Licence | None:
+        return self._by_number.get(normalise_licence(license_no))
+
+    def status_on(self, license_no: str, day: date) -> str:
+        """The licence's status on `day`, or not_found."""
+        licence = self.lookup(license_no)
+        return licence.status_on(day) if licence else "not_found"
+
+    @classmethod
+    def empty(cls) -> AgencyRegistry:
+        return cls((), source="(empty)")
+
+    @classmethod
+    def from_csv(cls, path: str | Path) -> AgencyRegistry:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as error:
+            raise RegistryError(
+                f"cannot read the registry: {error.strerror}", file=str(path)
+            ) from None
+        return cls.from_text(text, source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str = "(upload)") -> AgencyRegistry:
+        reader = csv.DictReader(io.StringIO(text))
+        header = tuple(name.strip() for name in reader.fieldnames or ())
+        missing = [name for name in COLUMNS if name not in header]
+        if missing:
+            raise RegistryError(
+                f"missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}",
+                file=source,
+                line=1,
+            )
+        return cls.from_rows(reader, source=source, first_line=2)
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[Mapping[str, object]], *, source: str, first_line: int = 1
+    ) -> AgencyRegistry:
+        licences: dict[str, Licence] = {}
+        for line, row in enumerate(rows, start=first_line):
+            licence = _licence(row, source, line)
+            key = normalise_licence(licence.license_no)
+            if key in licences:
+                raise RegistryError(
+                    f"licence {licence.license_no} appears twice",
+                    file=source,
+                    line=line,
+                    field="license_no",
+                )
+            licences[key] = licence
+        return cls(licences.values(), source=source)
+
+
+def _licence(row: Mapping[str, object], source: str, line: int) -> Licence:
+    def text(name: str) -> str:
+        value = row.get(name)
+        return "" if value is None else str(value).strip()
+
+    def day(name: str) -> date | None:
+        value = text(name)
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise RegistryError(
+                f"{name}: expected a date as YYYY-MM-DD, got {value!r}",
+                file=source,
+                line=line,
+                field=name,
+            ) from None
+
+    number = text("license_no")
+    if not number:
+        raise RegistryError("license_no: is empty", file=source, line=line, field="license_no")
+    status = text("status").lower()
+    if status not in STATUSES:
+        raise RegistryError(
+            f"status: {status!r} is not allowed; expected one of {', '.join(STATUSES)}",
+            file=source,
+            line=line,
+            field="status",
+        )
+    valid_from, valid_until = day("valid_from"), day("valid_until")
+    if valid_from and valid_until and valid_until < valid_from:
+        raise RegistryError(
+            "valid_until: is before valid_from", file=source, line=line, field="valid_until"
+        )
+    return Licence(number, text("agency_name"), status, valid_from, valid_until)

@@ -1,0 +1,125 @@
+"""Screening one case: enrich, evaluate the rule pack, build the decision.
+
+This is the one call that the command line, the HTTP API, the tests and the batch path all make.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from importlib import metadata
+from typing import Any
+
+from engine.backends import BACKENDS
+from engine.case import CASE_FIELDS, Case
+from engine.condition import evaluate, undecided_fields
+from engine.decision import Decision, Flag, Question, Referral, Thresholds, tier_for
+from engine.enrichment import Enricher, Enrichment
+from engine.history import CaseHistory, InMemoryCaseHistory
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule_pack import Rule, RulePack
+from engine.wording import Text, fill
+
+FACT_KINDS = {path: spec.kind for path, spec in CASE_FIELDS.items()}
+
+
+def service_version() -> str:
+    try:
+        return metadata.version("lindung")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+class Screener:
+    """Screens cases against one rule pack version, one registry and one case history.
+
+    Build it once (compiling the pack is the expensive part) and call `screen` for each case;
+    it is safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        pack: RulePack,
+        *,
+        pseudonymiser: Pseudonymiser,
+        registry: AgencyRegistry | None = None,
+        history: CaseHistory | None = None,
+        backend: str = "durable",
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.pack = pack
+        self.history = history if history is not None else InMemoryCaseHistory()
+        self.enricher = Enricher(
+            reference=pack.reference,
+            registry=registry if registry is not None else AgencyRegistry.empty(),
+            history=self.history,
+            pseudonymiser=pseudonymiser,
+            escort_window=pack.escort_window,
+        )
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown rule backend {backend!r}; choose from {sorted(BACKENDS)}")
+        self.backend = BACKENDS[backend](pack)
+        self.thresholds = thresholds
+        self._versions = {"rule_pack": pack.label, "model": None, "service": service_version()}
+
+    def screen(self, case: Case) -> Decision:
+        """The decision for one case; the case is remembered for rules that link cases."""
+        enrichment = self.enricher.enrich(case)
+        decision = self.decide(case, enrichment)
+        if enrichment.escort is not None:
+            self.history.record(enrichment.escort, enrichment.traveller, case.screened_at)
+        return decision
+
+    def decide(self, case: Case, enrichment: Enrichment) -> Decision:
+        facts = enrichment.facts
+        fired = self.backend.fired(facts)
+        flags = []
+        asked: dict[str, tuple[Rule, list[str]]] = {}
+        for rule in self.pack.rules:  # in order of severity, most severe first
+            if rule.id in fired:
+                flags.append(self._flag(rule, facts))
+            elif evaluate(rule.condition, facts) is None:
+                for field in rule.ask_fields(undecided_fields(rule.condition, facts), facts):
+                    _first, rule_ids = asked.setdefault(field, (rule, []))
+                    rule_ids.append(rule.id)
+        questions = tuple(
+            Question(field, first.questions[field], tuple(rule_ids))
+            for field, (first, rule_ids) in asked.items()
+        )
+        tier = tier_for((flag.severity for flag in flags), None, self.thresholds)
+        return Decision(
+            decision_id=uuid.uuid4().hex,
+            case_id=case.case_id,
+            screened_at=case.screened_at,
+            tier=tier,
+            risk_score=None,
+            flags=tuple(flags),
+            explanation=None,
+            questions=questions,
+            referral=self._referral(case, flags) if tier == "urgent" else None,
+            versions=dict(self._versions),
+        )
+
+    def _flag(self, rule: Rule, facts: Mapping[str, Any]) -> Flag:
+        labels = self.pack.labels
+        reason = Text(
+            id=fill(rule.reason.id, facts, labels, "id", FACT_KINDS),
+            en=fill(rule.reason.en, facts, labels, "en", FACT_KINDS),
+        )
+        return Flag(rule.id, rule.severity, rule.title, reason, rule.basis, rule.action)
+
+    def _referral(self, case: Case, flags: list[Flag]) -> Referral:
+        urgent = [self.pack.rule(flag.rule_id) for flag in flags if flag.severity == "urgent"]
+        agencies = {
+            rule.referral: self.pack.agencies[rule.referral] for rule in urgent if rule.referral
+        }
+        first = min(agencies.values(), key=lambda agency: agency.deadline_hours)
+        return Referral(
+            agency=first.key,
+            name=first.name,
+            deadline=case.screened_at + timedelta(hours=first.deadline_hours),
+            rule_ids=tuple(rule.id for rule in urgent),
+            also_notify=tuple(key for key in agencies if key != first.key),
+        )

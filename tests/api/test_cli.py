@@ -1,0 +1,165 @@
+"""The `lindung` command as a desk or an analyst runs it: the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import DEFAULT_PACK
+from tests.factories import documented_worker, tourist
+
+LINDUNG = str(Path(sys.executable).parent / "lindung")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desk-cases.jsonl"
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LINDUNG_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [LINDUNG, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+
+
+def decisions(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_screen_prints_one_decision_per_json_line() -> None:
+    result = run("screen", str(EXAMPLES))
+    assert result.returncode == 0, result.stderr
+    found = decisions(result.stdout)
+    assert [d["case_id"] for d in found] == [
+        "BTM-2026-0001",
+        "BTM-2026-0002",
+        "CGK-2026-0003",
+        "LTSA-2026-0004",
+    ]
+    assert [d["tier"] for d in found] == ["clear", "urgent", "urgent", "clear"]
+    assert found[1]["referral"]["agency"] in {"police_tppo", "social_services"}
+
+
+def test_screen_reads_an_object_or_an_array_from_stdin() -> None:
+    one = run("screen", "-", stdin=json.dumps(tourist(), indent=2))
+    many = run("screen", stdin=json.dumps([tourist(), documented_worker()]))
+    assert one.returncode == many.returncode == 0
+    assert len(decisions(one.stdout)) == 1
+    assert [d["case_id"] for d in decisions(many.stdout)] == ["T-1", "W-1"]
+
+
+def test_text_format_is_readable_in_both_languages() -> None:
+    result = run("screen", str(EXAMPLES), "--format", "text")
+    assert result.returncode == 0
+    assert "URGENT" in result.stdout
+    assert "Anak di bawah" in result.stdout  # Bahasa Indonesia title
+    assert "leaving to work" in result.stdout  # English reason
+    assert "Rujukan / Referral" in result.stdout
+
+
+def test_bad_case_is_named_on_stderr_without_a_traceback() -> None:
+    bad = dict(tourist(case_id="T-2"), travel={"visa_typ": "tourist"})
+    lines = "\n".join(json.dumps(c) for c in (tourist(), bad, documented_worker()))
+    result = run("screen", stdin=lines)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "case 2: travel.visa_typ: unknown field, did you mean travel.visa_type?"
+    )
+    assert [d["case_id"] for d in decisions(result.stdout)] == ["T-1", "W-1"]
+
+
+def test_input_that_is_not_json_is_refused_clearly() -> None:
+    result = run("screen", stdin='{"channel": "batch"}\n{"channel": \n')
+    assert result.returncode == 1
+    assert result.stderr.startswith("input: record 2 (line 2): not valid JSON")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_decision_equals_the_in_process_decision(screener: Any) -> None:
+    from engine.case import parse_case
+
+    record = tourist(
+        travel={"destination_country": "KH", "visa_type": "visa_on_arrival"},
+        placement={"occupation": "it_customer_service"},
+    )
+    [from_cli] = decisions(run("screen", stdin=json.dumps(record)).stdout)
+    in_process = screener.screen(parse_case(record)).as_dict()
+    for body in (from_cli, in_process):
+        body.pop("decision_id")
+    assert from_cli == in_process
+
+
+def test_registry_comes_from_settings_and_the_option_overrides_it(tmp_path: Path) -> None:
+    registry = tmp_path / "registry.csv"
+    registry.write_text(
+        "license_no,agency_name,status,valid_from,valid_until\n"
+        "SIP3MI-0001-2021,PT Contoh,revoked,2021-01-01,2030-01-01\n",
+        encoding="utf-8",
+    )
+    case = json.dumps(documented_worker())
+    from_env = run("screen", stdin=case, env={"LINDUNG_REGISTRY": str(registry)})
+    assert "unlicensed_agency" in from_env.stdout
+    from_option = run("screen", "--registry", str(registry), stdin=case)
+    assert "unlicensed_agency" in from_option.stdout
+    assert "unlicensed_agency" not in run("screen", stdin=case).stdout
+
+
+def test_broken_registry_or_pack_is_a_clear_error(tmp_path: Path) -> None:
+    registry = tmp_path / "registry.csv"
+    registry.write_text(
+        "license_no,agency_name,status,valid_from,valid_until\n"
+        "X-1,PT X,cancelled,2021-01-01,2030-01-01\n",
+        encoding="utf-8",
+    )
+    result = run("screen", "--registry", str(registry), stdin=json.dumps(tourist()))
+    assert result.returncode != 0
+    assert f"registry: {registry}, line 2: status: 'cancelled' is not allowed" in result.stderr
+    missing = run("screen", "--rule-pack", str(tmp_path), stdin="{}")
+    assert "rule pack: " in missing.stderr
+    assert "pack.yaml is missing" in missing.stderr
+    assert "Traceback" not in result.stderr + missing.stderr
+
+
+def test_production_refuses_the_development_pseudonym_key() -> None:
+    result = run("screen", stdin=json.dumps(tourist()), env={"LINDUNG_ENVIRONMENT": "production"})
+    assert result.returncode != 0
+    assert "LINDUNG_PSEUDONYM_KEY must be set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_rules_list_shows_every_rule_in_both_languages() -> None:
+    listing = json.loads(run("rules", "list", "--format", "json").stdout)
+    assert len(listing["rules"]) == 24
+    first = listing["rules"][0]
+    assert set(first) == {"id", "severity", "title", "basis", "when"}
+    assert set(first["title"]) == {"id", "en"}
+    text = run("rules", "list").stdout
+    assert "escort_network" in text
+    assert "basis:" in text
+
+
+def test_rules_check_runs_every_example(tmp_path: Path) -> None:
+    result = run("rules", "check", str(DEFAULT_PACK))
+    assert result.returncode == 0
+    assert result.stdout.strip().endswith(" passed, 0 failed")
+    import shutil
+
+    broken = tmp_path / "pack"
+    shutil.copytree(DEFAULT_PACK, broken)
+    rule = broken / "rules" / "minor_departing_for_work.yaml"
+    rule.write_text(
+        rule.read_text(encoding="utf-8").replace("age < 18", "age < 12"), encoding="utf-8"
+    )
+    failing = run("rules", "check", str(broken))
+    assert failing.returncode == 1
+    assert "FAIL minor_departing_for_work:" in failing.stderr
