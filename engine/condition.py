@@ -353,6 +353,27 @@ def _collect_undecided(node: Node, facts: Mapping[str, Any], found: dict[str, No
             _collect_undecided(item, facts, found)
 
 
+def deciding_tests(node: Node, facts: Mapping[str, Any]) -> list[Compare | Member | Known]:
+    """The tests that make a true condition true (for reasons that quote what fired a rule).
+
+    Works on the negation normal form, so `not placement.documents.bpjs` reads as the test
+    `placement.documents.bpjs == false`; in an `or`, only the true branches count.
+    """
+    found: list[Compare | Member | Known] = []
+    _collect_deciding(negation_normal_form(node), facts, found)
+    return found
+
+
+def _collect_deciding(node: Node, facts: Mapping[str, Any], found: list[Any]) -> None:
+    if evaluate(node, facts) is not True:
+        return
+    if isinstance(node, All | AnyOf):
+        for item in node.items:
+            _collect_deciding(item, facts, found)
+    elif not isinstance(node, Not):
+        found.append(node)
+
+
 def negation_normal_form(node: Node) -> Node:
     """Push every `not` down to the tests, flipping them; Kleene truth is unchanged.
 

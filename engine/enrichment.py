@@ -26,6 +26,7 @@ LICENCE_STATUSES = ("active", "expired", "not_yet_valid", "suspended", "revoked"
 class DerivedFact:
     type: FactType
     ask: tuple[str, ...] = ()  # case fields to ask about when this fact is unknown
+    quotes: tuple[str, ...] = ()  # facts a reason may quote when its rule reads this one
 
 
 DERIVED: Mapping[str, DerivedFact] = {
@@ -33,7 +34,9 @@ DERIVED: Mapping[str, DerivedFact] = {
     "work_intent": DerivedFact(FactType("bool"), ("travel.declared_purpose",)),
     "agency_involved": DerivedFact(FactType("bool")),
     "agency_licence_status": DerivedFact(
-        FactType("enum", LICENCE_STATUSES), ("placement.agency_license_no",)
+        FactType("enum", LICENCE_STATUSES),
+        ("placement.agency_license_no",),
+        ("placement.agency_license_no", "placement.agency_name"),
     ),
     "fee_idr": DerivedFact(
         FactType("number"), ("recruitment.fee_demanded_idr", "recruitment.fee_paid_idr")
@@ -42,17 +45,29 @@ DERIVED: Mapping[str, DerivedFact] = {
     "fee_over_cap": DerivedFact(
         FactType("bool"),
         ("recruitment.fee_demanded_idr", "travel.destination_country", "placement.occupation"),
+        ("fee_idr", "fee_cap_idr", "travel.destination_country", "placement.occupation"),
     ),
     "market_salary_usd": DerivedFact(
         FactType("number"), ("placement.occupation", "travel.destination_country")
     ),
     "pay_to_market_ratio": DerivedFact(
-        FactType("number"), ("placement.offered_monthly_salary_usd", "placement.occupation")
+        FactType("number"),
+        ("placement.offered_monthly_salary_usd", "placement.occupation"),
+        (
+            "placement.offered_monthly_salary_usd",
+            "market_salary_usd",
+            "placement.occupation",
+            "travel.destination_country",
+        ),
     ),
     "sea_route_to_neighbour": DerivedFact(
-        FactType("bool"), ("travel.destination_country", "travel.mode")
+        FactType("bool"),
+        ("travel.destination_country", "travel.mode"),
+        ("travel.destination_country", "travel.exit_point"),
     ),
-    "scam_hotspot_route": DerivedFact(FactType("bool"), ("travel.destination_country",)),
+    "scam_hotspot_route": DerivedFact(
+        FactType("bool"), ("travel.destination_country",), ("travel.destination_country",)
+    ),
     "escort_travellers": DerivedFact(FactType("int"), ("links.escort_ref",)),
 }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
 from typing import Any
 
 from engine.case import Case, parse_case
@@ -14,7 +13,7 @@ from engine.errors import CaseError, RegistryError
 from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
-from engine.rule_pack import Example, Rule, RulePack
+from engine.rule_pack import Example, Rule, RulePack, example_record
 from engine.screening import Screener
 
 EXAMPLE_KEY = "rule-pack-examples"  # pseudonyms in examples never leave the check
@@ -39,10 +38,7 @@ class ExampleResult:
 
 
 def example_case(data: Mapping[str, Any], pack: RulePack) -> Case:
-    record = dict(data)
-    record.setdefault("channel", "immigration_desk")
-    record.setdefault("screened_at", datetime.combine(pack.effective_date, time(9), tzinfo=UTC))
-    return parse_case(record)
+    return parse_case(example_record(data, pack.effective_date))
 
 
 def run_examples(pack: RulePack, backend: str = "durable") -> list[ExampleResult]:

@@ -12,19 +12,20 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine import condition
-from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS
+from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS, parse_case
 from engine.enrichment import DERIVED, vocabulary
-from engine.errors import RulePackError
+from engine.errors import CaseError, RegistryError, RulePackError
 from engine.reference import ReferenceData, load_reference
 from engine.registry import COLUMNS as REGISTRY_COLUMNS
-from engine.wording import Labels, Text, placeholders, text_from
+from engine.registry import AgencyRegistry
+from engine.wording import MATCHED, Labels, Text, placeholders, text_from
 
 SEVERITIES = ("info", "warning", "high", "urgent")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -280,14 +281,15 @@ def _rule(
         raise fail(f"when: {error.problem}") from None
     _check_condition(node, fail)
     used = set(condition.fields(node))
+    quotable = used | {q for name in used if name in DERIVED for q in DERIVED[name].quotes}
     for language in ("id", "en"):
         for name in placeholders(texts["reason"].get(language)):
             if name in AUDIT_ONLY_FIELDS or name in IDENTIFIER_FIELDS:
                 raise fail(f"reason.{language}: {{{name}}} may never be quoted", name)
-            if name not in used:
+            if name not in quotable and name != MATCHED:
                 raise fail(
                     f"reason.{language}: {{{name}}} is not a fact this rule's condition reads "
-                    f"({', '.join(sorted(used))})",
+                    f"(quotable: {', '.join(sorted(quotable))})",
                     name,
                 )
     referral = data.get("referral")
@@ -382,7 +384,33 @@ def _examples(raw: Any, fail: Any) -> tuple[Example, ...]:
             prior = item.get("prior_cases") or []
             if not isinstance(prior, list) or not all(isinstance(c, dict) for c in prior):
                 raise fail(f"{label}.prior_cases: expected a list of cases")
-            examples.append(
-                Example(fires, str(item.get("note", "")), item["case"], registry, tuple(prior))
+            example = Example(
+                fires, str(item.get("note", "")), item["case"], registry, tuple(prior)
             )
+            _check_example(example, label, fail)
+            examples.append(example)
     return tuple(examples)
+
+
+def example_record(data: Mapping[str, Any], effective: date | None = None) -> dict[str, Any]:
+    """An example's partial case with the defaults it is screened with."""
+    record = dict(data)
+    record.setdefault("channel", "immigration_desk")
+    if effective is not None:
+        record.setdefault("screened_at", datetime.combine(effective, time(9), tzinfo=UTC))
+    return record
+
+
+def _check_example(example: Example, label: str, fail: Any) -> None:
+    for where, data in [("case", example.case)] + [
+        (f"prior_cases[{n}]", c) for n, c in enumerate(example.prior_cases, start=1)
+    ]:
+        try:
+            parse_case(example_record(data))
+        except CaseError as error:
+            raise fail(f"{label}.{where}: {error}") from None
+    if example.registry is not None:
+        try:
+            AgencyRegistry.from_rows(example.registry, source=f"{label}.registry")
+        except RegistryError as error:
+            raise fail(f"{label}.registry: {error}") from None

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.backends import BACKENDS
 from engine.case import CASE_FIELDS, Case
-from engine.condition import evaluate, undecided_fields
+from engine.condition import Known, deciding_tests, evaluate, undecided_fields
 from engine.decision import Decision, Flag, Question, Referral, Thresholds, tier_for
 from engine.enrichment import Enricher, Enrichment
 from engine.history import CaseHistory, InMemoryCaseHistory
@@ -104,9 +104,13 @@ class Screener:
 
     def _flag(self, rule: Rule, facts: Mapping[str, Any]) -> Flag:
         labels = self.pack.labels
+        matched = [
+            (test.field, None if not isinstance(test, Known) else not test.negated)
+            for test in deciding_tests(rule.condition, facts)
+        ]
         reason = Text(
-            id=fill(rule.reason.id, facts, labels, "id", FACT_KINDS),
-            en=fill(rule.reason.en, facts, labels, "en", FACT_KINDS),
+            id=fill(rule.reason.id, facts, labels, "id", FACT_KINDS, matched),
+            en=fill(rule.reason.en, facts, labels, "en", FACT_KINDS, matched),
         )
         return Flag(rule.id, rule.severity, rule.title, reason, rule.basis, rule.action)
 

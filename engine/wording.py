@@ -7,7 +7,7 @@ templates quote the facts that made a rule fire: "Berumur {age} tahun ..." -> "B
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,17 +85,40 @@ def _number(name: str, value: float, language: str) -> str:
     return grouped(value, 2)
 
 
+MATCHED = "facts"  # {facts}: the facts that made the rule fire, as "label: value; ..."
+_RECORDED = {"id": ("tercatat", "tidak tercatat"), "en": ("recorded", "not recorded")}
+
+
 def placeholders(template: str) -> list[str]:
     return _PLACEHOLDER.findall(template)
 
 
 def fill(
-    template: str, facts: Mapping[str, Any], labels: Labels, language: str, kinds: Mapping[str, str]
+    template: str,
+    facts: Mapping[str, Any],
+    labels: Labels,
+    language: str,
+    kinds: Mapping[str, str],
+    matched: Sequence[tuple[str, bool | None]] = (),
 ) -> str:
-    """The template with each {fact} replaced by its value, in words of `language`."""
-    return _PLACEHOLDER.sub(
-        lambda m: labels.value(
-            m.group(1), facts.get(m.group(1)), language, kinds.get(m.group(1), "")
-        ),
-        template,
-    )
+    """The template with each {fact} replaced by its value, in words of `language`.
+
+    `matched` lists the facts that fired the rule, for {facts}: (name, None) quotes the value,
+    (name, True/False) says whether it is recorded (for `is known` / `is unknown` tests).
+    """
+
+    def value(name: str) -> str:
+        return labels.value(name, facts.get(name), language, kinds.get(name, ""))
+
+    def one(name: str, recorded: bool | None) -> str:
+        if recorded is None:
+            return f"{labels.fact(name, language)}: {value(name)}"
+        return f"{labels.fact(name, language)}: {_RECORDED[language][0 if recorded else 1]}"
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == MATCHED:
+            return "; ".join(one(n, r) for n, r in dict.fromkeys(matched))
+        return value(name)
+
+    return _PLACEHOLDER.sub(replace, template)

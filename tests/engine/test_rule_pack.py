@@ -176,17 +176,16 @@ def test_missing_question_for_a_needed_field_fails(pack_copy: Path) -> None:
     assert "no question for travel.exit_point_type" in str(load_error(pack_copy))
 
 
-def test_invalid_example_is_reported_by_the_check(pack_copy: Path) -> None:
+def test_invalid_example_case_fails_at_load(pack_copy: Path) -> None:
     edit(
         pack_copy,
         "unofficial_exit_point",
         "exit_point_type: unofficial",
         "exit_point_typ: unofficial",
     )
-    results = run_examples(load_rule_pack(pack_copy))
-    bad = [r for r in results if r.error]
-    assert bad
-    assert "travel.exit_point_typ: unknown field" in bad[0].error
+    error = load_error(pack_copy)
+    assert error.rule_id == "unofficial_exit_point"
+    assert "examples.fires[1].case: travel.exit_point_typ: unknown field" in str(error)
 
 
 def test_a_pack_version_is_an_immutable_object(pack: RulePack) -> None:
