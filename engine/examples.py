@@ -41,36 +41,40 @@ def example_case(data: Mapping[str, Any], pack: RulePack) -> Case:
     return parse_case(example_record(data, pack.effective_date))
 
 
+class ExampleRunner:
+    """Screens examples the way a desk would, each with its own registry and case history."""
+
+    def __init__(self, pack: RulePack, backend: str = "durable") -> None:
+        self.pack = pack
+        self._pseudonymiser = Pseudonymiser(EXAMPLE_KEY)
+        self._screener = Screener(pack, pseudonymiser=self._pseudonymiser, backend=backend)
+
+    def run(self, rule: Rule, example: Example) -> ExampleResult:
+        pack = self.pack
+        try:
+            registry = (
+                AgencyRegistry.from_rows(example.registry, source=f"{rule.id} example")
+                if example.registry is not None
+                else AgencyRegistry.empty()
+            )
+            history = InMemoryCaseHistory()
+            enricher = Enricher(
+                pack.reference, registry, history, self._pseudonymiser, pack.escort_window
+            )
+            for prior in example.prior_cases:
+                prior_case = example_case(prior, pack)
+                enrichment = enricher.enrich(prior_case)
+                if enrichment.escort:
+                    history.record(enrichment.escort, enrichment.traveller, prior_case.screened_at)
+            case = example_case(example.case, pack)
+            decision = self._screener.decide(case, enricher.enrich(case))
+        except (CaseError, RegistryError) as error:
+            return ExampleResult(rule.id, example, False, (), error=f"invalid example: {error}")
+        flags = tuple(flag.rule_id for flag in decision.flags)
+        return ExampleResult(rule.id, example, rule.id in flags, flags)
+
+
 def run_examples(pack: RulePack, backend: str = "durable") -> list[ExampleResult]:
-    """Every example of every rule, evaluated the way a desk would screen it."""
-    pseudonymiser = Pseudonymiser(EXAMPLE_KEY)
-    screener = Screener(pack, pseudonymiser=pseudonymiser, backend=backend)
-    return [
-        _run(pack, screener, pseudonymiser, rule, example)
-        for rule in pack.rules
-        for example in rule.examples
-    ]
-
-
-def _run(
-    pack: RulePack, screener: Screener, pseudonymiser: Pseudonymiser, rule: Rule, example: Example
-) -> ExampleResult:
-    try:
-        registry = (
-            AgencyRegistry.from_rows(example.registry, source=f"{rule.id} example")
-            if example.registry is not None
-            else AgencyRegistry.empty()
-        )
-        history = InMemoryCaseHistory()
-        enricher = Enricher(pack.reference, registry, history, pseudonymiser, pack.escort_window)
-        for prior in example.prior_cases:
-            prior_case = example_case(prior, pack)
-            enrichment = enricher.enrich(prior_case)
-            if enrichment.escort:
-                history.record(enrichment.escort, enrichment.traveller, prior_case.screened_at)
-        case = example_case(example.case, pack)
-        decision = screener.decide(case, enricher.enrich(case))
-    except (CaseError, RegistryError) as error:
-        return ExampleResult(rule.id, example, False, (), error=f"invalid example: {error}")
-    flags = tuple(flag.rule_id for flag in decision.flags)
-    return ExampleResult(rule.id, example, rule.id in flags, flags)
+    """Every example of every rule."""
+    runner = ExampleRunner(pack, backend)
+    return [runner.run(rule, example) for rule in pack.rules for example in rule.examples]

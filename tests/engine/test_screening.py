@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -296,3 +299,50 @@ def test_durable_and_reference_backends_fire_the_same_rules(
 def test_unknown_backend_is_refused(pack: RulePack) -> None:
     with pytest.raises(ValueError, match="unknown rule backend 'fast'"):
         Screener(pack, pseudonymiser=Pseudonymiser("k"), backend="fast")
+
+
+IDENTIFIERS = {
+    "person.full_name": "Siti Nurhaliza Marker",
+    "person.nik": "3201999988887777",
+    "person.passport_no": "X9988776",
+    "links.escort_ref": "+628199998888",
+    "links.group_ref": "GRP-778899",
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases())
+def test_identifiers_never_appear_in_a_decision(
+    pack: RulePack, registry: AgencyRegistry, record: dict[str, Any]
+) -> None:
+    screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry)
+    body = json.dumps(screener.screen(parse_case({**record, **IDENTIFIERS})).as_dict())
+    for clear in IDENTIFIERS.values():
+        assert clear not in body
+
+
+def test_threads_sharing_one_screener_get_the_sequential_answers(
+    pack: RulePack, registry: AgencyRegistry
+) -> None:
+    variants = [
+        tourist(),
+        tourist(
+            travel={"destination_country": "KH", "visa_type": "visa_on_arrival"},
+            placement={"occupation": "it_customer_service"},
+        ),
+        tourist(person={"age": 16}, travel={"declared_purpose": "work"}),
+        documented_worker(),
+        documented_worker(placement={"agency_license_no": "SIP3MI-0016-2019"}),
+        documented_worker(recruitment={"fee_paid_idr": 90_000_000}),
+    ]
+    records = [dict(variants[n % len(variants)], case_id=f"C-{n}") for n in range(600)]
+    screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry)
+    expected = [comparable(screener.screen(parse_case(r))) for r in records]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to provoke races
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = list(pool.map(lambda r: comparable(screener.screen(parse_case(r))), records))
+    finally:
+        sys.setswitchinterval(interval)
+    assert found == expected

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.case import parse_case
+from engine.enrichment import Enricher, vocabulary, work_intent
+from engine.history import InMemoryCaseHistory
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule_pack import RulePack
+from tests.factories import documented_worker, tourist
+
+
+@pytest.fixture
+def enricher(pack: RulePack, registry: AgencyRegistry) -> Enricher:
+    return Enricher(
+        pack.reference, registry, InMemoryCaseHistory(), Pseudonymiser("k"), pack.escort_window
+    )
+
+
+def facts(enricher: Enricher, record: dict[str, Any]) -> dict[str, Any]:
+    return dict(enricher.enrich(parse_case(record)).facts)
+
+
+def test_age_on_the_screening_date_birth_date_wins(enricher: Enricher) -> None:
+    record = tourist(person={"age": 40, "birth_date": "2008-11-24"})
+    assert facts(enricher, record)["age"] == 17  # one day short of 18 on 2026-11-23
+    record = tourist(person={"age": 40, "birth_date": "2008-11-23"})
+    assert facts(enricher, record)["age"] == 18
+    assert facts(enricher, tourist(person={"age": 40}))["age"] == 40
+    assert "age" not in facts(enricher, tourist(person={"age": None}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"travel": {"declared_purpose": "work"}}, True),
+        ({"placement": {"occupation": "cook"}}, True),
+        ({"placement": {"job_order_no": "SIP2MI-1"}}, True),
+        ({"placement": {"scheme": "none"}}, False),
+        ({"recruitment": {"fee_paid_idr": 5_000_000}}, True),
+        ({"recruitment": {"fee_paid_idr": 0}}, False),
+        ({"recruitment": {"channel": "family_friend"}}, False),
+        ({"recruitment": {"channel": "social_media"}}, True),
+        ({"travel": {"declared_purpose": None}}, None),
+    ],
+)
+def test_work_intent_follows_the_contract(changes: dict[str, Any], expected: bool | None) -> None:
+    assert work_intent(parse_case(tourist(**changes))) is expected
+
+
+def test_licence_status_comes_from_the_registry_on_the_screening_date(enricher: Enricher) -> None:
+    def status(number: str, day: str) -> Any:
+        record = documented_worker(screened_at=day, placement={"agency_license_no": number})
+        return facts(enricher, record)["agency_licence_status"]
+
+    assert status("SIP3MI-0001-2021", "2026-11-23T00:00:00Z") == "active"
+    assert status("SIP3MI-0021-2026", "2026-11-23T00:00:00Z") == "not_yet_valid"
+    assert status("SIP3MI-0021-2026", "2026-12-02T00:00:00Z") == "active"
+    assert status("SIP3MI-0015-2021", "2026-11-23T00:00:00Z") == "suspended"
+    assert status("SIP3MI-0016-2019", "2026-11-23T00:00:00Z") == "revoked"
+    assert status("SIP3MI-0010-2020", "2026-11-23T00:00:00Z") == "expired"
+    assert status("NOPE-1", "2026-11-23T00:00:00Z") == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("travel", "expected"),
+    [
+        ({"exit_point": "BTM", "mode": "sea", "destination_country": "MY"}, True),
+        ({"exit_point": "DUM", "mode": "sea", "destination_country": "SG"}, False),  # Dumai: MY
+        ({"exit_point_type": "unofficial", "destination_country": "MY"}, True),
+        ({"mode": "air", "exit_point": "CGK", "destination_country": "MY"}, False),
+        ({"mode": "sea", "destination_country": "TW"}, False),
+        ({"mode": "sea", "destination_country": None}, None),
+        (
+            {
+                "mode": None,
+                "exit_point_type": None,
+                "exit_point": None,
+                "destination_country": "MY",
+            },
+            None,
+        ),
+    ],
+)
+def test_sea_route_to_a_neighbour(
+    enricher: Enricher, travel: dict[str, Any], expected: bool | None
+) -> None:
+    found = facts(
+        enricher,
+        tourist(travel={"exit_point": None, "exit_point_type": None, "mode": None, **travel}),
+    )
+    assert found.get("sea_route_to_neighbour") is expected
+
+
+def test_scam_hotspot_by_destination_or_transit(enricher: Enricher) -> None:
+    assert facts(enricher, tourist(travel={"destination_country": "KH"}))["scam_hotspot_route"]
+    via = tourist(travel={"destination_country": "JP", "transit_countries": ["TH"]})
+    assert facts(enricher, via)["scam_hotspot_route"] is True
+    assert facts(enricher, tourist())["scam_hotspot_route"] is False
+    assert "scam_hotspot_route" not in facts(
+        enricher, tourist(travel={"destination_country": None})
+    )
+
+
+def test_fee_against_the_configured_cap(enricher: Enricher, pack: RulePack) -> None:
+    cap = pack.reference.fee_cap("TW", "caregiver")
+    assert cap is not None
+    assert cap > 0
+    over = documented_worker(recruitment={"fee_demanded_idr": cap + 1, "fee_paid_idr": 0})
+    within = documented_worker(recruitment={"fee_demanded_idr": cap, "fee_paid_idr": None})
+    assert facts(enricher, over)["fee_over_cap"] is True
+    assert facts(enricher, over)["fee_idr"] == cap + 1
+    assert facts(enricher, within)["fee_over_cap"] is False
+    no_cap = documented_worker(travel={"destination_country": "BN"})
+    assert facts(enricher, no_cap)["fee_over_cap"] is False  # nothing configured: no breach
+    unknown = documented_worker(recruitment={"fee_demanded_idr": None, "fee_paid_idr": None})
+    assert "fee_over_cap" not in facts(enricher, unknown)
+
+
+def test_offered_pay_against_the_market_reference(enricher: Enricher, pack: RulePack) -> None:
+    market = pack.reference.market_salary("caregiver", "TW")
+    assert market
+    found = facts(enricher, documented_worker(placement={"offered_monthly_salary_usd": 2 * market}))
+    assert found["market_salary_usd"] == market
+    assert found["pay_to_market_ratio"] == 2.0
+
+
+def test_sex_and_clear_identifiers_never_become_facts(enricher: Enricher) -> None:
+    record = tourist(
+        person={
+            "sex": "F",
+            "full_name": "Siti Aminah",
+            "nik": "3201010101010001",
+            "passport_no": "C1234567",
+        },
+        links={"escort_ref": "+6281200001111"},
+    )
+    found = facts(enricher, record)
+    assert "person.sex" not in found
+    assert "person.sex" not in vocabulary()
+    text = repr(found)
+    for clear in ("Siti", "3201010101010001", "C1234567", "+6281200001111"):
+        assert clear not in text
+    assert found["links.escort_ref"].startswith("escort_ref:")
+
+
+def test_escort_travellers_counts_distinct_people_in_the_window(enricher: Enricher) -> None:
+    def screened(passport: str, day: str) -> int:
+        record = tourist(
+            screened_at=f"2026-11-{day}T09:00:00Z",
+            person={"passport_no": passport},
+            links={"escort_ref": "E-1"},
+        )
+        enrichment = enricher.enrich(parse_case(record))
+        assert enrichment.escort is not None
+        enricher.history.record(
+            enrichment.escort, enrichment.traveller, parse_case(record).screened_at
+        )
+        return int(enrichment.facts["escort_travellers"])
+
+    assert screened("P1", "10") == 1
+    assert screened("P2", "12") == 2
+    assert screened("P2", "13") == 2  # the same person again
+    assert screened("P3", "16") == 3
+    assert screened("P4", "21") == 2  # P1 (10th) and P2 (12th, 13th) are out of the 7-day window

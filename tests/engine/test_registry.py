@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from engine.errors import RegistryError
+from engine.registry import AgencyRegistry, normalise_licence
+
+HEADER = "license_no,agency_name,status,valid_from,valid_until\n"
+
+
+def registry_error(text: str) -> RegistryError:
+    with pytest.raises(RegistryError) as caught:
+        AgencyRegistry.from_text(text, source="upload.csv")
+    return caught.value
+
+
+def test_sample_registry_is_readable_and_fictional(registry: AgencyRegistry) -> None:
+    assert len(registry) == 25
+    licence = registry.lookup("SIP3MI-0001-2021")
+    assert licence is not None
+    assert "fiktif" in licence.agency_name
+
+
+def test_status_on_a_day() -> None:
+    registry = AgencyRegistry.from_text(HEADER + "A-1,PT A,active,2021-01-01,2025-12-31\n")
+    assert registry.status_on("A-1", date(2020, 12, 31)) == "not_yet_valid"
+    assert registry.status_on("A-1", date(2025, 12, 31)) == "active"
+    assert registry.status_on("A-1", date(2026, 1, 1)) == "expired"
+    assert registry.status_on("B-2", date(2026, 1, 1)) == "not_found"
+
+
+def test_licence_numbers_match_whatever_separators_a_desk_types() -> None:
+    assert normalise_licence(" sip3mi/0001 2021 ") == normalise_licence("SIP3MI-0001-2021")
+
+
+def test_a_bad_row_names_its_line_and_column() -> None:
+    error = registry_error(
+        HEADER + "A-1,PT A,active,2021-01-01,2025-12-31\nA-2,PT B,active,2021-13-01,2025-12-31\n"
+    )
+    assert (error.line, error.field) == (3, "valid_from")
+    assert str(error) == (
+        "upload.csv, line 3: valid_from: expected a date as YYYY-MM-DD, got '2021-13-01'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("A-1,PT A,cancelled,,\n", "status: 'cancelled' is not allowed"),
+        (",PT A,active,,\n", "license_no: is empty"),
+        ("A-1,PT A,active,2022-01-01,2021-01-01\n", "valid_until: is before valid_from"),
+        ("A-1,PT A,active,,\na-1,PT A again,active,,\n", "licence a-1 appears twice"),
+    ],
+)
+def test_bad_rows_are_refused_whole(rows: str, message: str) -> None:
+    assert message in str(registry_error(HEADER + rows))
+
+
+def test_missing_columns_are_named() -> None:
+    error = registry_error("license_no,agency_name\nA-1,PT A\n")
+    assert "missing column(s) status, valid_from, valid_until" in str(error)
+
+
+def test_unreadable_file_is_a_registry_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="cannot read the registry"):
+        AgencyRegistry.from_csv(tmp_path / "absent.csv")
