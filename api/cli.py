@@ -89,6 +89,13 @@ def _screener(settings: Settings) -> Screener:
     )
 
 
+rule_pack_option = click.option(
+    "--rule-pack",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Rule pack folder (default: LINDUNG_RULE_PACK).",
+)
+
+
 @click.group()
 def main() -> None:
     """Lindung: screening departures and placement files of Indonesian migrant workers."""
@@ -101,11 +108,7 @@ def main() -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Agency registry CSV (default: LINDUNG_REGISTRY).",
 )
-@click.option(
-    "--rule-pack",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Rule pack folder (default: LINDUNG_RULE_PACK).",
-)
+@rule_pack_option
 @click.option(
     "--format", "output", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
@@ -177,11 +180,7 @@ def rules() -> None:
 
 
 @rules.command("list")
-@click.option(
-    "--rule-pack",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Rule pack folder (default: LINDUNG_RULE_PACK).",
-)
+@rule_pack_option
 @click.option(
     "--format", "output", type=click.Choice(["json", "text"]), default="text", show_default=True
 )
