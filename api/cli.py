@@ -12,7 +12,7 @@ import click
 from pydantic import ValidationError
 
 from api.settings import Settings
-from engine.case import parse_case
+from engine.case_input import parse_case
 from engine.decision import Decision
 from engine.errors import CaseError, LindungError
 from engine.examples import run_examples
@@ -33,6 +33,8 @@ def read_records(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     if text[start : start + 1] == "[":
         try:
             records = json.loads(text)
+        except RecursionError:
+            raise InputError("the JSON is nested too deeply") from None
         except json.JSONDecodeError as error:
             raise InputError(f"line {error.lineno}: not valid JSON ({error.msg})") from None
         yield from enumerate(records, start=1)
@@ -43,6 +45,8 @@ def read_records(stream: IO[str]) -> Iterator[tuple[int, Any]]:
         number += 1
         try:
             record, end = decoder.raw_decode(text, position)
+        except RecursionError:
+            raise InputError(f"record {number}: the JSON is nested too deeply") from None
         except json.JSONDecodeError as error:
             line = text.count("\n", 0, position) + 1
             detail = f"{error.msg} at line {error.lineno}"
@@ -126,7 +130,7 @@ def screen_stream(
 
     Returns the exit status: 0 when every record was screened, 1 otherwise.
     """
-    failures = 0
+    failures = screened = 0
     try:
         for number, record in read_records(source):
             try:
@@ -135,12 +139,16 @@ def screen_stream(
                 failures += 1
                 err.write(f"case {number}: {error}\n")
                 continue
+            screened += 1
             if output == "json":
                 out.write(json.dumps(decision.as_dict(), ensure_ascii=False) + "\n")
             else:
                 out.write(describe(decision) + "\n")
     except InputError as error:
         err.write(f"input: {error}\n")
+        return 1
+    if not screened and not failures:
+        err.write("input: no case records\n")
         return 1
     return 1 if failures else 0
 

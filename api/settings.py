@@ -14,6 +14,7 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_KEY = "development-only-pseudonym-key"
+SAMPLE_REGISTRY = ("registry", "sample.csv")
 
 
 def bundled(*parts: str) -> Path:
@@ -26,16 +27,23 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     rule_pack: Path = bundled("default")
-    registry: Path = bundled("registry", "sample.csv")
+    registry: Path = bundled(*SAMPLE_REGISTRY)
     pseudonym_key: SecretStr = SecretStr(DEVELOPMENT_KEY)
     rule_backend: Literal["durable", "reference"] = "durable"
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets(self) -> Settings:
+    def _no_placeholders_in_production(self) -> Settings:
+        if self.environment == "development":
+            return self
         key = self.pseudonym_key.get_secret_value()
-        if self.environment != "development" and (key == DEVELOPMENT_KEY or len(key) < 32):
+        if key == DEVELOPMENT_KEY or len(key) < 32:
             raise ValueError(
                 "LINDUNG_PSEUDONYM_KEY must be set to a secret of at least 32 characters "
                 "outside development"
+            )
+        if self.registry.resolve() == bundled(*SAMPLE_REGISTRY).resolve():
+            raise ValueError(
+                "LINDUNG_REGISTRY must point at the ministry's registry outside development "
+                "(the bundled sample is fictional)"
             )
         return self

@@ -15,7 +15,7 @@ from pathlib import Path
 from desk_cases import desk_cases
 
 from api.settings import Settings
-from engine.case import parse_case
+from engine.case_input import parse_case
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import load_rule_pack

@@ -6,24 +6,21 @@ Every field but `channel` may be absent or null, meaning "not known"; enumeratio
 
 from __future__ import annotations
 
-import difflib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
-
-from engine.errors import CaseError, FieldProblem
 
 IDENTIFIER_FIELDS = frozenset(
     {"person.full_name", "person.nik", "person.passport_no", "links.escort_ref", "links.group_ref"}
@@ -31,10 +28,27 @@ IDENTIFIER_FIELDS = frozenset(
 AUDIT_ONLY_FIELDS = frozenset({"person.sex"})
 
 
+MAX_AMOUNT = 1e15  # larger amounts are typing errors, and would not reach the engine intact
+_PLACEHOLDERS = {"", "-", "--", "?", "unknown", "n/a", "na", "null", "none"}
+
+
 def _unknown_is_none(value: Any) -> Any:
     if isinstance(value, str) and value.strip().lower() in {"unknown", ""}:
         return None
     return value
+
+
+def _text(value: Any) -> Any:
+    """Free text: blank and placeholders such as "-" or "unknown" mean not known."""
+    if isinstance(value, str) and value.strip().lower() in _PLACEHOLDERS:
+        return None
+    return value
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")
+    return _blank_is_none(value)
 
 
 def _country_code(value: Any) -> Any:
@@ -50,9 +64,19 @@ def _country_code(value: Any) -> Any:
 def _country_list(value: Any) -> Any:
     if isinstance(value, str):  # flat (CSV) input: "KH;TH" or "KH,TH"
         value = [part for part in value.replace(";", ",").split(",") if part.strip()]
-    if isinstance(value, list | tuple):
-        return [_country_code(item) for item in value]
-    return value
+    if not isinstance(value, list | tuple):
+        return value
+    codes = []
+    for number, item in enumerate(value, start=1):
+        try:
+            code = _country_code(item)
+        except ValueError as error:
+            raise ValueError(f"item {number}: {error}") from None
+        if code is not None:
+            codes.append(code)
+        elif item is not None and not isinstance(item, str):
+            raise ValueError(f"item {number}: expected a country code")
+    return None if value and not codes else codes  # ["unknown"] means not known
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -61,16 +85,35 @@ def _blank_is_none(value: Any) -> Any:
     return value
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _group(value: Any) -> Any:
+    return {} if value is None else value  # a null group means nothing in it is known
+
+
+def _in_range(low: date, high: date) -> Any:
+    def check(value: Any) -> Any:
+        day = value.date() if isinstance(value, datetime) else value
+        if isinstance(day, date) and not low <= day < high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return AfterValidator(check)
 
 
 Country = Annotated[str | None, BeforeValidator(_country_code)]
-Text = Annotated[str | None, BeforeValidator(_blank_is_none)]
+Text = Annotated[str | None, BeforeValidator(_text)]
 Flag = Annotated[bool | None, BeforeValidator(_blank_is_none)]
-Amount = Annotated[Annotated[float, Field(ge=0)] | None, BeforeValidator(_blank_is_none)]
+Amount = Annotated[
+    Annotated[
+        float,
+        Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False),
+        AfterValidator(lambda v: round(v, 2)),
+    ]
+    | None,
+    BeforeValidator(_number),
+]
+Day = Annotated[
+    date | None, BeforeValidator(_blank_is_none), _in_range(date(1900, 1, 1), date(2100, 1, 1))
+]
 
 Unknown = BeforeValidator(_unknown_is_none)  # enumerations read "unknown" as null
 Channel = Literal["immigration_desk", "port_desk", "ltsa_counter", "batch"]
@@ -151,10 +194,8 @@ class Person(_Part):
     full_name: Text = None
     nik: Text = None
     passport_no: Text = None
-    birth_date: Annotated[date | None, BeforeValidator(_blank_is_none)] = None
-    age: Annotated[Annotated[int, Field(ge=0, le=120)] | None, BeforeValidator(_blank_is_none)] = (
-        None
-    )
+    birth_date: Day = None
+    age: Annotated[Annotated[int, Field(ge=0, le=120)] | None, BeforeValidator(_number)] = None
     sex: Sex = None
     origin_province: Text = None
     education: Education = None
@@ -176,10 +217,10 @@ class Travel(_Part):
     ticket_paid_by: TicketPaidBy = None
     declared_purpose: Purpose = None
     visa_type: VisaType = None
-    passport_issued_on: Annotated[date | None, BeforeValidator(_blank_is_none)] = None
-    group_size: Annotated[Annotated[int, Field(ge=1)] | None, BeforeValidator(_blank_is_none)] = (
-        None
-    )
+    passport_issued_on: Day = None
+    group_size: Annotated[
+        Annotated[int, Field(ge=1, le=10_000)] | None, BeforeValidator(_number)
+    ] = None
     escort_present: Flag = None
     documents_held_by_other: Flag = None
 
@@ -203,7 +244,7 @@ class Placement(_Part):
     employer_type: EmployerType = None
     occupation: Occupation = None
     offered_monthly_salary_usd: Amount = None
-    documents: Documents = Field(default_factory=Documents)
+    documents: Annotated[Documents, BeforeValidator(_group)] = Field(default_factory=Documents)
 
 
 class Recruitment(_Part):
@@ -232,27 +273,37 @@ def _new_case_id() -> str:
     return uuid.uuid4().hex
 
 
+def _case_id(value: Any) -> Any:
+    return _new_case_id() if value is None or value == "" else value
+
+
+def _screened_at(value: Any) -> Any:
+    return datetime.now(UTC) if value is None or value == "" else value
+
+
 class Case(_Part):
     """One screening case: a traveller at a desk, or a candidate's placement file."""
 
-    case_id: Annotated[str, BeforeValidator(lambda v: v or _new_case_id())] = Field(
+    case_id: Annotated[str, BeforeValidator(_case_id), Field(max_length=200)] = Field(
         default_factory=_new_case_id
     )
     channel: Channel
-    screened_at: Annotated[datetime, BeforeValidator(lambda v: v or datetime.now(UTC))] = Field(
-        default_factory=lambda: datetime.now(UTC)
+    screened_at: Annotated[
+        datetime, BeforeValidator(_screened_at), _in_range(date(2000, 1, 1), date(2100, 1, 1))
+    ] = Field(default_factory=lambda: datetime.now(UTC))
+    person: Annotated[Person, BeforeValidator(_group)] = Field(default_factory=Person)
+    travel: Annotated[Travel, BeforeValidator(_group)] = Field(default_factory=Travel)
+    placement: Annotated[Placement, BeforeValidator(_group)] = Field(default_factory=Placement)
+    recruitment: Annotated[Recruitment, BeforeValidator(_group)] = Field(
+        default_factory=Recruitment
     )
-    person: Person = Field(default_factory=Person)
-    travel: Travel = Field(default_factory=Travel)
-    placement: Placement = Field(default_factory=Placement)
-    recruitment: Recruitment = Field(default_factory=Recruitment)
-    interview: Interview = Field(default_factory=Interview)
-    links: Links = Field(default_factory=Links)
+    interview: Annotated[Interview, BeforeValidator(_group)] = Field(default_factory=Interview)
+    links: Annotated[Links, BeforeValidator(_group)] = Field(default_factory=Links)
 
     @model_validator(mode="after")
     def _dates_make_sense(self) -> Case:
-        if self.screened_at.tzinfo is None:
-            object.__setattr__(self, "screened_at", _utc(self.screened_at))
+        if self.screened_at.tzinfo is None:  # a time without a zone is taken as UTC
+            object.__setattr__(self, "screened_at", self.screened_at.replace(tzinfo=UTC))
         born = self.person.birth_date
         if born is not None and born > self.screened_at.date():
             raise ValueError("person.birth_date: is after the screening date")
@@ -309,100 +360,4 @@ def _walk(model: type[BaseModel], prefix: str = "") -> Iterator[FieldSpec]:
 
 
 CASE_FIELDS: dict[str, FieldSpec] = {spec.path: spec for spec in _walk(Case)}
-_GROUPS = {path.rsplit(".", 1)[0] for path in CASE_FIELDS if "." in path}
-
-
-def parse_case(data: Mapping[str, Any]) -> Case:
-    """Validate one case record (nested, or flat with dotted keys); raise CaseError on any fault."""
-    if not isinstance(data, Mapping):
-        raise CaseError([FieldProblem("(case)", "expected a JSON object")])
-    nested = unflatten(data)
-    try:
-        return Case.model_validate(nested)
-    except ValidationError as error:
-        raise CaseError(_problems(error, nested)) from None
-
-
-def unflatten(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn flat dotted keys (`travel.visa_type`) into nested objects; nested input passes."""
-    if not any("." in key for key in data):
-        return dict(data)
-    nested: dict[str, Any] = {}
-    for key, value in data.items():
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[leaf] = value
-    return nested
-
-
-def _problems(error: ValidationError, data: Mapping[str, Any]) -> list[FieldProblem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        path = ".".join(str(part) for part in item["loc"] if not isinstance(part, int))
-        path = path or "(case)"
-        problems.append(FieldProblem(*_describe(path, item)))
-    return problems
-
-
-def _describe(path: str, item: Mapping[str, Any]) -> tuple[str, str]:
-    kind = item["type"]
-    spec = CASE_FIELDS.get(path)
-    shown = "" if path in IDENTIFIER_FIELDS else f" {_show(item.get('input'))}"
-    if kind == "extra_forbidden":
-        return path, _unknown_field(path)
-    if kind == "missing":
-        return path, "is required"
-    if kind == "literal_error" and spec is not None:
-        allowed = ", ".join(spec.values)
-        hint = _closest(str(item.get("input")), spec.values)
-        unknown = "" if path == "channel" else ", or unknown"
-        return path, f"{shown.strip()} is not allowed; expected one of {allowed}{unknown}" + (
-            f" (did you mean {hint}?)" if hint else ""
-        )
-    if kind == "model_type" or kind == "model_attributes_type":
-        return path, "expected an object"
-    if kind.startswith("bool"):
-        return path, f"expected true or false, got{shown}"
-    if kind.startswith("int"):
-        return path, f"expected a whole number, got{shown}"
-    if kind.startswith("float"):
-        return path, f"expected a number, got{shown}"
-    if kind in {"greater_than_equal", "less_than_equal"}:
-        bound = item.get("ctx", {}).get("ge", item.get("ctx", {}).get("le"))
-        word = "at least" if kind == "greater_than_equal" else "at most"
-        return path, f"must be {word} {bound}, got{shown}"
-    if kind.startswith("date") and spec is not None and spec.kind == "date":
-        return path, f"expected a date as YYYY-MM-DD, got{shown}"
-    if kind.startswith("datetime"):
-        return path, f"expected an ISO 8601 date and time, got{shown}"
-    if kind == "list_type":
-        return path, "expected a list of country codes"
-    if kind in {"value_error", "assertion_error"}:
-        message = str(item.get("ctx", {}).get("error", item.get("msg", "")))
-        if ": " in message and message.split(": ", 1)[0] in CASE_FIELDS:
-            return message.split(": ", 1)[0], message.split(": ", 1)[1]
-        return path, message
-    if kind.startswith("string"):
-        return path, "expected text"
-    return path, str(item.get("msg", "is not valid"))
-
-
-def _unknown_field(path: str) -> str:
-    candidates = list(CASE_FIELDS) + sorted(_GROUPS)
-    hint = _closest(path, candidates)
-    return "unknown field" + (f", did you mean {hint}?" if hint else "")
-
-
-def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
-    found = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return found[0] if found else ""
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+GROUPS = {path.rsplit(".", 1)[0] for path in CASE_FIELDS if "." in path}

@@ -117,8 +117,8 @@ class Enricher:
                 facts[path] = value
         escort, traveller = self._pseudonymise(case, facts)
         facts.update(self._derive(case, facts))
-        if escort is not None:
-            facts["escort_travellers"] = self.history.escort_travellers(
+        if escort is not None:  # links this case into the history, across all desks
+            facts["escort_travellers"] = self.history.link(
                 escort, traveller, case.screened_at, self.escort_window
             )
         return Enrichment(facts, traveller, escort)
@@ -169,10 +169,7 @@ class Enricher:
                 "agency_licence_status",
                 self.registry.status_on(placement.agency_license_no, screened_on),
             )
-        fees = [
-            f for f in (recruitment.fee_demanded_idr, recruitment.fee_paid_idr) if f is not None
-        ]
-        fee = max(fees) if fees else None
+        fee = fee_idr(recruitment.fee_demanded_idr, recruitment.fee_paid_idr)
         put("fee_idr", fee)
         destination, occupation = travel.destination_country, placement.occupation
         if destination and occupation:
@@ -180,7 +177,7 @@ class Enricher:
             put("fee_cap_idr", cap)
             if cap is None:
                 put("fee_over_cap", False)
-            elif fee is not None:
+            elif fee is not None and (fee > cap or _both_known(recruitment)):
                 put("fee_over_cap", fee > cap)
         if occupation:
             market = self.reference.market_salary(occupation, destination)
@@ -237,6 +234,22 @@ def work_intent(case: Case) -> bool | None:
     if any(signs):
         return True
     return False if travel.declared_purpose is not None else None
+
+
+def fee_idr(demanded: float | None, paid: float | None) -> float | None:
+    """The larger of the fee demanded and the fee paid.
+
+    With one amount unknown, a known positive amount is still a fee charged (the larger one is at
+    least that much); a known zero says nothing about the other amount, so the fee stays unknown.
+    """
+    known = [fee for fee in (demanded, paid) if fee is not None]
+    if len(known) == 2 or any(known):
+        return max(known)
+    return None
+
+
+def _both_known(recruitment: Any) -> bool:
+    return recruitment.fee_demanded_idr is not None and recruitment.fee_paid_idr is not None
 
 
 def _age(born: date, on: date) -> int:

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.case import Case, parse_case
+from engine.case import Case
+from engine.case_input import parse_case
 from engine.enrichment import Enricher
 from engine.errors import CaseError, RegistryError
 from engine.history import InMemoryCaseHistory
@@ -61,11 +62,8 @@ class ExampleRunner:
             enricher = Enricher(
                 pack.reference, registry, history, self._pseudonymiser, pack.escort_window
             )
-            for prior in example.prior_cases:
-                prior_case = example_case(prior, pack)
-                enrichment = enricher.enrich(prior_case)
-                if enrichment.escort:
-                    history.record(enrichment.escort, enrichment.traveller, prior_case.screened_at)
+            for prior in example.prior_cases:  # screened earlier, so linked into the history
+                enricher.enrich(example_case(prior, pack))
             case = example_case(example.case, pack)
             decision = self._screener.decide(case, enricher.enrich(case))
         except (CaseError, RegistryError) as error:

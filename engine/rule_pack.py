@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from engine import condition
-from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS, parse_case
+from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS
+from engine.case_input import parse_case
 from engine.enrichment import DERIVED, vocabulary
 from engine.errors import CaseError, RegistryError, RulePackError
 from engine.reference import ReferenceData, load_reference

@@ -65,12 +65,8 @@ class Screener:
         self._versions = {"rule_pack": pack.label, "model": None, "service": service_version()}
 
     def screen(self, case: Case) -> Decision:
-        """The decision for one case; the case is remembered for rules that link cases."""
-        enrichment = self.enricher.enrich(case)
-        decision = self.decide(case, enrichment)
-        if enrichment.escort is not None:
-            self.history.record(enrichment.escort, enrichment.traveller, case.screened_at)
-        return decision
+        """The decision for one case; the case is linked into the history (escort_network)."""
+        return self.decide(case, self.enricher.enrich(case))
 
     def decide(self, case: Case, enrichment: Enrichment) -> Decision:
         facts = enrichment.facts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
@@ -121,6 +121,14 @@ def documented_worker(**changes: Any) -> dict[str, Any]:
 # --- random valid cases ------------------------------------------------------------------------
 
 
+_amounts = st.one_of(
+    st.sampled_from([0, 50, 300, 650, 1500, 3000, 2_000_000, 15_000_000, 60_000_000]),
+    st.integers(0, 10**15),
+    st.floats(0, 1e15, allow_nan=False, allow_infinity=False),
+)
+_zones = st.sampled_from([UTC, timezone(timedelta(hours=7)), timezone(timedelta(hours=-11))])
+
+
 def _values(path: str) -> st.SearchStrategy[Any]:
     spec = CASE_FIELDS[path]
     if spec.kind == "enum":
@@ -128,22 +136,22 @@ def _values(path: str) -> st.SearchStrategy[Any]:
     if spec.kind == "bool":
         return st.booleans()
     if spec.kind == "int":
-        return st.integers(1 if path.endswith("group_size") else 0, 80)
+        return st.integers(1, 10_000) if path.endswith("group_size") else st.integers(0, 120)
     if spec.kind == "number":
-        return st.sampled_from([0, 50, 300, 650, 1500, 3000, 2_000_000, 15_000_000, 60_000_000])
+        return _amounts
     if spec.kind == "country":
         return st.sampled_from(COUNTRIES)
     if spec.kind == "countries":
-        return st.lists(st.sampled_from(COUNTRIES), max_size=2)
+        return st.lists(st.sampled_from(COUNTRIES), max_size=3)
     if spec.kind == "date":
-        return st.dates(date(1950, 1, 1), date(2026, 11, 1))
+        return st.dates(date(1900, 1, 1), date(2099, 12, 31))
     if path == "travel.exit_point":
         return st.sampled_from(EXIT_POINTS)
     if path == "placement.agency_license_no":
         return st.sampled_from(["SIP3MI-0001-2021", "SIP3MI-0007-2019", "SIP3MI-9999-2020"])
     if path == "links.escort_ref":
         return st.sampled_from(["+62 812 0000 0001", "+62 812 0000 0002"])
-    return st.text("ABCDEFGHIJ0123456789 ", min_size=1, max_size=12).filter(str.strip)
+    return st.text(st.characters(codec="utf-8"), min_size=1, max_size=30)
 
 
 _RANDOM_FIELDS = [p for p in CASE_FIELDS if p not in {"case_id", "channel", "screened_at"}]
@@ -156,7 +164,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
         "case_id": draw(st.text("abcdef0123456789", min_size=8, max_size=8)),
         "channel": draw(st.sampled_from(CASE_FIELDS["channel"].values)),
         "screened_at": draw(
-            st.datetimes(datetime(2024, 1, 1), datetime(2026, 11, 23), timezones=st.just(UTC))
+            st.datetimes(datetime(2000, 1, 2), datetime(2099, 12, 30), timezones=_zones)
         ).isoformat(),
     }
     for path in _RANDOM_FIELDS:

@@ -19,6 +19,7 @@ handled here, in one place:
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable, Mapping
 from datetime import date
@@ -74,8 +75,16 @@ def compile_condition(node: Node) -> dict[str, Any]:
     raise TypeError(f"not in negation normal form: {node!r}")
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
+def _plain(name: str, value: Any) -> Any:
+    """A fact value as durable-rules' JSON reader takes it: it cannot read exponents (1e+16)."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        if not math.isfinite(value) or "e" in repr(value):
+            raise EvaluationError(f"{name}: {value!r} cannot be evaluated by durable-rules")
+    return value
 
 
 class DurableBackend:
@@ -113,7 +122,7 @@ class DurableBackend:
         return fire
 
     def fired(self, facts: Mapping[str, Any]) -> frozenset[str]:
-        message = {key: _plain(facts[name]) for name, key in self._facts if name in facts}
+        message = {key: _plain(name, facts[name]) for name, key in self._facts if name in facts}
         message[_MARK] = 1
         with self._lock:
             sid = str(next(self._sids))
@@ -121,6 +130,9 @@ class DurableBackend:
             self._fired = []
             try:
                 self._host.assert_fact(self._ruleset, message)
+            except Exception as error:  # refused before any state was kept: nothing to delete
+                raise EvaluationError(f"durable-rules refused the case: {error}") from None
+            try:
                 state = self._host.get_state(self._ruleset, sid)
             finally:
                 self._host.delete_state(self._ruleset, sid)

@@ -86,7 +86,7 @@ def test_input_that_is_not_json_is_refused_clearly() -> None:
 
 
 def test_cli_decision_equals_the_in_process_decision(screener: Any) -> None:
-    from engine.case import parse_case
+    from engine.case_input import parse_case
 
     record = tourist(
         travel={"destination_country": "KH", "visa_type": "visa_on_arrival"},
@@ -163,3 +163,16 @@ def test_rules_check_runs_every_example(tmp_path: Path) -> None:
     failing = run("rules", "check", str(broken))
     assert failing.returncode == 1
     assert "FAIL minor_departing_for_work:" in failing.stderr
+
+
+def test_production_refuses_the_fictional_sample_registry(tmp_path: Path) -> None:
+    key = {"LINDUNG_ENVIRONMENT": "production", "LINDUNG_PSEUDONYM_KEY": "k" * 40}
+    refused = run("screen", stdin=json.dumps(tourist()), env=key)
+    assert refused.returncode != 0
+    assert "LINDUNG_REGISTRY must point at the ministry's registry" in refused.stderr
+    registry = tmp_path / "registry.csv"
+    registry.write_text("license_no,agency_name,status,valid_from,valid_until\n", encoding="utf-8")
+    accepted = run(
+        "screen", stdin=json.dumps(tourist()), env={**key, "LINDUNG_REGISTRY": str(registry)}
+    )
+    assert accepted.returncode == 0, accepted.stderr

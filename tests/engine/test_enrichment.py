@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from engine.case import parse_case
+from engine.case_input import parse_case
 from engine.enrichment import Enricher, vocabulary, work_intent
 from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
@@ -110,14 +110,23 @@ def test_fee_against_the_configured_cap(enricher: Enricher, pack: RulePack) -> N
     assert cap is not None
     assert cap > 0
     over = documented_worker(recruitment={"fee_demanded_idr": cap + 1, "fee_paid_idr": 0})
-    within = documented_worker(recruitment={"fee_demanded_idr": cap, "fee_paid_idr": None})
+    within = documented_worker(recruitment={"fee_demanded_idr": cap, "fee_paid_idr": 0})
+    paid_unknown = documented_worker(recruitment={"fee_demanded_idr": cap, "fee_paid_idr": None})
     assert facts(enricher, over)["fee_over_cap"] is True
     assert facts(enricher, over)["fee_idr"] == cap + 1
     assert facts(enricher, within)["fee_over_cap"] is False
+    assert "fee_over_cap" not in facts(enricher, paid_unknown)  # what was paid may be more
     no_cap = documented_worker(travel={"destination_country": "BN"})
     assert facts(enricher, no_cap)["fee_over_cap"] is False  # nothing configured: no breach
     unknown = documented_worker(recruitment={"fee_demanded_idr": None, "fee_paid_idr": None})
     assert "fee_over_cap" not in facts(enricher, unknown)
+
+
+def test_a_recorded_zero_fee_says_nothing_about_the_other_amount(enricher: Enricher) -> None:
+    zero_demanded = documented_worker(recruitment={"fee_demanded_idr": 0, "fee_paid_idr": None})
+    assert "fee_idr" not in facts(enricher, zero_demanded)
+    paid = documented_worker(recruitment={"fee_demanded_idr": None, "fee_paid_idr": 4_000_000})
+    assert facts(enricher, paid)["fee_idr"] == 4_000_000  # a fee was charged: at least this
 
 
 def test_offered_pay_against_the_market_reference(enricher: Enricher, pack: RulePack) -> None:
@@ -156,9 +165,6 @@ def test_escort_travellers_counts_distinct_people_in_the_window(enricher: Enrich
         )
         enrichment = enricher.enrich(parse_case(record))
         assert enrichment.escort is not None
-        enricher.history.record(
-            enrichment.escort, enrichment.traveller, parse_case(record).screened_at
-        )
         return int(enrichment.facts["escort_travellers"])
 
     assert screened("P1", "10") == 1

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.case import parse_case
+from engine.case_input import parse_case
 from engine.decision import Decision
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry

@@ -1,0 +1,151 @@
+"""Reading a case record from input: nested JSON, flat dotted columns, or a mix of both.
+
+Every problem is reported with the field's dotted path and what is wrong, in words a desk
+officer or an integrator can act on. Values that may be identifiers are never echoed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.case import CASE_FIELDS, GROUPS, IDENTIFIER_FIELDS, Case
+from engine.errors import CaseError, FieldProblem
+
+_MANY_DIGITS = re.compile(r"\d{6}")
+
+
+def parse_case(data: Mapping[str, Any]) -> Case:
+    """Validate one case record (nested, or flat with dotted keys); raise CaseError on any fault."""
+    if not isinstance(data, Mapping):
+        raise CaseError([FieldProblem("(case)", "expected a JSON object")])
+    nested = unflatten(data)
+    try:
+        return Case.model_validate(nested)
+    except ValidationError as error:
+        raise CaseError([FieldProblem(*_describe(item)) for item in _errors(error)]) from None
+
+
+def unflatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested objects from flat dotted keys (`travel.visa_type`); nested input passes as it is.
+
+    A field given twice (as a dotted key and inside an object) is refused, not overwritten.
+    The input is never changed.
+    """
+    if not any("." in str(key) for key in data):
+        return dict(data)
+    nested: dict[str, Any] = {}
+    for key, value in data.items():
+        parts = str(key).split(".")
+        if not all(parts):
+            raise CaseError([FieldProblem(str(key), "is not a field path (empty part)")])
+        node = nested
+        for depth, part in enumerate(parts[:-1], start=1):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise CaseError([FieldProblem(".".join(parts[:depth]), "expected an object")])
+            node = child
+        _put(node, parts[-1], value, str(key))
+    return nested
+
+
+def _put(node: dict[str, Any], name: str, value: Any, path: str) -> None:
+    existing = node.get(name)
+    if isinstance(value, Mapping):
+        if existing is not None and not isinstance(existing, dict):
+            raise CaseError([FieldProblem(path, "given twice (as a value and as an object)")])
+        target = node.setdefault(name, {}) if existing is None else existing
+        if existing is None:
+            node[name] = target
+        for key, inner in value.items():
+            _put(target, str(key), copy.deepcopy(inner), f"{path}.{key}")
+    elif value is None:
+        node.setdefault(name, None)  # a null never overrides what another key gave
+    elif existing is None:
+        node[name] = value
+    else:
+        raise CaseError([FieldProblem(path, "given twice (as a dotted key and in an object)")])
+
+
+def _errors(error: ValidationError) -> list[dict[str, Any]]:
+    return [dict(item) for item in error.errors(include_url=False)]
+
+
+def _describe(item: Mapping[str, Any]) -> tuple[str, str]:
+    path = ".".join(str(part) for part in item["loc"] if not isinstance(part, int)) or "(case)"
+    kind = str(item["type"])
+    spec = CASE_FIELDS.get(path)
+    got = "" if path in IDENTIFIER_FIELDS else _got(item.get("input"))
+    if kind == "extra_forbidden":
+        return path, _unknown_field(path)
+    if kind == "missing":
+        return path, "is required"
+    if kind == "literal_error" and spec is not None:
+        unknown = "" if path == "channel" else ", or unknown"
+        hint = _closest(str(item.get("input")), spec.values)
+        return path, (
+            f"{got.removeprefix(', got ') or 'the value'} is not allowed; expected one of "
+            f"{', '.join(spec.values)}{unknown}" + (f" (did you mean {hint}?)" if hint else "")
+        )
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return path, "expected an object"
+    if kind.startswith("bool"):
+        return path, f"expected true or false{got}"
+    if kind.startswith("int"):
+        return path, f"expected a whole number{got}"
+    if kind.startswith("float") or kind == "finite_number":
+        return path, f"expected a finite number{got}"
+    if kind in {"greater_than_equal", "less_than_equal"}:
+        context = item.get("ctx", {})
+        word, bound = (
+            ("at least", context.get("ge")) if "ge" in context else ("at most", context.get("le"))
+        )
+        return path, f"must be {word} {_plain_number(bound)}{got}"
+    if kind == "string_too_long":
+        return path, f"is too long (at most {item.get('ctx', {}).get('max_length')} characters)"
+    if kind.startswith("date") and spec is not None and spec.kind == "date":
+        return path, f"expected a date as YYYY-MM-DD{got}"
+    if kind.startswith("datetime"):
+        return path, f"expected an ISO 8601 date and time{got}"
+    if kind == "list_type":
+        return path, "expected a list of country codes"
+    if kind in {"value_error", "assertion_error"}:
+        message = str(item.get("ctx", {}).get("error", item.get("msg", "")))
+        field, _, rest = message.partition(": ")
+        return (field, rest) if field in CASE_FIELDS else (path, message)
+    if kind.startswith("string"):
+        return path, "expected text"
+    return path, str(item.get("msg", "is not valid"))
+
+
+def _unknown_field(path: str) -> str:
+    hint = _closest(path, [*CASE_FIELDS, *sorted(GROUPS)])
+    return "unknown field" + (f", did you mean {hint}?" if hint else "")
+
+
+def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
+    found = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return found[0] if found else ""
+
+
+def _got(value: Any) -> str:
+    """', got <value>' for a short value that cannot be an identifier; otherwise nothing."""
+    if isinstance(value, dict | list) or value is None:
+        return ""
+    text = repr(value) if isinstance(value, str) else str(value)
+    if _MANY_DIGITS.search(text) or len(text) > 40:
+        return ""  # a NIK, passport or phone number in the wrong column: never echo it
+    return f", got {text}"
+
+
+def _plain_number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    return str(value)

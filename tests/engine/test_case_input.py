@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from engine.case_input import parse_case
+from engine.errors import CaseError
+
+
+def problems(record: dict) -> list[str]:
+    with pytest.raises(CaseError) as caught:
+        parse_case(record)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_unknown_field_names_the_path_and_the_closest_valid_name() -> None:
+    assert problems({"channel": "port_desk", "travel": {"visa_typ": "tourist"}}) == [
+        "travel.visa_typ: unknown field, did you mean travel.visa_type?"
+    ]
+
+
+def test_unknown_top_level_group_is_refused_with_a_suggestion() -> None:
+    assert problems({"channel": "port_desk", "travl": {}}) == [
+        "travl: unknown field, did you mean travel?"
+    ]
+
+
+def test_bad_enumeration_value_lists_the_allowed_values() -> None:
+    [problem] = problems({"channel": "port_desk", "travel": {"visa_type": "tourst"}})
+    assert problem.startswith("travel.visa_type: 'tourst' is not allowed; expected one of work, ")
+    assert "did you mean tourist?" in problem
+
+
+def test_channel_is_required_and_every_problem_is_reported() -> None:
+    found = problems({"person": {"age": -1}, "travel": {"destination_country": "Malaysia"}})
+    assert "channel: is required" in found
+    assert "person.age: must be at least 0, got -1" in found
+    assert any(p.startswith("travel.destination_country: expected an ISO 3166") for p in found)
+
+
+def test_unknown_stays_unknown_never_false() -> None:
+    case = parse_case(
+        {"channel": "batch", "travel": {"visa_type": "unknown", "escort_present": None}}
+    )
+    assert case.travel.visa_type is None
+    assert case.travel.escort_present is None
+    assert case.placement.documents.bpjs is None
+
+
+def test_flat_dotted_columns_read_like_nested_objects() -> None:
+    case = parse_case(
+        {
+            "channel": "batch",
+            "travel.transit_countries": "kh;th",
+            "placement.documents.bpjs": "false",
+            "recruitment.fee_paid_idr": "1500000",
+        }
+    )
+    assert case.travel.transit_countries == ["KH", "TH"]
+    assert case.placement.documents.bpjs is False
+    assert case.recruitment.fee_paid_idr == 1_500_000
+
+
+def test_identifier_values_are_never_echoed_in_errors() -> None:
+    [problem] = problems({"channel": "batch", "person": {"nik": ["3201010101010001"]}})
+    assert problem.startswith("person.nik:")
+    assert "3201010101010001" not in problem
+
+
+def test_birth_date_after_the_screening_date_is_refused() -> None:
+    found = problems(
+        {
+            "channel": "batch",
+            "screened_at": "2026-01-01T00:00:00Z",
+            "person": {"birth_date": "2026-05-01"},
+        }
+    )
+    assert found == ["person.birth_date: is after the screening date"]
+
+
+def test_naive_screening_time_is_utc_and_absent_ids_are_generated() -> None:
+    first = parse_case({"channel": "batch", "screened_at": "2026-11-23T10:00:00"})
+    second = parse_case({"channel": "batch"})
+    assert first.screened_at == datetime(2026, 11, 23, 10, tzinfo=UTC)
+    assert first.case_id
+    assert second.case_id
+    assert first.case_id != second.case_id
+    assert second.screened_at.tzinfo is not None
+
+
+def test_flat_and_nested_keys_merge_whatever_their_order() -> None:
+    one = parse_case(
+        {"channel": "batch", "travel.exit_point_type": "unofficial", "travel": {"mode": "sea"}}
+    )
+    other = parse_case(
+        {"channel": "batch", "travel": {"mode": "sea"}, "travel.exit_point_type": "unofficial"}
+    )
+    assert one.travel == other.travel
+    assert (one.travel.mode, one.travel.exit_point_type) == ("sea", "unofficial")
+
+
+def test_a_field_given_twice_is_refused_not_overwritten() -> None:
+    assert problems({"channel": "batch", "travel.mode": "air", "travel": {"mode": "sea"}}) == [
+        "travel.mode: given twice (as a dotted key and in an object)"
+    ]
+    assert problems({"channel": "batch", "travel": "ferry", "travel.mode": "sea"}) == [
+        "travel: expected an object"
+    ]
+
+
+def test_reading_input_never_changes_it() -> None:
+    record = {"channel": "batch", "travel": {"mode": "sea"}, "travel.ticket": "return"}
+    before = copy.deepcopy(record)
+    parse_case(record)
+    assert record == before
+
+
+def test_null_groups_mean_unknown() -> None:
+    case = parse_case({"channel": "batch", "travel": None, "placement": {"documents": None}})
+    assert case.travel.mode is None
+    assert case.placement.documents.bpjs is None
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"travel..mode": "sea"}, "travel..mode: is not a field path (empty part)"),
+        ({"person": {"age": True}}, "person.age: expected a number, not true or false"),
+        ({"screened_at": 0}, "screened_at: must be between 2000-01-01"),
+        ({"case_id": 0}, "case_id: expected text"),
+        ({"screened_at": "9999-12-31T23:00:00Z"}, "screened_at: must be between 2000-01-01"),
+        ({"person": {"birth_date": "0001-01-01"}}, "person.birth_date: must be between 1900-01-01"),
+        ({"recruitment": {"fee_paid_idr": 1e300}}, "recruitment.fee_paid_idr: must be at most"),
+        (
+            {"recruitment": {"fee_paid_idr": "Infinity"}},
+            "recruitment.fee_paid_idr: expected a finite number",
+        ),
+        (
+            {"travel": {"transit_countries": ["KH", "Malaysia"]}},
+            "travel.transit_countries: item 2: expected an ISO 3166 alpha-2 country code",
+        ),
+    ],
+)
+def test_bad_values_are_named_clearly(record: dict[str, Any], expected: str) -> None:
+    [problem] = problems({"channel": "batch", **record})
+    assert problem.startswith(expected)
+
+
+def test_identifier_like_values_in_the_wrong_column_are_never_echoed() -> None:
+    [problem] = problems({"channel": "batch", "person": {"age": "3201010101010001"}})
+    assert problem == "person.age: must be at most 120"
+    [problem] = problems({"channel": "batch", "travel": {"visa_type": "C1234567"}})
+    assert problem.startswith("travel.visa_type: the value is not allowed; expected one of")
+
+
+def test_placeholders_in_text_and_lists_mean_unknown() -> None:
+    case = parse_case(
+        {
+            "channel": "batch",
+            "placement": {"agency_license_no": "-", "agency_name": "unknown"},
+            "travel": {"transit_countries": ["unknown"]},
+        }
+    )
+    assert case.placement.agency_license_no is None
+    assert case.placement.agency_name is None
+    assert case.travel.transit_countries is None
+    assert parse_case(
+        {"channel": "batch", "travel.transit_countries": [None, "kh"]}
+    ).travel.transit_countries == ["KH"]
+
+
+def test_amounts_are_kept_to_the_cent() -> None:
+    case = parse_case(
+        {
+            "channel": "batch",
+            "recruitment": {"fee_paid_idr": 0.004, "fee_demanded_idr": 1500000.126},
+        }
+    )
+    assert case.recruitment.fee_paid_idr == 0
+    assert case.recruitment.fee_demanded_idr == 1500000.13
