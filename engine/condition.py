@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Union
 
 from engine.errors import LindungError
 
@@ -68,7 +68,7 @@ class AnyOf:
 
 
 Node = Union[Compare, Member, Known, Not, All, AnyOf]  # noqa: UP007 (recursive alias)
-Truth = bool | None
+
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -81,7 +81,6 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _KEYWORDS = {"and", "or", "not", "in", "is", "known", "unknown", "true", "false"}
-_NEGATED = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 
 
 def parse(text: str, lists: Mapping[str, tuple[Literal, ...]]) -> Node:
@@ -237,166 +236,6 @@ def tests(node: Node) -> Iterator[Compare | Member | Known]:
 def fields(node: Node) -> list[str]:
     """The facts a condition reads, in order of first use."""
     return list(dict.fromkeys(test.field for test in tests(node)))
-
-
-@dataclass(frozen=True)
-class FactType:
-    """What a fact holds, for type checking: a kind and, for enumerations, its values."""
-
-    kind: str  # bool | int | number | text | enum | country | date | ...
-    values: tuple[str, ...] = ()
-    presence_only: bool = False  # identifiers: only `is known` / `is unknown`
-
-
-def check(node: Node, vocabulary: Mapping[str, FactType]) -> None:
-    """Refuse unknown facts, bad operators and values of the wrong type, with a suggestion."""
-    for test in tests(node):
-        fact = vocabulary.get(test.field)
-        if fact is None:
-            hint = difflib.get_close_matches(test.field, list(vocabulary), n=1, cutoff=0.6)
-            raise ConditionError(
-                f"unknown fact {test.field}" + (f", did you mean {hint[0]}?" if hint else ""),
-                field=test.field,
-            )
-        if isinstance(test, Known):
-            continue
-        if fact.presence_only:
-            raise ConditionError(
-                f"{test.field} may only be tested with 'is known' or 'is unknown'", field=test.field
-            )
-        values = test.values if isinstance(test, Member) else (test.value,)
-        op = test.op if isinstance(test, Compare) else "in"
-        if op in {"<", "<=", ">", ">="} and fact.kind not in {"int", "number"}:
-            raise ConditionError(
-                f"{test.field} is {_kind_name(fact)}: '{op}' needs a number", field=test.field
-            )
-        for value in values:
-            _check_value(test.field, fact, value)
-
-
-def _kind_name(fact: FactType) -> str:
-    return {"bool": "yes/no", "enum": "one of a list of values"}.get(fact.kind, fact.kind)
-
-
-def _check_value(field: str, fact: FactType, value: Literal) -> None:
-    if fact.kind == "bool":
-        ok = isinstance(value, bool)
-        expected = "true or false"
-    elif fact.kind in {"int", "number"}:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        expected = "a number"
-    elif fact.kind == "enum":
-        ok = isinstance(value, str) and value in fact.values
-        expected = "one of " + ", ".join(fact.values)
-        if isinstance(value, str) and not ok:
-            hint = difflib.get_close_matches(value, list(fact.values), n=1)
-            if hint:
-                expected += f" (did you mean {hint[0]!r}?)"
-    elif fact.kind == "country":
-        ok = isinstance(value, str) and len(value) == 2 and value.isalpha() and value.isupper()
-        expected = "an ISO 3166 alpha-2 code such as MY"
-    else:
-        ok = isinstance(value, str)
-        expected = "text"
-    if not ok:
-        raise ConditionError(f"{field} cannot be {value!r}: expected {expected}", field=field)
-
-
-# --- three-valued evaluation -----------------------------------------------------------------
-
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: bool(a == b),
-    "!=": lambda a, b: bool(a != b),
-    "<": lambda a, b: bool(a < b),
-    "<=": lambda a, b: bool(a <= b),
-    ">": lambda a, b: bool(a > b),
-    ">=": lambda a, b: bool(a >= b),
-}
-
-
-def evaluate(node: Node, facts: Mapping[str, Any]) -> Truth:
-    """True, False, or None (undecided because facts it needs are unknown)."""
-    if isinstance(node, Compare):
-        value = facts.get(node.field)
-        return None if value is None else _COMPARE[node.op](value, node.value)
-    if isinstance(node, Member):
-        value = facts.get(node.field)
-        return None if value is None else (value in node.values) != node.negated
-    if isinstance(node, Known):
-        return (facts.get(node.field) is not None) != node.negated
-    if isinstance(node, Not):
-        inner = evaluate(node.item, facts)
-        return None if inner is None else not inner
-    results = [evaluate(item, facts) for item in node.items]
-    decisive = isinstance(node, AnyOf)  # `or` is decided by a True, `and` by a False
-    if decisive in results:
-        return decisive
-    return None if None in results else not decisive
-
-
-def undecided_fields(node: Node, facts: Mapping[str, Any]) -> list[str]:
-    """The unknown facts that leave an undecided condition undecided (what to ask next)."""
-    found: dict[str, None] = {}
-    _collect_undecided(node, facts, found)
-    return list(found)
-
-
-def _collect_undecided(node: Node, facts: Mapping[str, Any], found: dict[str, None]) -> None:
-    if evaluate(node, facts) is not None:
-        return
-    if isinstance(node, Compare | Member):
-        found[node.field] = None
-    elif isinstance(node, Not):
-        _collect_undecided(node.item, facts, found)
-    elif isinstance(node, All | AnyOf):
-        for item in node.items:
-            _collect_undecided(item, facts, found)
-
-
-def deciding_tests(node: Node, facts: Mapping[str, Any]) -> list[Compare | Member | Known]:
-    """The tests that make a true condition true (for reasons that quote what fired a rule).
-
-    Works on the negation normal form, so `not placement.documents.bpjs` reads as the test
-    `placement.documents.bpjs == false`; in an `or`, only the true branches count.
-    """
-    found: list[Compare | Member | Known] = []
-    _collect_deciding(negation_normal_form(node), facts, found)
-    return found
-
-
-def _collect_deciding(node: Node, facts: Mapping[str, Any], found: list[Any]) -> None:
-    if evaluate(node, facts) is not True:
-        return
-    if isinstance(node, All | AnyOf):
-        for item in node.items:
-            _collect_deciding(item, facts, found)
-    elif not isinstance(node, Not):
-        found.append(node)
-
-
-def negation_normal_form(node: Node) -> Node:
-    """Push every `not` down to the tests, flipping them; Kleene truth is unchanged.
-
-    Engines that see an unknown fact as "no match" (durable-rules, columnar masks) then agree with
-    three-valued logic: a flipped test on an unknown fact is still no match.
-    """
-    return _nnf(node, negate=False)
-
-
-def _nnf(node: Node, negate: bool) -> Node:
-    if isinstance(node, Not):
-        return _nnf(node.item, not negate)
-    if isinstance(node, All | AnyOf):
-        items = tuple(_nnf(item, negate) for item in node.items)
-        flip = isinstance(node, All) == negate  # De Morgan
-        return AnyOf(items) if flip else All(items)
-    if not negate:
-        return node
-    if isinstance(node, Compare):
-        return Compare(node.field, _NEGATED[node.op], node.value)
-    if isinstance(node, Member):
-        return Member(node.field, node.values, not node.negated, node.list_name)
-    return Known(node.field, not node.negated)
 
 
 def render(node: Node) -> str:

@@ -13,11 +13,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS, Case
-from engine.condition import FactType
 from engine.history import CaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.reference import ReferenceData
 from engine.registry import AgencyRegistry
+from engine.vocabulary import FactType
 
 LICENCE_STATUSES = ("active", "expired", "not_yet_valid", "suspended", "revoked", "not_found")
 

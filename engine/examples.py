@@ -14,7 +14,8 @@ from engine.errors import CaseError, RegistryError
 from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
-from engine.rule_pack import Example, Rule, RulePack, example_record
+from engine.rule import Example, Rule, example_record
+from engine.rule_pack import RulePack
 from engine.screening import Screener
 
 EXAMPLE_KEY = "rule-pack-examples"  # pseudonyms in examples never leave the check

@@ -13,13 +13,15 @@ from typing import Any
 
 from engine.backends import BACKENDS
 from engine.case import CASE_FIELDS, Case
-from engine.condition import Known, deciding_tests, evaluate, undecided_fields
+from engine.condition import Known
 from engine.decision import Decision, Flag, Question, Referral, Thresholds, tier_for
 from engine.enrichment import Enricher, Enrichment
 from engine.history import CaseHistory, InMemoryCaseHistory
+from engine.logic import deciding_tests, evaluate, undecided_fields
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
-from engine.rule_pack import Rule, RulePack
+from engine.rule import Rule
+from engine.rule_pack import RulePack
 from engine.wording import Text, fill
 
 FACT_KINDS = {path: spec.kind for path, spec in CASE_FIELDS.items()}

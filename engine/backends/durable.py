@@ -35,9 +35,9 @@ from engine.condition import (
     Member,
     Node,
     fields,
-    negation_normal_form,
 )
 from engine.errors import EvaluationError, RulePackError
+from engine.logic import negation_normal_form
 from engine.rule_pack import RulePack
 
 _MARK = "lindung$case"

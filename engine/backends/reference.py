@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.condition import evaluate
+from engine.logic import evaluate
 from engine.rule_pack import RulePack
 
 

@@ -13,17 +13,14 @@ from engine.condition import (
     AnyOf,
     Compare,
     ConditionError,
-    FactType,
     Known,
     Member,
     Not,
-    check,
-    evaluate,
-    negation_normal_form,
     parse,
     render,
-    undecided_fields,
 )
+from engine.logic import evaluate
+from engine.vocabulary import FactType
 
 LISTS = {"hotspots": ("KH", "MM")}
 VOCABULARY = {
@@ -79,43 +76,6 @@ def test_syntax_errors_say_where(text: str, message: str) -> None:
     assert message in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("knid == 'x'", "unknown fact knid, did you mean kind?"),
-        ("kind == 'w'", "kind cannot be 'w': expected one of x, y, z"),
-        ("kind < 3", "kind is one of a list of values: '<' needs a number"),
-        ("flag == 1", "flag cannot be 1: expected true or false"),
-        ("count == 'many'", "count cannot be 'many': expected a number"),
-        ("country == 'Malaysia'", "expected an ISO 3166 alpha-2 code"),
-        ("links.escort_ref == 'x'", "may only be tested with 'is known' or 'is unknown'"),
-    ],
-)
-def test_type_errors_name_the_fact(text: str, message: str) -> None:
-    with pytest.raises(ConditionError) as caught:
-        check(parse(text, LISTS), VOCABULARY)
-    assert message in str(caught.value)
-
-
-def test_three_valued_logic() -> None:
-    unknown_flag = {"other": True}
-    assert evaluate(parse("flag", LISTS), unknown_flag) is None
-    assert evaluate(parse("not flag", LISTS), unknown_flag) is None
-    assert evaluate(parse("flag or other", LISTS), unknown_flag) is True
-    assert evaluate(parse("flag and not other", LISTS), unknown_flag) is False
-    assert evaluate(parse("flag and other", LISTS), unknown_flag) is None
-    assert evaluate(parse("flag is unknown", LISTS), unknown_flag) is True
-    assert evaluate(parse("count != 3", LISTS), {}) is None
-
-
-def test_undecided_fields_are_only_those_that_could_decide() -> None:
-    node = parse("(flag or other) and count > 2 and kind == 'x'", LISTS)
-    # `other` is already true, so `flag` cannot change the outcome; `kind` is false -> decided
-    assert undecided_fields(node, {"other": True, "kind": "y"}) == []
-    assert undecided_fields(node, {"other": True, "kind": "x"}) == ["count"]
-    assert undecided_fields(node, {"kind": "x"}) == ["flag", "other", "count"]
-
-
 # --- properties --------------------------------------------------------------------------------
 
 _leaves = st.one_of(
@@ -153,11 +113,6 @@ facts = st.fixed_dictionaries(
         "other": st.booleans(),
     },
 )
-
-
-@given(conditions, facts)
-def test_negation_normal_form_keeps_three_valued_truth(node: Any, known: dict[str, Any]) -> None:
-    assert evaluate(negation_normal_form(node), known) == evaluate(node, known)
 
 
 @given(conditions)
