@@ -1,7 +1,8 @@
 """Enrichment: the facts every rule and the scoring model read, computed once per case.
 
-The result is a flat mapping from fact name (a case field path or a derived fact) to its value,
-holding only what is known: an absent name means "unknown". `person.sex` is never a fact, and
+Enrichment works on columns (engine/frame.py): a million cases in batch and one case at a desk
+(a one-row frame) take the same code. The result maps each fact name (a case field path or a
+derived fact) to a column, None / NaN meaning unknown. `person.sex` is never a fact, and
 identifiers appear only as keyed hashes.
 """
 
@@ -9,10 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS, Case
+from engine.frame import (
+    SCREENED_ON,
+    Frame,
+    frame_from_cases,
+    known,
+    member,
+    row_values,
+    rows,
+)
 from engine.history import CaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.reference import ReferenceData
@@ -95,8 +107,17 @@ class Enrichment:
     """Known facts of one case, and the pseudonyms that link it to other cases."""
 
     facts: Mapping[str, Any]
-    traveller: str  # pseudonym of the traveller (passport, NIK, or name and birth date)
+    traveller: str | None  # pseudonym of the traveller, when linked to an escort
     escort: str | None  # pseudonym of the escort reference, when given
+
+
+@dataclass(frozen=True)
+class FrameEnrichment:
+    """Fact columns of many cases, and the pseudonyms that link them to other cases."""
+
+    facts: Frame
+    travellers: np.ndarray  # object array of traveller pseudonyms
+    escorts: np.ndarray  # object array of escort pseudonyms, None where not given
 
 
 @dataclass(frozen=True)
@@ -110,147 +131,218 @@ class Enricher:
     escort_window: timedelta
 
     def enrich(self, case: Case) -> Enrichment:
-        facts: dict[str, Any] = {}
-        for path in SCALAR_FIELDS:
-            value = case.value(path)
-            if value is not None:
-                facts[path] = value
-        escort, traveller = self._pseudonymise(case, facts)
-        facts.update(self._derive(case, facts))
-        if escort is not None:  # links this case into the history, across all desks
-            facts["escort_travellers"] = self.history.link(
-                escort, traveller, case.screened_at, self.escort_window
-            )
-        return Enrichment(facts, traveller, escort)
+        """The known facts of one case (a one-row frame through `enrich_frame`)."""
+        enriched = self.enrich_frame(frame_from_cases([case]))
+        escort = enriched.escorts[0]
+        return Enrichment(row_values(enriched.facts, 0), enriched.travellers[0], escort)
 
-    def _pseudonymise(self, case: Case, facts: dict[str, Any]) -> tuple[str | None, str]:
+    def enrich_frame(self, frame: Frame) -> FrameEnrichment:
+        """Fact columns for every case of `frame`; cases with an escort are linked into the
+        case history in order of screening time."""
+        facts: Frame = {path: frame[path] for path in SCALAR_FIELDS}
+        travellers, escorts = self._pseudonymise(frame, facts)
+        facts.update(self._derive(frame))
+        facts["escort_travellers"] = self._link_escorts(frame, travellers, escorts)
+        return FrameEnrichment(facts, travellers, escorts)
+
+    def _pseudonymise(self, frame: Frame, facts: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """Identifiers become presence marks (rules may only ask whether one is known); escorts
+        and the travellers they are linked to become keyed hashes, so cases link up unread."""
         token = self.pseudonymiser.token
         for path in IDENTIFIER_FIELDS:
-            if path in facts:
-                facts[path] = token(path.rsplit(".", 1)[1], str(facts[path]))
-        person = case.person
-        if person.passport_no:
-            traveller = facts["person.passport_no"]
-        elif person.nik:
-            traveller = facts["person.nik"]
-        elif person.full_name and person.birth_date:
-            traveller = token("name_birth", f"{person.full_name}|{person.birth_date}")
-        else:
-            traveller = token("case", case.case_id)
-        return facts.get("links.escort_ref"), traveller
+            facts[path] = _three_valued(known(frame[path]), known(frame[path]))
+        escorts = np.full(rows(frame), None, dtype=object)
+        travellers = np.full(rows(frame), None, dtype=object)
+        passports, niks = frame["person.passport_no"], frame["person.nik"]
+        names, births = frame["person.full_name"], frame["person.birth_date"]
+        for row in np.flatnonzero(known(frame["links.escort_ref"])):
+            escorts[row] = token("escort_ref", str(frame["links.escort_ref"][row]))
+            if passports[row] is not None:
+                travellers[row] = token("passport_no", str(passports[row]))
+            elif niks[row] is not None:
+                travellers[row] = token("nik", str(niks[row]))
+            elif names[row] is not None and not np.isnat(births[row]):
+                travellers[row] = token("name_birth", f"{names[row]}|{births[row]}")
+            else:
+                travellers[row] = token("case", str(frame["case_id"][row]))
+        return travellers, escorts
 
-    def _derive(self, case: Case, facts: Mapping[str, Any]) -> dict[str, Any]:
-        derived: dict[str, Any] = {}
+    def _link_escorts(
+        self, frame: Frame, travellers: np.ndarray, escorts: np.ndarray
+    ) -> np.ndarray:
+        counts = np.full(rows(frame), np.nan)
+        linked = np.flatnonzero(known(escorts))
+        times = frame["screened_at"]
+        for row in linked[np.argsort(times[linked], kind="stable")]:
+            at = _utc(times[row])
+            counts[row] = self.history.link(escorts[row], travellers[row], at, self.escort_window)
+        return counts
 
-        def put(name: str, value: Any) -> None:
-            if value is not None:
-                derived[name] = value
-
-        travel, placement, recruitment = case.travel, case.placement, case.recruitment
-        screened_on = case.screened_at.date()
-        put(
-            "age",
-            _age(case.person.birth_date, screened_on)
-            if case.person.birth_date
-            else case.person.age,
-        )
-        put("work_intent", work_intent(case))
-        put(
-            "agency_involved",
-            bool(
-                placement.agency_name
-                or placement.agency_license_no
-                or placement.scheme == "p3mi"
-                or recruitment.channel == "licensed_agency"
-            ),
-        )
-        if placement.agency_license_no:
-            put(
-                "agency_licence_status",
-                self.registry.status_on(placement.agency_license_no, screened_on),
+    def _derive(self, frame: Frame) -> Frame:
+        screened_on = frame[SCREENED_ON]
+        travel = {
+            name: frame[f"travel.{name}"]
+            for name in (
+                "exit_point",
+                "exit_point_type",
+                "mode",
+                "destination_country",
+                "transit_countries",
+                "declared_purpose",
             )
-        fee = fee_idr(recruitment.fee_demanded_idr, recruitment.fee_paid_idr)
-        put("fee_idr", fee)
-        destination, occupation = travel.destination_country, placement.occupation
-        if destination and occupation:
-            cap = self.reference.fee_cap(destination, occupation)
-            put("fee_cap_idr", cap)
-            if cap is None:
-                put("fee_over_cap", False)
-            elif fee is not None and (fee > cap or _both_known(recruitment)):
-                put("fee_over_cap", fee > cap)
-        if occupation:
-            market = self.reference.market_salary(occupation, destination)
-            put("market_salary_usd", market)
-            offered = placement.offered_monthly_salary_usd
-            if market and offered is not None:
-                put("pay_to_market_ratio", round(offered / market, 4))
-        put("sea_route_to_neighbour", self._sea_route(case))
-        put("scam_hotspot_route", self._scam_route(case))
-        return derived
-
-    def _sea_route(self, case: Case) -> bool | None:
-        travel = case.travel
-        exit_point = travel.exit_point or ""
-        by_sea = (
-            travel.mode == "sea"
-            or travel.exit_point_type in {"ferry_terminal", "unofficial"}
-            or exit_point in self.reference.sea_routes
-        )
-        not_by_sea = travel.mode in {"air", "land"} or travel.exit_point_type in {
-            "airport",
-            "land_border",
         }
-        served = self.reference.sea_routes.get(exit_point, self.reference.sea_neighbours)
-        if travel.destination_country and travel.destination_country not in served:
-            return False
-        if by_sea:
-            return None if travel.destination_country is None else True
-        return False if not_by_sea else None
+        licence = frame["placement.agency_license_no"]
+        occupation, destination = frame["placement.occupation"], travel["destination_country"]
+        demanded, paid = frame["recruitment.fee_demanded_idr"], frame["recruitment.fee_paid_idr"]
+        fee = fee_idr(demanded, paid)
+        cap = _cached(
+            known(destination) & known(occupation),
+            lambda row: (destination[row], occupation[row]),
+            self.reference.fee_cap,
+            number=True,
+        )
+        market = _cached(
+            known(occupation),
+            lambda row: (occupation[row], destination[row]),
+            self.reference.market_salary,
+            number=True,
+        )
+        offered = frame["placement.offered_monthly_salary_usd"]
+        pair_known = known(destination) & known(occupation)
+        fees_known = known(demanded) & known(paid)
+        over_cap_decided = known(cap) & known(fee) & ((fee > cap) | fees_known)
+        return {
+            "age": age(frame["person.birth_date"], frame["person.age"], screened_on),
+            "work_intent": work_intent(frame),
+            "agency_involved": _object(
+                known(frame["placement.agency_name"])
+                | known(licence)
+                | (frame["placement.scheme"] == "p3mi")
+                | (frame["recruitment.channel"] == "licensed_agency")
+            ),
+            "agency_licence_status": _cached(
+                known(licence),
+                lambda row: (licence[row], screened_on[row]),
+                lambda number, day: self.registry.status_on(number, _day(day)),
+                number=False,
+            ),
+            "fee_idr": fee,
+            "fee_cap_idr": cap,
+            "fee_over_cap": _three_valued(
+                np.where(known(cap), fee > cap, False),
+                (pair_known & ~known(cap)) | over_cap_decided,
+            ),
+            "market_salary_usd": market,
+            "pay_to_market_ratio": np.round(offered / np.where(market > 0, market, np.nan), 4),
+            "sea_route_to_neighbour": self._sea_route(travel),
+            "scam_hotspot_route": self._scam_route(travel),
+        }
 
-    def _scam_route(self, case: Case) -> bool | None:
+    def _sea_route(self, travel: Mapping[str, np.ndarray]) -> np.ndarray:
+        routes, neighbours = self.reference.sea_routes, self.reference.sea_neighbours
+        exit_point, mode, kind = travel["exit_point"], travel["mode"], travel["exit_point_type"]
+        destination = travel["destination_country"]
+        by_sea = (
+            (mode == "sea")
+            | member(kind, ["ferry_terminal", "unofficial"])
+            | member(exit_point, list(routes))
+        )
+        not_by_sea = member(mode, ["air", "land"]) | member(kind, ["airport", "land_border"])
+        has_destination = known(destination)
+        served = np.array(
+            [d in routes.get(e, neighbours) for d, e in zip(destination, exit_point, strict=True)],
+            dtype=bool,
+        )
+        # a destination the route does not serve decides it; otherwise going by sea does
+        value = np.where(has_destination & ~served, False, by_sea)
+        decided = (has_destination & ~served) | (by_sea & has_destination) | (~by_sea & not_by_sea)
+        return _three_valued(value, decided)
+
+    def _scam_route(self, travel: Mapping[str, np.ndarray]) -> np.ndarray:
         # An unknown transit list counts as no transit: the itinerary is on the ticket, and
         # asking every traveller for transit countries would bury the questions that matter.
         hotspots = self.reference.scam_hotspots
-        travel = case.travel
-        if any(country in hotspots for country in travel.transit_countries or ()):
-            return True
-        if travel.destination_country is None:
-            return None
-        return travel.destination_country in hotspots
+        transit = np.array(
+            [bool(t) and any(c in hotspots for c in t) for t in travel["transit_countries"]],
+            dtype=bool,
+        )
+        destination = travel["destination_country"]
+        value = transit | member(destination, list(hotspots))
+        return _three_valued(value, transit | known(destination))
 
 
-def work_intent(case: Case) -> bool | None:
-    """Work intent as case-v1 defines it, in three values."""
-    travel, placement, recruitment = case.travel, case.placement, case.recruitment
+def work_intent(frame: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Work intent as case-v1 defines it, in three values (True, False, None)."""
+    purpose, scheme = frame["travel.declared_purpose"], frame["placement.scheme"]
+    channel = frame["recruitment.channel"]
+    with np.errstate(invalid="ignore"):
+        fee = (frame["recruitment.fee_demanded_idr"] > 0) | (frame["recruitment.fee_paid_idr"] > 0)
     signs = (
-        travel.declared_purpose == "work",
-        placement.scheme not in (None, "none"),
-        bool(placement.agency_name or placement.agency_license_no or placement.job_order_no),
-        placement.occupation is not None,
-        bool(recruitment.fee_demanded_idr or recruitment.fee_paid_idr),
-        recruitment.channel not in (None, "family_friend"),
+        (purpose == "work")
+        | (known(scheme) & (scheme != "none"))
+        | known(frame["placement.agency_name"])
+        | known(frame["placement.agency_license_no"])
+        | known(frame["placement.job_order_no"])
+        | known(frame["placement.occupation"])
+        | fee
+        | (known(channel) & (channel != "family_friend"))
     )
-    if any(signs):
-        return True
-    return False if travel.declared_purpose is not None else None
+    return _three_valued(signs, signs | known(purpose))
 
 
-def fee_idr(demanded: float | None, paid: float | None) -> float | None:
+def fee_idr(demanded: np.ndarray, paid: np.ndarray) -> np.ndarray:
     """The larger of the fee demanded and the fee paid.
 
     With one amount unknown, a known positive amount is still a fee charged (the larger one is at
     least that much); a known zero says nothing about the other amount, so the fee stays unknown.
     """
-    known = [fee for fee in (demanded, paid) if fee is not None]
-    if len(known) == 2 or any(known):
-        return max(known)
-    return None
+    larger = np.fmax(demanded, paid)
+    with np.errstate(invalid="ignore"):
+        return np.where((known(demanded) & known(paid)) | (larger > 0), larger, np.nan)
 
 
-def _both_known(recruitment: Any) -> bool:
-    return recruitment.fee_demanded_idr is not None and recruitment.fee_paid_idr is not None
+def age(born: np.ndarray, stated: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """Whole years on the screening date; a birth date wins over a stated age."""
+    birth_year = born.astype("datetime64[Y]").astype(np.int64)
+    year = on.astype("datetime64[Y]").astype(np.int64)
+    birthday_passed = _day_of_year_key(on) >= _day_of_year_key(born)
+    years = (year - birth_year - (~birthday_passed).astype(np.int64)).astype(float)
+    return np.where(known(born) & known(on), years, stated)
 
 
-def _age(born: date, on: date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+def _day_of_year_key(days: np.ndarray) -> np.ndarray:
+    month = days.astype("datetime64[M]")
+    key: np.ndarray = (month.astype(np.int64) % 12) * 100 + (days - month).astype(np.int64)
+    return key
+
+
+def _three_valued(value: np.ndarray, decided: np.ndarray) -> np.ndarray:
+    """An object column: True/False where decided, None where not."""
+    out = np.full(len(value), None, dtype=object)
+    out[decided] = np.asarray(value, dtype=bool)[decided]
+    return out
+
+
+def _object(value: np.ndarray) -> np.ndarray:
+    return np.asarray(value, dtype=bool).astype(object)
+
+
+def _cached(where: np.ndarray, key: Any, value: Any, *, number: bool) -> np.ndarray:
+    """value(key(row)) for each row where `where` holds, computed once per distinct key."""
+    out = np.full(len(where), np.nan) if number else np.full(len(where), None, dtype=object)
+    cache: dict[Any, Any] = {}
+    for row in np.flatnonzero(where):
+        k = key(row)
+        if k not in cache:
+            cache[k] = value(*k)
+        if cache[k] is not None:
+            out[row] = cache[k]
+    return out
+
+
+def _day(value: np.datetime64) -> date:
+    return date.fromisoformat(str(value.astype("datetime64[D]")))
+
+
+def _utc(value: np.datetime64) -> datetime:
+    return datetime.fromisoformat(str(value.astype("datetime64[s]"))).replace(tzinfo=UTC)

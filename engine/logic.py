@@ -47,21 +47,55 @@ def evaluate(node: Node, facts: Mapping[str, Any]) -> Truth:
 
 def undecided_fields(node: Node, facts: Mapping[str, Any]) -> list[str]:
     """The unknown facts that leave an undecided condition undecided (what to ask next)."""
-    found: dict[str, None] = {}
-    _collect_undecided(node, facts, found)
-    return list(found)
+    return assess(node, facts)[1]
 
 
-def _collect_undecided(node: Node, facts: Mapping[str, Any], found: dict[str, None]) -> None:
-    if evaluate(node, facts) is not None:
-        return
-    if isinstance(node, Compare | Member):
-        found[node.field] = None
-    elif isinstance(node, Not):
-        _collect_undecided(node.item, facts, found)
-    elif isinstance(node, All | AnyOf):
-        for item in node.items:
-            _collect_undecided(item, facts, found)
+Assessment = tuple[Truth, list[str]]
+Assessor = Callable[[Mapping[str, Any]], Assessment]
+
+
+def assess(node: Node, facts: Mapping[str, Any]) -> Assessment:
+    """The truth of a condition and, when undecided, the unknown facts that could decide it."""
+    return assessor(node)(facts)
+
+
+def assessor(node: Node) -> Assessor:
+    """`assess` compiled once for one condition: closures instead of a walk over the tree."""
+    if isinstance(node, Compare | Member | Known):
+        leaf, field = node, node.field
+        asks = not isinstance(node, Known)
+
+        def test(facts: Mapping[str, Any]) -> Assessment:
+            truth = evaluate(leaf, facts)
+            return truth, [field] if truth is None and asks else []
+
+        return test
+    if isinstance(node, Not):
+        inner = assessor(node.item)
+
+        def negate(facts: Mapping[str, Any]) -> Assessment:
+            truth, fields = inner(facts)
+            return (None if truth is None else not truth), fields
+
+        return negate
+    items = [assessor(item) for item in node.items]
+    decisive = isinstance(node, AnyOf)  # `or` is decided by a True, `and` by a False
+
+    def combine(facts: Mapping[str, Any]) -> Assessment:
+        undecided: list[str] = []
+        open_items = False
+        for item in items:
+            truth, fields = item(facts)
+            if truth is decisive:
+                return decisive, []
+            if truth is None:
+                open_items = True
+                undecided.extend(fields)
+        if not open_items:
+            return not decisive, []
+        return None, list(dict.fromkeys(undecided))
+
+    return combine
 
 
 def deciding_tests(node: Node, facts: Mapping[str, Any]) -> list[Compare | Member | Known]:

@@ -17,7 +17,7 @@ from engine.condition import Known
 from engine.decision import Decision, Flag, Question, Referral, Thresholds, tier_for
 from engine.enrichment import Enricher, Enrichment
 from engine.history import CaseHistory, InMemoryCaseHistory
-from engine.logic import deciding_tests, evaluate, undecided_fields
+from engine.logic import assessor, deciding_tests
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule import Rule
@@ -64,6 +64,7 @@ class Screener:
             raise ValueError(f"unknown rule backend {backend!r}; choose from {sorted(BACKENDS)}")
         self.backend = BACKENDS[backend](pack)
         self.thresholds = thresholds
+        self._assessors = [(rule, assessor(rule.condition)) for rule in pack.rules]
         self._versions = {"rule_pack": pack.label, "model": None, "service": service_version()}
 
     def screen(self, case: Case) -> Decision:
@@ -75,11 +76,13 @@ class Screener:
         fired = self.backend.fired(facts)
         flags = []
         asked: dict[str, tuple[Rule, list[str]]] = {}
-        for rule in self.pack.rules:  # in order of severity, most severe first
+        for rule, assess in self._assessors:  # in order of severity, most severe first
             if rule.id in fired:
                 flags.append(self._flag(rule, facts))
-            elif evaluate(rule.condition, facts) is None:
-                for field in rule.ask_fields(undecided_fields(rule.condition, facts), facts):
+                continue
+            truth, undecided = assess(facts)
+            if truth is None:
+                for field in rule.ask_fields(undecided, facts):
                     _first, rule_ids = asked.setdefault(field, (rule, []))
                     rule_ids.append(rule.id)
         questions = tuple(

@@ -5,7 +5,7 @@ from typing import Any
 from hypothesis import given
 
 from engine.condition import parse
-from engine.logic import evaluate, negation_normal_form, undecided_fields
+from engine.logic import assess, evaluate, negation_normal_form, undecided_fields
 from tests.engine.test_condition import LISTS, conditions, facts
 
 
@@ -31,3 +31,11 @@ def test_undecided_fields_are_only_those_that_could_decide() -> None:
 @given(conditions, facts)
 def test_negation_normal_form_keeps_three_valued_truth(node: Any, known: dict[str, Any]) -> None:
     assert evaluate(negation_normal_form(node), known) == evaluate(node, known)
+
+
+@given(conditions, facts)
+def test_assessment_agrees_with_evaluation(node: Any, known: dict[str, Any]) -> None:
+    truth, fields = assess(node, known)
+    assert truth == evaluate(node, known)
+    assert (truth is None) == bool(fields)
+    assert all(field not in known for field in fields)
