@@ -1,8 +1,9 @@
 """Rule-evaluation backends: each compiles a rule pack once and says which rules a case fires.
 
 All backends must agree exactly (the tests check it): `durable` runs the pack on the
-durable-rules Rete engine for online screening; `reference` evaluates the same conditions in
-plain Python with three-valued logic and is the yardstick the others are held to.
+durable-rules Rete engine for online screening; `columnar` evaluates whole columns at once for
+batch work; `reference` evaluates each condition in plain Python with three-valued logic and is
+the yardstick the others are held to.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from engine.backends.columnar import ColumnarBackend
 from engine.backends.durable import DurableBackend
 from engine.backends.reference import ReferenceBackend
 from engine.rule_pack import RulePack
@@ -25,5 +27,6 @@ class RuleBackend(Protocol):
 
 BACKENDS: dict[str, Callable[[RulePack], RuleBackend]] = {
     "durable": DurableBackend,
+    "columnar": ColumnarBackend,
     "reference": ReferenceBackend,
 }

@@ -10,8 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.backends.columnar import ColumnarBackend
+from engine.backends.reference import ReferenceBackend
 from engine.case_input import parse_case
 from engine.decision import Decision
+from engine.frame import frame_from_cases
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack
@@ -285,15 +288,30 @@ def test_sex_never_changes_a_decision(
 
 @settings(max_examples=200, deadline=None)
 @given(cases())
-def test_durable_and_reference_backends_fire_the_same_rules(
+def test_every_backend_fires_the_same_rules(
     pack: RulePack, registry: AgencyRegistry, record: dict[str, Any]
 ) -> None:
     durable = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry)
-    reference = Screener(
-        pack, pseudonymiser=Pseudonymiser("k"), registry=registry, backend="reference"
-    )
     facts = durable.enricher.enrich(parse_case(record)).facts
-    assert durable.backend.fired(facts) == reference.backend.fired(facts)
+    expected = ReferenceBackend(pack).fired(facts)
+    assert durable.backend.fired(facts) == expected
+    assert ColumnarBackend(pack).fired(facts) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(cases(), min_size=1, max_size=40))
+def test_columns_fire_what_each_case_fires_alone(
+    pack: RulePack, registry: AgencyRegistry, records: list[dict[str, Any]]
+) -> None:
+    screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry)
+    batch = [parse_case({**r, "links.escort_ref": None}) for r in records]
+    fired = ColumnarBackend(pack).fired_frame(
+        screener.enricher.enrich_frame(frame_from_cases(batch)).facts
+    )
+    reference = ReferenceBackend(pack)
+    for row, case in enumerate(batch):
+        alone = reference.fired(screener.enricher.enrich(case).facts)
+        assert {rule for rule, mask in fired.items() if mask[row]} == alone
 
 
 def test_unknown_backend_is_refused(pack: RulePack) -> None:
