@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-from pydantic import ValidationError
 
+from api import components
+from api.cli_common import load_pack, settings_from_env
+from api.model_commands import model
 from api.settings import Settings
 from engine.case_input import parse_case
 from engine.decision import Decision
 from engine.errors import CaseError, LindungError
 from engine.examples import run_examples
-from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
-from engine.rule_pack import RulePack, load_rule_pack
 from engine.screening import Screener
 
 
@@ -57,40 +57,16 @@ def read_records(stream: IO[str]) -> Iterator[tuple[int, Any]]:
             position += 1
 
 
-def _settings(**overrides: Any) -> Settings:
+def _components(settings: Settings) -> components.Components:
+    load_pack(settings.rule_pack)  # a broken pack is reported as one
     try:
-        settings = Settings()
-    except ValidationError as error:
-        raise click.ClickException(_settings_problem(error)) from None
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    return settings.model_copy(update=changes) if changes else settings
-
-
-def _settings_problem(error: ValidationError) -> str:
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"settings: {('LINDUNG_' + where.upper() + ': ') if where else ''}{first['msg']}"
-
-
-def _pack(path: Path) -> RulePack:
-    try:
-        return load_rule_pack(path)
-    except LindungError as error:
-        raise click.ClickException(f"rule pack: {error}") from None
-
-
-def _screener(settings: Settings) -> Screener:
-    pack = _pack(settings.rule_pack)
-    try:
-        registry = AgencyRegistry.from_csv(settings.registry)
+        AgencyRegistry.from_csv(settings.registry)
     except LindungError as error:
         raise click.ClickException(f"registry: {error}") from None
-    return Screener(
-        pack,
-        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
-        registry=registry,
-        backend=settings.rule_backend,
-    )
+    try:
+        return components.build(settings)
+    except LindungError as error:
+        raise click.ClickException(f"model: {error}") from None
 
 
 rule_pack_option = click.option(
@@ -118,7 +94,7 @@ def main() -> None:
 )
 def screen(source: IO[str], registry: Path | None, rule_pack: Path | None, output: str) -> None:
     """Screen cases (a JSON object, a JSON array or JSON lines) and print one decision each."""
-    screener = _screener(_settings(registry=registry, rule_pack=rule_pack))
+    screener = _components(settings_from_env(registry=registry, rule_pack=rule_pack)).screener
     exit_code = screen_stream(screener, source, sys.stdout, sys.stderr, output)
     sys.exit(exit_code)
 
@@ -194,7 +170,7 @@ def rules() -> None:
 )
 def list_rules(rule_pack: Path | None, output: str) -> None:
     """List the rules of a pack: id, severity, title in both languages, basis."""
-    pack = _pack(rule_pack or _settings().rule_pack)
+    pack = load_pack(rule_pack or settings_from_env().rule_pack)
     if output == "json":
         click.echo(
             json.dumps(
@@ -228,7 +204,7 @@ def list_rules(rule_pack: Path | None, output: str) -> None:
 @click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
 def check_rules(folder: Path | None) -> None:
     """Validate a rule pack and run every example it carries."""
-    pack = _pack(folder or _settings().rule_pack)
+    pack = load_pack(folder or settings_from_env().rule_pack)
     results = run_examples(pack)
     failed = [result for result in results if not result.ok]
     for result in failed:
@@ -239,3 +215,6 @@ def check_rules(folder: Path | None) -> None:
     )
     if failed:
         sys.exit(1)
+
+
+main.add_command(model)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_KEY = "development-only-pseudonym-key"
@@ -29,10 +29,20 @@ class Settings(BaseSettings):
     rule_pack: Path = bundled("default")
     registry: Path = bundled(*SAMPLE_REGISTRY)
     pseudonym_key: SecretStr = SecretStr(DEVELOPMENT_KEY)
-    rule_backend: Literal["durable", "reference"] = "durable"
+    rule_backend: Literal["durable", "reference", "columnar"] = "durable"
+    model_dir: Path = Path("var/model")
+    review_capacity: float = Field(
+        default=0.05, gt=0, lt=1
+    )  # share of departures reviewers can handle
+    high_capacity: float = Field(
+        default=0.01, gt=0, lt=1
+    )  # share they can review first (high tier)
+    training_rows: int = Field(default=300_000, ge=10_000)  # reference rows for the first model
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:
+        if self.high_capacity > self.review_capacity:
+            raise ValueError("LINDUNG_HIGH_CAPACITY cannot exceed LINDUNG_REVIEW_CAPACITY")
         if self.environment == "development":
             return self
         key = self.pseudonym_key.get_secret_value()

@@ -81,6 +81,7 @@ DERIVED: Mapping[str, DerivedFact] = {
         FactType("bool"), ("travel.destination_country",), ("travel.destination_country",)
     ),
     "escort_travellers": DerivedFact(FactType("int"), ("links.escort_ref",)),
+    "passport_age_days": DerivedFact(FactType("int"), ("travel.passport_issued_on",)),
 }
 
 SCALAR_FIELDS = tuple(
@@ -109,6 +110,7 @@ class Enrichment:
     facts: Mapping[str, Any]
     traveller: str | None  # pseudonym of the traveller, when linked to an escort
     escort: str | None  # pseudonym of the escort reference, when given
+    columns: Frame  # the same facts as a one-row frame (what the model reads)
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ class Enricher:
         """The known facts of one case (a one-row frame through `enrich_frame`)."""
         enriched = self.enrich_frame(frame_from_cases([case]))
         escort = enriched.escorts[0]
-        return Enrichment(row_values(enriched.facts, 0), enriched.travellers[0], escort)
+        facts = row_values(enriched.facts, 0)
+        return Enrichment(facts, enriched.travellers[0], escort, enriched.facts)
 
     def enrich_frame(self, frame: Frame) -> FrameEnrichment:
         """Fact columns for every case of `frame`; cases with an escort are linked into the
@@ -213,6 +216,7 @@ class Enricher:
         over_cap_decided = known(cap) & known(fee) & ((fee > cap) | fees_known)
         return {
             "age": age(frame["person.birth_date"], frame["person.age"], screened_on),
+            "passport_age_days": _days_between(frame["travel.passport_issued_on"], screened_on),
             "work_intent": work_intent(frame),
             "agency_involved": _object(
                 known(frame["placement.agency_name"])
@@ -308,6 +312,11 @@ def age(born: np.ndarray, stated: np.ndarray, on: np.ndarray) -> np.ndarray:
     birthday_passed = _day_of_year_key(on) >= _day_of_year_key(born)
     years = (year - birth_year - (~birthday_passed).astype(np.int64)).astype(float)
     return np.where(known(born) & known(on), years, stated)
+
+
+def _days_between(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    days = (end - start).astype("timedelta64[D]").astype(float)
+    return np.where(known(start), days, np.nan)
 
 
 def _day_of_year_key(days: np.ndarray) -> np.ndarray:

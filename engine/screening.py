@@ -14,7 +14,7 @@ from typing import Any
 from engine.backends import BACKENDS
 from engine.case import CASE_FIELDS, Case
 from engine.condition import Known
-from engine.decision import Decision, Flag, Question, Referral, Thresholds, tier_for
+from engine.decision import Decision, Flag, Question, Referral, tier_for
 from engine.enrichment import Enricher, Enrichment
 from engine.history import CaseHistory, InMemoryCaseHistory
 from engine.logic import assessor, deciding_tests
@@ -22,6 +22,7 @@ from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule import Rule
 from engine.rule_pack import RulePack
+from engine.scoring import Scorer, explanation
 from engine.wording import Text, fill
 
 FACT_KINDS = {path: spec.kind for path, spec in CASE_FIELDS.items()}
@@ -49,7 +50,7 @@ class Screener:
         registry: AgencyRegistry | None = None,
         history: CaseHistory | None = None,
         backend: str = "durable",
-        thresholds: Thresholds | None = None,
+        scorer: Scorer | None = None,
     ) -> None:
         self.pack = pack
         self.history = history if history is not None else InMemoryCaseHistory()
@@ -63,9 +64,13 @@ class Screener:
         if backend not in BACKENDS:
             raise ValueError(f"unknown rule backend {backend!r}; choose from {sorted(BACKENDS)}")
         self.backend = BACKENDS[backend](pack)
-        self.thresholds = thresholds
+        self.scorer = scorer
         self._assessors = [(rule, assessor(rule.condition)) for rule in pack.rules]
-        self._versions = {"rule_pack": pack.label, "model": None, "service": service_version()}
+        self._versions = {
+            "rule_pack": pack.label,
+            "model": scorer.version if scorer else None,
+            "service": service_version(),
+        }
 
     def screen(self, case: Case) -> Decision:
         """The decision for one case; the case is linked into the history (escort_network)."""
@@ -89,15 +94,21 @@ class Screener:
             Question(field, first.questions[field], tuple(rule_ids))
             for field, (first, rule_ids) in asked.items()
         )
-        tier = tier_for((flag.severity for flag in flags), None, self.thresholds)
+        score, explained = None, None
+        if self.scorer is not None:
+            scored = self.scorer.score_frame(enrichment.columns)
+            score = float(scored.scores[0])
+            explained = explanation(self.scorer, scored, 0, self.pack.labels)
+        thresholds = self.scorer.thresholds if self.scorer else None
+        tier = tier_for((flag.severity for flag in flags), score, thresholds)
         return Decision(
             decision_id=uuid.uuid4().hex,
             case_id=case.case_id,
             screened_at=case.screened_at,
             tier=tier,
-            risk_score=None,
+            risk_score=score,
             flags=tuple(flags),
-            explanation=None,
+            explanation=explained,
             questions=questions,
             referral=self._referral(case, flags) if tier == "urgent" else None,
             versions=dict(self._versions),

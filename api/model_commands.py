@@ -1,0 +1,155 @@
+"""`lindung model`: train, evaluate, and write the model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from api import components
+from api.cli_common import load_pack, settings_from_env
+from api.settings import Settings
+from engine.errors import LindungError
+from engine.registry import AgencyRegistry
+from models import training
+from models.card import write_card
+from models.dataset import read_labelled
+from models.evaluation import evaluate
+
+EVALUATION_ROWS = 100_000
+
+
+@click.group()
+def model() -> None:
+    """Train, evaluate and document the risk model."""
+
+
+@model.command()
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Labelled cases (CSV or Parquet, flat dotted columns); default: the "
+    "synthetic reference population.",
+)
+@click.option(
+    "--label",
+    default="non_procedural",
+    show_default=True,
+    help="The label column of --data (true = non-procedural).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to write the model (default: LINDUNG_MODEL_DIR).",
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(min=10_000),
+    help="Reference rows to generate (default: LINDUNG_TRAINING_ROWS).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=training.REFERENCE_SEED,
+    show_default=True,
+    help="Seed of the reference population.",
+)
+def train(data: Path | None, label: str, out: Path | None, rows: int | None, seed: int) -> None:
+    """Train the model and save it with its manifest and capacity thresholds."""
+    settings = settings_from_env(model_dir=out)
+    pack = load_pack(settings.rule_pack)
+    try:
+        registry = AgencyRegistry.from_csv(settings.registry)
+        if data is None:
+            trained = components.train_reference_model(settings, pack, registry, rows, seed)
+        else:
+            columns, labels = read_labelled(data, label)
+            labelled = training.Labelled(columns, training.enrich(columns, pack, registry), labels)
+            trained = training.train_and_save(
+                labelled,
+                settings.model_dir,
+                capacity=components.capacity(settings),
+                pack=pack,
+                source={"data": str(data), "label": label},
+            )
+    except LindungError as error:
+        raise click.ClickException(str(error)) from None
+    info = trained.manifest["training"]
+    click.echo(
+        f"{trained.version}: trained on {info['rows']:,} cases ({info['positives']:,} "
+        f"non-procedural) in {info['seconds']} s; review threshold "
+        f"{trained.thresholds.review:.3f}, high {trained.thresholds.high:.3f}; "
+        f"saved in {settings.model_dir}"
+    )
+
+
+@model.command("evaluate")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1_000),
+    default=EVALUATION_ROWS,
+    show_default=True,
+    help="Held-out reference rows.",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["json", "text"]), default="text", show_default=True
+)
+def evaluate_command(rows: int, output: str) -> None:
+    """AUC, calibration error and recall at the review capacity, on held-out reference data:
+    rules alone, model alone, and combined."""
+    settings = settings_from_env()
+    built = _built(settings)
+    held_out = training.reference_data(
+        rows, training.REFERENCE_SEED + training.HOLDOUT_SEED_OFFSET, built.pack, built.registry
+    )
+    metrics = evaluate(built.model, held_out, built.pack, components.capacity(settings))
+    metrics["model"] = built.model.version
+    if output == "json":
+        click.echo(json.dumps(metrics))
+        return
+    recall = metrics["recall_at_capacity"]
+    click.echo(
+        f"{built.model.version} on {metrics['rows']:,} held-out cases "
+        f"({metrics['positives']:,} non-procedural)\n"
+        f"  AUC {metrics['auc']:.3f}   average precision {metrics['average_precision']:.3f}   "
+        f"calibration error {metrics['calibration_error']:.4f}\n"
+        f"  recall at {metrics['review_capacity']:.0%} review capacity: rules alone "
+        f"{recall['rules']:.1%}, model alone {recall['model']:.1%}, combined "
+        f"{recall['combined']:.1%}"
+    )
+
+
+@model.command("card")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for MODEL_CARD.md and its plots (default: the model folder).",
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(min=1_000),
+    default=EVALUATION_ROWS,
+    show_default=True,
+    help="Held-out reference rows to evaluate on.",
+)
+def card(out: Path | None, rows: int) -> None:
+    """Write the model card (Markdown and PNG plots)."""
+    settings = settings_from_env()
+    built = _built(settings)
+    path = write_card(
+        built.model,
+        built.pack,
+        built.registry,
+        out or settings.model_dir,
+        capacity=components.capacity(settings),
+        rows=rows,
+    )
+    click.echo(f"model card written to {path}")
+
+
+def _built(settings: Settings) -> components.Components:
+    try:
+        return components.build(settings)
+    except LindungError as error:
+        raise click.ClickException(str(error)) from None

@@ -1,0 +1,117 @@
+"""What the engine needs from a risk model, and how a score and its explanation read.
+
+The engine never imports the model package: anything with this protocol can score cases. Scores
+are calibrated probabilities that a departure is non-procedural; the explanation is additive in
+log-odds: base + sum of contributions == logit(risk_score).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.decision import Thresholds
+from engine.wording import Labels, Text
+
+TOP_FACTORS = 3
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """Scores and explanations of many cases."""
+
+    scores: np.ndarray  # calibrated probability per case
+    logits: np.ndarray  # log-odds per case
+    base: float  # log-odds of the average reference case
+    contributions: np.ndarray  # cases x features, log-odds
+    categories: np.ndarray  # cases x features: index of each case's category per feature
+
+
+class Scorer(Protocol):
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def thresholds(self) -> Thresholds: ...
+
+    @property
+    def features(self) -> Sequence[str]:
+        """The fact each feature reads."""
+        ...
+
+    @property
+    def categories(self) -> Sequence[Sequence[str]]:
+        """The categories of each feature."""
+        ...
+
+    def score_frame(self, facts: Mapping[str, np.ndarray]) -> FrameScores:
+        """Scores and explanations for every case of an enriched frame."""
+        ...
+
+
+def explanation(scorer: Scorer, scored: FrameScores, row: int, labels: Labels) -> dict[str, Any]:
+    """The decision's explanation of one case: base, every feature's contribution (largest
+    first) with its label in both languages, and the top factors in words."""
+    contributions = []
+    for index in np.argsort(-np.abs(scored.contributions[row]), kind="stable"):
+        feature = scorer.features[index]
+        category = scorer.categories[index][int(scored.categories[row, index])]
+        contributions.append(
+            {
+                "feature": feature,
+                "value": category,
+                "contribution": float(scored.contributions[row, index]),
+                "label": {lang: labels.fact(feature, lang) for lang in ("id", "en")},
+                "value_label": {
+                    lang: _value(labels, feature, category, lang) for lang in ("id", "en")
+                },
+            }
+        )
+    return {
+        "base": scored.base,
+        "contributions": contributions,
+        "top_factors": _top_factors(contributions).as_dict(),
+    }
+
+
+def _value(labels: Labels, feature: str, category: str, language: str) -> str:
+    if category in {"yes", "no"}:
+        return labels.value(feature, category == "yes", language, "")
+    if category == "unknown":
+        return labels.value(feature, None, language, "")
+    kind = "country" if feature == "travel.destination_country" and len(category) == 2 else ""
+    return labels.value(feature, category, language, kind)
+
+
+def _top_factors(contributions: list[dict[str, Any]]) -> Text:
+    raising = [c for c in contributions if c["contribution"] > 0][:TOP_FACTORS]
+    if not raising:
+        return Text(
+            id="Tidak ada faktor yang menaikkan skor risiko di atas rata-rata.",
+            en="No factor raises the risk score above the average.",
+        )
+
+    def words(language: str) -> str:
+        return "; ".join(
+            f"{c['label'][language]}: {c['value_label'][language]} "
+            f"(+{_number(c['contribution'], language)})"
+            for c in raising
+        )
+
+    return Text(
+        id=f"Faktor utama yang menaikkan skor risiko: {words('id')}.",
+        en=f"Main factors raising the risk score: {words('en')}.",
+    )
+
+
+def _number(value: float, language: str) -> str:
+    text = f"{value:.2f}"
+    return text.replace(".", ",") if language == "id" else text
+
+
+def logit(probability: float) -> float:
+    return math.log(probability / (1.0 - probability))

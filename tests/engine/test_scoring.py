@@ -1,0 +1,138 @@
+"""Decisions with the risk model: a calibrated score, an exact explanation, the fused tier."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.case_input import parse_case
+from engine.decision import Decision
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule_pack import RulePack
+from engine.screening import Screener
+from models.artifact import TrainedModel
+from tests.factories import cases, documented_worker, merge, tourist
+
+
+def screen(screener: Screener, record: dict[str, Any]) -> Decision:
+    return screener.screen(parse_case(record))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_base_plus_contributions_is_the_logit_of_the_score(
+    pack: RulePack, registry: AgencyRegistry, trained: TrainedModel, record: dict[str, Any]
+) -> None:
+    screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry, scorer=trained)
+    decision = screen(screener, record)
+    assert decision.risk_score is not None
+    assert decision.explanation is not None
+    score = decision.risk_score
+    total = decision.explanation["base"] + sum(
+        c["contribution"] for c in decision.explanation["contributions"]
+    )
+    assert abs(total - math.log(score / (1 - score))) < 1e-6
+
+
+@settings(max_examples=80, deadline=None)
+@given(cases(), st.sampled_from(["F", "M"]))
+def test_sex_never_moves_the_score(
+    pack: RulePack,
+    registry: AgencyRegistry,
+    trained: TrainedModel,
+    record: dict[str, Any],
+    sex: str,
+) -> None:
+    screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry, scorer=trained)
+    base = screen(screener, merge(record, {"person.sex": None}))
+    other = screen(screener, merge(record, {"person.sex": sex}))
+    assert base.risk_score == other.risk_score
+    assert base.tier == other.tier
+
+
+def test_documented_procedural_cases_score_low(
+    scored_screener: Screener, trained: TrainedModel
+) -> None:
+    for record in (
+        documented_worker(),
+        documented_worker(
+            travel={"destination_country": "HK"}, placement={"occupation": "domestic_worker"}
+        ),
+    ):
+        decision = screen(scored_screener, record)
+        assert decision.risk_score is not None
+        assert decision.risk_score < 0.05
+        assert decision.tier == "clear"
+
+
+def test_red_flag_cases_of_the_catalogue_score_high(
+    scored_screener: Screener, pack: RulePack, trained: TrainedModel
+) -> None:
+    from engine.examples import example_case
+
+    scores = []
+    for rule in pack.rules:
+        if rule.severity in {"urgent", "high"}:
+            for example in rule.examples:
+                if example.fires and not example.prior_cases and example.registry is None:
+                    decision = scored_screener.screen(example_case(example.case, pack))
+                    assert decision.risk_score is not None
+                    scores.append(decision.risk_score)
+    assert len(scores) >= 20
+    base_rate = trained.manifest["training"]["positives"] / trained.manifest["training"]["rows"]
+    assert min(scores) > base_rate, sorted(scores)  # every red flag: above-average risk
+    assert sorted(scores)[len(scores) // 2] > 0.5, sorted(scores)  # typically: more likely than not
+
+
+def test_the_score_alone_can_raise_the_tier(
+    scored_screener: Screener, trained: TrainedModel
+) -> None:
+    quiet_but_risky = tourist(
+        person={"age": 19},
+        travel={
+            "exit_point": "BTM",
+            "exit_point_type": "ferry_terminal",
+            "mode": "sea",
+            "destination_country": "MY",
+            "ticket": None,
+            "ticket_paid_by": None,
+            "declared_purpose": None,
+            "visa_type": None,
+            "escort_present": True,
+            "passport_issued_on": "2026-11-10",
+        },
+        interview={"can_explain_trip": None},
+    )
+    decision = screen(scored_screener, quiet_but_risky)
+    assert decision.risk_score is not None
+    if decision.risk_score >= trained.thresholds.review:
+        assert decision.tier in {"review", "high"}
+    flags = [flag.severity for flag in decision.flags]
+    assert "urgent" not in flags
+
+
+def test_explanation_reads_in_both_languages(scored_screener: Screener) -> None:
+    decision = screen(
+        scored_screener,
+        tourist(
+            travel={
+                "destination_country": "KH",
+                "visa_type": "visa_on_arrival",
+                "ticket": "one_way",
+            }
+        ),
+    )
+    explanation = decision.explanation
+    assert explanation is not None
+    first = explanation["contributions"][0]
+    assert set(first) == {"feature", "value", "contribution", "label", "value_label"}
+    assert set(first["label"]) == set(first["value_label"]) == {"id", "en"}
+    sizes = [abs(c["contribution"]) for c in explanation["contributions"]]
+    assert sizes == sorted(sizes, reverse=True)
+    assert explanation["top_factors"]["id"].startswith("Faktor utama")
+    assert explanation["top_factors"]["en"].startswith("Main factors")
+    assert decision.versions["model"].startswith("lindung-risk@")

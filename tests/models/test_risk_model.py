@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from models.artifact import TrainedModel
+from models.features import FEATURES
+from models.risk_model import RiskModel
+
+codes_strategy = st.lists(
+    st.tuples(*(st.integers(0, len(f.categories) - 1) for f in FEATURES)), min_size=1, max_size=20
+).map(lambda rows: np.array(rows, dtype=np.int16))
+
+
+def test_follows_the_scikit_learn_contract() -> None:
+    model = RiskModel(regularisation=0.5, random_state=3)
+    assert model.get_params() == {
+        "regularisation": 0.5,
+        "calibration_share": 0.2,
+        "random_state": 3,
+    }
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(NotFittedError):
+        model.predict_proba(np.zeros((1, len(FEATURES)), dtype=np.int16))
+
+
+@settings(max_examples=60, deadline=None)
+@given(codes_strategy)
+def test_explanations_are_exact_and_equal_to_shap(trained: TrainedModel, codes: np.ndarray) -> None:
+    model = trained.model
+    contributions = model.explain(codes)
+    logits = model.decision_function(codes)
+    assert np.abs(model.base_ + contributions.sum(axis=1) - logits).max() < 1e-9
+    assert np.abs(model.shap_reference(codes) - contributions).max() < 1e-9
+    score = model.predict_proba(codes)[:, 1]
+    assert np.abs(np.log(score / (1 - score)) - logits).max() < 1e-6
+
+
+def test_training_is_reproducible(trained: TrainedModel) -> None:
+    rng = np.random.default_rng(0)
+    codes = np.column_stack([rng.integers(0, len(f.categories), 4_000) for f in FEATURES])
+    labels = rng.random(4_000) < 0.1 + 0.3 * (codes[:, 5] == 1)
+    first = RiskModel(random_state=1).fit(codes, labels)
+    again = RiskModel(random_state=1).fit(codes, labels)
+    assert np.array_equal(first.predict_proba(codes), again.predict_proba(codes))
+    assert first.fit(codes, labels) is first
