@@ -19,6 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desk-cases.jsonl"
 def run(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """The installed `lindung` command, with only the LINDUNG_ settings a test gives it."""
     environment = {
         k: v
         for k, v in os.environ.items()
