@@ -14,12 +14,9 @@ from pathlib import Path
 
 from desk_cases import desk_cases
 
+from api import components
 from api.settings import Settings
 from engine.case_input import parse_case
-from engine.pseudonym import Pseudonymiser
-from engine.registry import AgencyRegistry
-from engine.rule_pack import load_rule_pack
-from engine.screening import Screener
 
 ALLOWED_GROWTH_MB = 10.0
 
@@ -33,12 +30,7 @@ def rss_mb() -> float:
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    settings = Settings()
-    screener = Screener(
-        load_rule_pack(settings.rule_pack),
-        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
-        registry=AgencyRegistry.from_csv(settings.registry),
-    )
+    screener = components.build(Settings()).screener  # rules and the risk model, as served
     started, samples = time.perf_counter(), []
     for number, record in enumerate(desk_cases(count), start=1):
         screener.screen(parse_case(record))

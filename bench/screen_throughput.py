@@ -20,12 +20,9 @@ from pathlib import Path
 
 from desk_cases import desk_cases
 
+from api import components
 from api.settings import Settings
 from engine.case_input import parse_case
-from engine.pseudonym import Pseudonymiser
-from engine.registry import AgencyRegistry
-from engine.rule_pack import load_rule_pack
-from engine.screening import Screener
 
 LINDUNG = str(Path(sys.executable).parent / "lindung")
 
@@ -47,12 +44,7 @@ def main() -> int:
         total = cli_seconds(many)
     cli_rate = (count - 1) / (total - startup)
 
-    settings = Settings()
-    screener = Screener(
-        load_rule_pack(settings.rule_pack),
-        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
-        registry=AgencyRegistry.from_csv(settings.registry),
-    )
+    screener = components.build(Settings()).screener  # rules and the risk model, as served
     latencies = []
     for record in cases:
         started = time.perf_counter()
@@ -62,7 +54,10 @@ def main() -> int:
     p50 = statistics.median(latencies)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
 
-    print(f"cases: {count} (full default pack, {len(screener.pack.rules)} rules, durable-rules)")
+    print(
+        f"cases: {count} (full default pack, {len(screener.pack.rules)} rules on durable-rules, "
+        f"risk model {screener.scorer.version if screener.scorer else None})"
+    )
     print(
         f"lindung screen: start-up {startup:.2f} s, {total:.2f} s in all, "
         f"{cli_rate:,.0f} cases/s with start-up excluded (target >= 1,000)"

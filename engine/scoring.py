@@ -53,29 +53,46 @@ class Scorer(Protocol):
         ...
 
 
-def explanation(scorer: Scorer, scored: FrameScores, row: int, labels: Labels) -> dict[str, Any]:
-    """The decision's explanation of one case: base, every feature's contribution (largest
-    first) with its label in both languages, and the top factors in words."""
-    contributions = []
-    for index in np.argsort(-np.abs(scored.contributions[row]), kind="stable"):
-        feature = scorer.features[index]
-        category = scorer.categories[index][int(scored.categories[row, index])]
-        contributions.append(
-            {
-                "feature": feature,
-                "value": category,
-                "contribution": float(scored.contributions[row, index]),
-                "label": {lang: labels.fact(feature, lang) for lang in ("id", "en")},
-                "value_label": {
-                    lang: _value(labels, feature, category, lang) for lang in ("id", "en")
-                },
-            }
-        )
-    return {
-        "base": scored.base,
-        "contributions": contributions,
-        "top_factors": _top_factors(contributions).as_dict(),
-    }
+class Explainer:
+    """Writes explanations for one scorer in one pack's words; labels are looked up once."""
+
+    def __init__(self, scorer: Scorer, labels: Labels) -> None:
+        self.scorer = scorer
+        self._labels = [
+            {lang: labels.fact(feature, lang) for lang in ("id", "en")}
+            for feature in scorer.features
+        ]
+        self._values = [
+            [
+                {lang: _value(labels, feature, category, lang) for lang in ("id", "en")}
+                for category in categories
+            ]
+            for feature, categories in zip(scorer.features, scorer.categories, strict=True)
+        ]
+
+    def explain(self, scored: FrameScores, row: int) -> dict[str, Any]:
+        """The decision's explanation of one case: base, every feature's contribution (largest
+        first) with its label in both languages, and the top factors in words."""
+        features, categories = self.scorer.features, self.scorer.categories
+        values = scored.contributions[row]
+        codes = scored.categories[row]
+        contributions = []
+        for index in np.argsort(-np.abs(values), kind="stable"):
+            code = int(codes[index])
+            contributions.append(
+                {
+                    "feature": features[index],
+                    "value": categories[index][code],
+                    "contribution": float(values[index]),
+                    "label": dict(self._labels[index]),
+                    "value_label": dict(self._values[index][code]),
+                }
+            )
+        return {
+            "base": scored.base,
+            "contributions": contributions,
+            "top_factors": _top_factors(contributions).as_dict(),
+        }
 
 
 def _value(labels: Labels, feature: str, category: str, language: str) -> str:

@@ -22,7 +22,7 @@ from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule import Rule
 from engine.rule_pack import RulePack
-from engine.scoring import Scorer, explanation
+from engine.scoring import Explainer, Scorer
 from engine.wording import Text, fill
 
 FACT_KINDS = {path: spec.kind for path, spec in CASE_FIELDS.items()}
@@ -65,6 +65,7 @@ class Screener:
             raise ValueError(f"unknown rule backend {backend!r}; choose from {sorted(BACKENDS)}")
         self.backend = BACKENDS[backend](pack)
         self.scorer = scorer
+        self._explainer = Explainer(scorer, pack.labels) if scorer is not None else None
         self._assessors = [(rule, assessor(rule.condition)) for rule in pack.rules]
         self._versions = {
             "rule_pack": pack.label,
@@ -95,10 +96,10 @@ class Screener:
             for field, (first, rule_ids) in asked.items()
         )
         score, explained = None, None
-        if self.scorer is not None:
+        if self.scorer is not None and self._explainer is not None:
             scored = self.scorer.score_frame(enrichment.columns)
             score = float(scored.scores[0])
-            explained = explanation(self.scorer, scored, 0, self.pack.labels)
+            explained = self._explainer.explain(scored, 0)
         thresholds = self.scorer.thresholds if self.scorer else None
         tier = tier_for((flag.severity for flag in flags), score, thresholds)
         return Decision(

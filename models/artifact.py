@@ -32,6 +32,10 @@ MANIFEST_FILE = "manifest.json"
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "shap")
 
 
+FEATURE_NAMES = tuple(feature.name for feature in FEATURES)
+FEATURE_CATEGORIES = tuple(feature.categories for feature in FEATURES)
+
+
 class ModelError(LindungError):
     """A model that cannot be loaded or used."""
 
@@ -50,12 +54,12 @@ class TrainedModel:
     manifest: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def features(self) -> list[str]:
-        return [feature.name for feature in FEATURES]
+    def features(self) -> tuple[str, ...]:
+        return FEATURE_NAMES
 
     @property
-    def categories(self) -> list[tuple[str, ...]]:
-        return [feature.categories for feature in FEATURES]
+    def categories(self) -> tuple[tuple[str, ...], ...]:
+        return FEATURE_CATEGORIES
 
     def score_frame(self, facts: Mapping[str, np.ndarray]) -> FrameScores:
         codes = encode(facts)

@@ -8,16 +8,20 @@ province of origin: a home region must never raise the risk on its own.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS
 from engine.frame import known
 
 UNKNOWN = "unknown"
+FEW = 32  # up to this many cases, categories are looked up one by one
 EXCLUDED = AUDIT_ONLY_FIELDS | {"person.origin_province"}
 
 
@@ -32,19 +36,45 @@ class Feature:
 
     def encode(self, column: np.ndarray) -> np.ndarray:
         """The category of each case, as an index into `categories`."""
-        count = len(column)
         unknown = len(self.categories) - 1
+        if len(column) <= FEW:  # a desk's case: plain Python beats array set-up
+            return np.array([self.code(value) for value in column], dtype=np.int16)
         if self.presence:
             return np.where(known(column), 1, 0).astype(np.int16)
         if self.edges:
             codes = np.digitize(np.nan_to_num(column, nan=-np.inf), self.edges)
             return np.where(known(column), codes, unknown).astype(np.int16)
-        codes = np.full(count, unknown, dtype=np.int16)
-        other = self.categories.index("other") if "other" in self.categories else unknown
-        codes[known(column)] = other
-        for index, value in enumerate(self.categories[:unknown]):
-            codes[np.asarray(column == _python(value), dtype=bool)] = index
-        return codes
+        # hash each value once (None -> -1), then look up only the distinct values
+        codes, distinct = pd.factorize(column, use_na_sentinel=True)
+        lookup = self._lookup
+        table = np.array(
+            [*(lookup.get(value, self._other) for value in distinct), unknown], np.int16
+        )
+        return np.asarray(table[codes])
+
+    def code(self, value: object) -> int:
+        """The category of one value (the same answer `encode` gives for a column)."""
+        missing = value is None or (isinstance(value, float) and value != value)
+        if self.presence:
+            return 0 if missing else 1
+        unknown = len(self.categories) - 1
+        if missing:
+            return unknown
+        if self.edges:
+            return bisect.bisect_right(self.edges, float(value))  # type: ignore[arg-type]
+        return self._lookup.get(value, self._other)
+
+    @cached_property
+    def _other(self) -> int:
+        return (
+            self.categories.index("other")
+            if "other" in self.categories
+            else (len(self.categories) - 1)
+        )
+
+    @cached_property
+    def _lookup(self) -> dict[object, int]:
+        return {_python(value): code for code, value in enumerate(self.categories[:-1])}
 
 
 def _python(value: str) -> object:
@@ -165,7 +195,16 @@ assert all(f.presence for f in FEATURES if f.name in IDENTIFIER_FIELDS)
 
 def encode(facts: Mapping[str, np.ndarray], features: Sequence[Feature] = FEATURES) -> np.ndarray:
     """The category codes of every case (rows) for every feature (columns)."""
-    return np.column_stack([feature.encode(facts[feature.name]) for feature in features])
+    columns = [facts[feature.name] for feature in features]
+    if len(columns[0]) <= FEW:
+        return np.array(
+            [
+                [f.code(c[row]) for f, c in zip(features, columns, strict=True)]
+                for row in range(len(columns[0]))
+            ],
+            dtype=np.int16,
+        ).reshape(len(columns[0]), len(features))
+    return np.column_stack([f.encode(c) for f, c in zip(features, columns, strict=True)])
 
 
 def offsets(features: Sequence[Feature] = FEATURES) -> np.ndarray:
