@@ -133,7 +133,14 @@ def evaluate_command(rows: int, output: str) -> None:
     show_default=True,
     help="Held-out reference rows to evaluate on.",
 )
-def card(out: Path | None, rows: int) -> None:
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=10),
+    default=100,
+    show_default=True,
+    help="Bootstrap resamples for the fairness intervals.",
+)
+def card(out: Path | None, rows: int, bootstrap: int) -> None:
     """Write the model card (Markdown and PNG plots)."""
     settings = settings_from_env()
     built = _built(settings)
@@ -144,6 +151,7 @@ def card(out: Path | None, rows: int) -> None:
         out or settings.model_dir,
         capacity=components.capacity(settings),
         rows=rows,
+        bootstrap=bootstrap,
     )
     click.echo(f"model card written to {path}")
 
