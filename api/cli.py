@@ -146,6 +146,13 @@ def describe(decision: Decision) -> str:
         ]
     if not decision.flags:
         lines.append("  Tidak ada tanda bahaya / No red flags")
+    if decision.risk_score is not None and decision.explanation is not None:
+        factors = decision.explanation["top_factors"]
+        lines += [
+            f"  Skor risiko / Risk score: {decision.risk_score:.1%}",
+            f"      id: {factors['id']}",
+            f"      en: {factors['en']}",
+        ]
     if decision.referral:
         referral = decision.referral
         lines.append(

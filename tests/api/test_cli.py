@@ -72,6 +72,8 @@ def test_text_format_is_readable_in_both_languages() -> None:
     assert "Anak di bawah" in result.stdout  # Bahasa Indonesia title
     assert "leaving to work" in result.stdout  # English reason
     assert "Rujukan / Referral" in result.stdout
+    assert "Skor risiko / Risk score:" in result.stdout
+    assert "Main factors raising the risk score" in result.stdout
 
 
 def test_bad_case_is_named_on_stderr_without_a_traceback() -> None:
