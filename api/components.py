@@ -13,6 +13,7 @@ from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
 from engine.screening import Screener
 from models import artifact, training
+from models.features import features_for
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,28 @@ def load_or_train_model(
     registry: AgencyRegistry,
     notify: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
 ) -> artifact.TrainedModel:
-    """The model in LINDUNG_MODEL_DIR; the reference model is trained there on first use."""
-    if not (settings.model_dir / artifact.MANIFEST_FILE).exists():
+    """The model in LINDUNG_MODEL_DIR. The reference model is trained there on first use, and
+    again when this version's features changed; nothing else is ever overwritten."""
+    folder = settings.model_dir
+    if (
+        not (folder / artifact.MANIFEST_FILE).exists()
+        and not (folder / artifact.MODEL_FILE).exists()
+    ):
         notify(
-            f"No model in {settings.model_dir}: training the reference model on "
+            f"No model in {folder}: training the reference model on "
             f"{settings.training_rows:,} synthetic cases (first use only)..."
         )
         return train_reference_model(settings, pack, registry)
-    return artifact.load(settings.model_dir)
+    try:
+        return artifact.load(folder, features_for(pack), settings.model_sha256)
+    except artifact.OutdatedModel as error:
+        if not error.reference or settings.model_sha256:
+            raise
+        notify(
+            f"The reference model in {folder} predates this version's features: "
+            "training it again..."
+        )
+        return train_reference_model(settings, pack, registry)
 
 
 def build(settings: Settings) -> Components:

@@ -14,7 +14,6 @@ from engine.errors import LindungError
 from engine.registry import AgencyRegistry
 from models import training
 from models.card import write_card
-from models.dataset import read_labelled
 from models.evaluation import evaluate
 
 EVALUATION_ROWS = 100_000
@@ -64,14 +63,21 @@ def train(data: Path | None, label: str, out: Path | None, rows: int | None, see
         if data is None:
             trained = components.train_reference_model(settings, pack, registry, rows, seed)
         else:
-            columns, labels = read_labelled(data, label)
-            labelled = training.Labelled(columns, training.enrich(columns, pack, registry), labels)
+            labelled = training.labelled_file(data, label, pack, registry)
+            train_part, _held = training.split(labelled)
             trained = training.train_and_save(
-                labelled,
+                train_part,
                 settings.model_dir,
                 capacity=components.capacity(settings),
                 pack=pack,
-                source={"data": str(data), "label": label},
+                source={
+                    "data": str(data.resolve()),
+                    "sha256": training.file_digest(data),
+                    "label": label,
+                    "holdout_share": training.HOLDOUT_SHARE,
+                    "split_seed": training.SPLIT_SEED,
+                    "rows_in_file": len(labelled.labels),
+                },
             )
     except LindungError as error:
         raise click.ClickException(str(error)) from None
@@ -86,6 +92,14 @@ def train(data: Path | None, label: str, out: Path | None, rows: int | None, see
 
 @model.command("evaluate")
 @click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Labelled cases to evaluate on; default: data the model never saw.",
+)
+@click.option(
+    "--label", default="non_procedural", show_default=True, help="The label column of --data."
+)
+@click.option(
     "--rows",
     type=click.IntRange(min=1_000),
     default=EVALUATION_ROWS,
@@ -95,14 +109,19 @@ def train(data: Path | None, label: str, out: Path | None, rows: int | None, see
 @click.option(
     "--format", "output", type=click.Choice(["json", "text"]), default="text", show_default=True
 )
-def evaluate_command(rows: int, output: str) -> None:
+def evaluate_command(rows: int, output: str, data: Path | None, label: str) -> None:
     """AUC, calibration error and recall at the review capacity, on held-out reference data:
     rules alone, model alone, and combined."""
     settings = settings_from_env()
     built = _built(settings)
-    held_out = training.reference_data(
-        rows, training.REFERENCE_SEED + training.HOLDOUT_SEED_OFFSET, built.pack, built.registry
-    )
+    try:
+        held_out = (
+            training.labelled_file(data, label, built.pack, built.registry)
+            if data is not None
+            else training.held_out(built.model, built.pack, built.registry, rows)
+        )
+    except LindungError as error:
+        raise click.ClickException(str(error)) from None
     metrics = evaluate(built.model, held_out, built.pack, components.capacity(settings))
     metrics["model"] = built.model.version
     if output == "json":

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         default=0.01, gt=0, lt=1
     )  # share they can review first (high tier)
     training_rows: int = Field(default=300_000, ge=10_000)  # reference rows for the first model
+    model_sha256: str | None = None  # pin the model file's SHA-256 (detects a swapped model)
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

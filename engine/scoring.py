@@ -18,6 +18,12 @@ from engine.decision import Thresholds
 from engine.wording import Labels, Text
 
 TOP_FACTORS = 3
+# Scores are capped at log-odds +-16 (probability 1 - 1e-7): beyond that a float's probability no
+# longer gives its log-odds back to 1e-6, and no officer reads a difference. The cap is shown as a
+# contribution of its own, so base + contributions == logit(risk_score) still holds exactly.
+LOGIT_LIMIT = 16.0
+LIMIT_LABEL = {"id": "batas skor", "en": "score limit"}
+UNKNOWN_CATEGORY = "unknown"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,23 @@ class FrameScores:
     base: float  # log-odds of the average reference case
     contributions: np.ndarray  # cases x features, log-odds
     categories: np.ndarray  # cases x features: index of each case's category per feature
+    limit: np.ndarray  # per case: what capping the log-odds at +-LOGIT_LIMIT took off (or added)
+
+
+RULE_PREFIX = "rule."  # a scorer also reads each rule's outcome: the column rule.<id>
+
+
+def with_rule_columns(
+    facts: Mapping[str, np.ndarray], fired: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The enriched facts plus one column per rule: True where it fired, None where it did not
+    (so a rule's outcome reads like any fact that is known or not)."""
+    columns = dict(facts)
+    for rule_id, mask in fired.items():
+        column = np.full(len(mask), None, dtype=object)
+        column[mask] = True
+        columns[f"{RULE_PREFIX}{rule_id}"] = column
+    return columns
 
 
 class Scorer(Protocol):
@@ -56,10 +79,15 @@ class Scorer(Protocol):
 class Explainer:
     """Writes explanations for one scorer in one pack's words; labels are looked up once."""
 
-    def __init__(self, scorer: Scorer, labels: Labels) -> None:
+    def __init__(
+        self, scorer: Scorer, labels: Labels, titles: Mapping[str, Text] | None = None
+    ) -> None:
         self.scorer = scorer
+        titles = titles or {}
         self._labels = [
-            {lang: labels.fact(feature, lang) for lang in ("id", "en")}
+            titles[feature].as_dict()
+            if feature in titles
+            else {lang: labels.fact(feature, lang) for lang in ("id", "en")}
             for feature in scorer.features
         ]
         self._values = [
@@ -88,6 +116,17 @@ class Explainer:
                     "value_label": dict(self._values[index][code]),
                 }
             )
+        limit = float(scored.limit[row])
+        if limit:
+            contributions.append(
+                {
+                    "feature": "score_limit",
+                    "value": "capped",
+                    "contribution": limit,
+                    "label": dict(LIMIT_LABEL),
+                    "value_label": {"id": "skor dibatasi", "en": "score capped"},
+                }
+            )
         return {
             "base": scored.base,
             "contributions": contributions,
@@ -95,9 +134,21 @@ class Explainer:
         }
 
 
+_WORDS = {
+    "given": {"id": "ada", "en": "given"},
+    "not given": {"id": "tidak ada", "en": "not given"},
+    "fired": {"id": "tanda muncul", "en": "flag raised"},
+    "not fired": {"id": "tanda tidak muncul", "en": "no flag"},
+}
+
+
 def _value(labels: Labels, feature: str, category: str, language: str) -> str:
     if category in {"yes", "no"}:
         return labels.value(feature, category == "yes", language, "")
+    if category in _WORDS:
+        return _WORDS[category][language]
+    if category[:1] in {"<", ">"} or category[:1].isdigit():  # a bin of a number
+        return category.replace("M", " jt" if language == "id" else "M")
     if category == "unknown":
         return labels.value(feature, None, language, "")
     kind = "country" if feature == "travel.destination_country" and len(category) == 2 else ""
@@ -105,7 +156,12 @@ def _value(labels: Labels, feature: str, category: str, language: str) -> str:
 
 
 def _top_factors(contributions: list[dict[str, Any]]) -> Text:
-    raising = [c for c in contributions if c["contribution"] > 0][:TOP_FACTORS]
+    # an unknown fact is not a reason: it belongs under the questions, not the top factors
+    raising = [
+        c
+        for c in contributions
+        if c["contribution"] > 0 and c["value"] not in {UNKNOWN_CATEGORY, "capped"}
+    ][:TOP_FACTORS]
     if not raising:
         return Text(
             id="Tidak ada faktor yang menaikkan skor risiko di atas rata-rata.",

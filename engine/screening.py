@@ -11,6 +11,8 @@ from datetime import timedelta
 from importlib import metadata
 from typing import Any
 
+import numpy as np
+
 from engine.backends import BACKENDS
 from engine.case import CASE_FIELDS, Case
 from engine.condition import Known
@@ -22,7 +24,7 @@ from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule import Rule
 from engine.rule_pack import RulePack
-from engine.scoring import Explainer, Scorer
+from engine.scoring import RULE_PREFIX, Explainer, Scorer, with_rule_columns
 from engine.wording import Text, fill
 
 FACT_KINDS = {path: spec.kind for path, spec in CASE_FIELDS.items()}
@@ -65,7 +67,8 @@ class Screener:
             raise ValueError(f"unknown rule backend {backend!r}; choose from {sorted(BACKENDS)}")
         self.backend = BACKENDS[backend](pack)
         self.scorer = scorer
-        self._explainer = Explainer(scorer, pack.labels) if scorer is not None else None
+        titles = {f"{RULE_PREFIX}{rule.id}": rule.title for rule in pack.rules}
+        self._explainer = Explainer(scorer, pack.labels, titles) if scorer is not None else None
         self._assessors = [(rule, assessor(rule.condition)) for rule in pack.rules]
         self._versions = {
             "rule_pack": pack.label,
@@ -97,7 +100,8 @@ class Screener:
         )
         score, explained = None, None
         if self.scorer is not None and self._explainer is not None:
-            scored = self.scorer.score_frame(enrichment.columns)
+            outcomes = {rule.id: np.array([rule.id in fired]) for rule in self.pack.rules}
+            scored = self.scorer.score_frame(with_rule_columns(enrichment.columns, outcomes))
             score = float(scored.scores[0])
             explained = self._explainer.explain(scored, 0)
         thresholds = self.scorer.thresholds if self.scorer else None

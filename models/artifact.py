@@ -12,7 +12,7 @@ import hashlib
 import json
 import pickle
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,8 +23,8 @@ import numpy as np
 
 from engine.decision import Thresholds
 from engine.errors import LindungError
-from engine.scoring import FrameScores
-from models.features import FEATURES, encode
+from engine.scoring import LOGIT_LIMIT, FrameScores
+from models.features import FEATURES, Feature, encode
 from models.risk_model import RiskModel
 
 MODEL_FILE = "model.pkl"
@@ -32,16 +32,25 @@ MANIFEST_FILE = "manifest.json"
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "shap")
 
 
-FEATURE_NAMES = tuple(feature.name for feature in FEATURES)
-FEATURE_CATEGORIES = tuple(feature.categories for feature in FEATURES)
-
-
 class ModelError(LindungError):
     """A model that cannot be loaded or used."""
 
 
-def _feature_spec() -> list[dict[str, Any]]:
-    return [{"name": f.name, "categories": list(f.categories)} for f in FEATURES]
+class OutdatedModel(ModelError):
+    """A model trained on features this version of Lindung no longer uses."""
+
+    def __init__(self, problem: str, manifest: Mapping[str, Any]) -> None:
+        super().__init__(problem)
+        self.manifest = manifest
+
+    @property
+    def reference(self) -> bool:
+        """Trained on the synthetic reference population (reproducible, so safe to retrain)."""
+        return "sha256" not in self.manifest.get("training", {})
+
+
+def _feature_spec(features: Sequence[Feature]) -> list[dict[str, Any]]:
+    return [{"name": f.name, "categories": list(f.categories)} for f in features]
 
 
 @dataclass(frozen=True)
@@ -55,21 +64,23 @@ class TrainedModel:
 
     @property
     def features(self) -> tuple[str, ...]:
-        return FEATURE_NAMES
+        return tuple(feature.name for feature in self.model.features)
 
     @property
     def categories(self) -> tuple[tuple[str, ...], ...]:
-        return FEATURE_CATEGORIES
+        return tuple(feature.categories for feature in self.model.features)
 
     def score_frame(self, facts: Mapping[str, np.ndarray]) -> FrameScores:
-        codes = encode(facts)
-        logits = self.model.decision_function(codes)
+        codes = encode(facts, self.model.features)
+        raw = self.model.decision_function(codes)
+        logits = np.clip(raw, -LOGIT_LIMIT, LOGIT_LIMIT)
         return FrameScores(
             scores=1.0 / (1.0 + np.exp(-logits)),
             logits=logits,
             base=self.model.base_,
             contributions=self.model.explain(codes),
             categories=codes,
+            limit=logits - raw,
         )
 
 
@@ -87,7 +98,7 @@ def save(trained: TrainedModel, folder: Path, details: Mapping[str, Any]) -> Pat
         "libraries": library_versions(),
         "family": "logistic regression over feature categories, Platt-calibrated",
         "thresholds": {"review": trained.thresholds.review, "high": trained.thresholds.high},
-        "features": _feature_spec(),
+        "features": _feature_spec(trained.model.features),
         **details,
     }
     path = folder / MANIFEST_FILE
@@ -95,16 +106,16 @@ def save(trained: TrainedModel, folder: Path, details: Mapping[str, Any]) -> Pat
     return path
 
 
-def load(folder: Path) -> TrainedModel:
-    """Load a model, refusing one whose file does not match its manifest or whose features
-    differ from the code's."""
+def load(
+    folder: Path, features: Sequence[Feature] = FEATURES, expected_sha256: str | None = None
+) -> TrainedModel:
+    """Load a model, refusing one whose file does not match its manifest (or the SHA-256 the
+    settings pin), or whose features differ from the code's. The hash is checked before anything
+    is unpickled; a manifest beside the file catches corruption, a pinned hash also tampering."""
     manifest_path, model_path = folder / MANIFEST_FILE, folder / MODEL_FILE
     if not manifest_path.is_file() or not model_path.is_file():
         raise ModelError(f"no model in {folder} (expected {MANIFEST_FILE} and {MODEL_FILE})")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ModelError(f"{manifest_path}: not valid JSON ({error.msg})") from None
+    manifest = _manifest(manifest_path)
     payload = model_path.read_bytes()
     digest = hashlib.sha256(payload).hexdigest()
     if digest != manifest.get("sha256"):
@@ -112,16 +123,38 @@ def load(folder: Path) -> TrainedModel:
             f"{model_path}: SHA-256 {digest[:12]}... does not match the manifest; refusing to "
             "load it (a pickle runs code when it loads)"
         )
-    if manifest.get("features") != _feature_spec():
+    if expected_sha256 and digest != expected_sha256:
         raise ModelError(
-            f"{folder}: the model was trained on other features than this version of Lindung "
-            "uses; train it again (lindung model train)"
+            f"{model_path}: SHA-256 {digest[:12]}... is not the pinned LINDUNG_MODEL_SHA256 "
+            f"{expected_sha256[:12]}...; refusing to load it"
         )
+    if manifest.get("features") != _feature_spec(features):
+        raise OutdatedModel(
+            f"{folder}: the model was trained on other features than this version of Lindung "
+            "uses; train it again (lindung model train)",
+            manifest,
+        )
+    thresholds = manifest.get("thresholds")
+    if (
+        not isinstance(thresholds, dict)
+        or not all(isinstance(thresholds.get(k), float) for k in ("review", "high"))
+        or not 0 < thresholds["review"] <= thresholds["high"] < 1
+    ):
+        raise ModelError(f"{manifest_path}: thresholds must be 0 < review <= high < 1")
     model = pickle.loads(payload)
     if not isinstance(model, RiskModel):
         raise ModelError(f"{model_path}: not a Lindung risk model")
-    thresholds = Thresholds(**manifest["thresholds"])
-    return TrainedModel(model, thresholds, manifest["model"], manifest)
+    return TrainedModel(model, Thresholds(**thresholds), str(manifest["model"]), manifest)
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: not a readable JSON manifest ({error})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("model"), str):
+        raise ModelError(f"{path}: not a model manifest")
+    return manifest
 
 
 def library_versions() -> dict[str, str]:

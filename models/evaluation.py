@@ -91,7 +91,12 @@ def evaluate(
 
 
 def compare_gradient_boosting(
-    train: Labelled, test: Labelled, *, rows: int = 200_000, explain_rows: int = 500
+    trained: TrainedModel,
+    train: Labelled,
+    test: Labelled,
+    *,
+    rows: int = 200_000,
+    explain_rows: int = 500,
 ) -> dict[str, Any]:
     """A gradient-boosted reference on the same features: its AUC, and what explaining it costs
     (TreeSHAP on one-hot inputs; shap's values are wrong on native categorical splits, #3436)."""
@@ -100,8 +105,9 @@ def compare_gradient_boosting(
 
     from models.risk_model import one_hot
 
-    x_train = one_hot(encode(train.facts)[:rows]).toarray()
-    x_test = one_hot(encode(test.facts)).toarray()
+    features = trained.model.features
+    x_train = one_hot(encode(train.facts, features)[:rows], features).toarray()
+    x_test = one_hot(encode(test.facts, features), features).toarray()
     started = time.perf_counter()
     booster = HistGradientBoostingClassifier(max_iter=200, random_state=0)
     booster.fit(x_train, train.labels[:rows])

@@ -19,6 +19,8 @@ import pandas as pd
 
 from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS
 from engine.frame import known
+from engine.rule_pack import RulePack
+from engine.scoring import RULE_PREFIX
 
 UNKNOWN = "unknown"
 FEW = 32  # up to this many cases, categories are looked up one by one
@@ -94,11 +96,12 @@ def present(name: str) -> Feature:
     return Feature(name, ("not given", "given"), presence=True)
 
 
-def binned(name: str, edges: Sequence[float], unit: str = "") -> Feature:
+def binned(name: str, edges: Sequence[float]) -> Feature:
+    """Bins of a number; the unit is in the fact's label (`age (years)`)."""
     bounds = [*edges]
-    labels = [f"< {_n(bounds[0])}{unit}"]
-    labels += [f"{_n(low)}-{_n(high)}{unit}" for low, high in itertools.pairwise(bounds)]
-    labels.append(f">= {_n(bounds[-1])}{unit}")
+    labels = [f"< {_n(bounds[0])}"]
+    labels += [f"{_n(low)}-{_n(high)}" for low, high in itertools.pairwise(bounds)]
+    labels.append(f">= {_n(bounds[-1])}")
     return Feature(name, (*labels, UNKNOWN), edges=tuple(float(edge) for edge in bounds))
 
 
@@ -131,14 +134,15 @@ DESTINATIONS = (
 
 FEATURES: tuple[Feature, ...] = (
     categorical("channel"),
-    binned("age", [18, 21, 26, 36, 46], " th"),
+    binned("age", [18, 21, 26, 36, 46]),
     categorical("person.education"),
     yes_no("person.prior_overseas_work"),
     yes_no("person.prior_postponed_departure"),
     yes_no("person.prior_deportation"),
     yes_no("person.prior_trafficking_victim"),
     categorical("travel.exit_point_type"),
-    categorical("travel.mode"),
+    # no travel.mode: exit point type and the sea route say it, and a duplicate feature splits
+    # one effect into two contributions of opposite sign that confuse an officer
     categorical("travel.destination_country", DESTINATIONS, other=True),
     yes_no("sea_route_to_neighbour"),
     yes_no("scam_hotspot_route"),
@@ -146,7 +150,7 @@ FEATURES: tuple[Feature, ...] = (
     categorical("travel.ticket_paid_by"),
     categorical("travel.declared_purpose"),
     categorical("travel.visa_type"),
-    binned("passport_age_days", [30, 90, 365, 1825], " d"),
+    binned("passport_age_days", [30, 90, 365, 1825]),
     binned("travel.group_size", [2, 4, 8]),
     yes_no("travel.escort_present"),
     yes_no("travel.documents_held_by_other"),
@@ -159,7 +163,7 @@ FEATURES: tuple[Feature, ...] = (
     present("placement.job_order_no"),
     categorical("placement.employer_type"),
     categorical("placement.occupation"),
-    binned("pay_to_market_ratio", [0.8, 1.25, 1.6, 2.5], "x"),
+    binned("pay_to_market_ratio", [0.8, 1.25, 1.6, 2.5]),
     *(
         yes_no(f"placement.documents.{name}")
         for name in (
@@ -174,7 +178,7 @@ FEATURES: tuple[Feature, ...] = (
         )
     ),
     categorical("recruitment.channel"),
-    binned("fee_idr", [1, 1_000_000, 5_000_000, 15_000_000], " IDR"),
+    binned("fee_idr", [1, 1_000_000, 5_000_000, 15_000_000]),
     categorical("recruitment.fee_payee"),
     yes_no("recruitment.debt_or_salary_deduction"),
     *(
@@ -191,6 +195,17 @@ FEATURES: tuple[Feature, ...] = (
 )
 assert not {f.name for f in FEATURES} & EXCLUDED, "sex and origin are never model inputs"
 assert all(f.presence for f in FEATURES if f.name in IDENTIFIER_FIELDS)
+
+
+def features_for(pack: RulePack) -> tuple[Feature, ...]:
+    """The model's inputs with a rule pack: the facts above, and whether each rule (but the info
+    ones) fired. Rules state interactions an additive model cannot learn from single facts
+    (a declared job with a tourist visa), so their outcomes are inputs too."""
+    return FEATURES + tuple(
+        Feature(f"{RULE_PREFIX}{rule.id}", ("not fired", "fired"), presence=True)
+        for rule in pack.rules
+        if rule.severity != "info"
+    )
 
 
 def encode(facts: Mapping[str, np.ndarray], features: Sequence[Feature] = FEATURES) -> np.ndarray:

@@ -40,8 +40,14 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """
 
     def __init__(
-        self, *, regularisation: float = 1.0, calibration_share: float = 0.2, random_state: int = 0
+        self,
+        *,
+        features: tuple[Feature, ...] = FEATURES,
+        regularisation: float = 1.0,
+        calibration_share: float = 0.2,
+        random_state: int = 0,
     ) -> None:
+        self.features = features
         self.regularisation = regularisation
         self.calibration_share = calibration_share
         self.random_state = random_state
@@ -57,12 +63,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             stratify=labels,
         )
         regression = LogisticRegression(C=self.regularisation, max_iter=2_000)
-        regression.fit(one_hot(fit_codes), fit_labels)
+        regression.fit(one_hot(fit_codes, self.features), fit_labels)
         self.regression_ = regression
         self.weights_ = regression.coef_[0].astype(np.float64)
         self.intercept_ = float(regression.intercept_[0])
-        self.offsets_ = offsets()
-        frequencies = np.asarray(one_hot(codes).mean(axis=0)).ravel()
+        self.offsets_ = offsets(self.features)
+        frequencies = np.asarray(one_hot(codes, self.features).mean(axis=0)).ravel()
         self.reference_mean_ = frequencies  # the full mean, not a sample of 100 rows
         self.means_ = np.array(
             [
@@ -70,7 +76,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     self.weights_[start : start + len(feature.categories)]
                     @ frequencies[start : start + len(feature.categories)]
                 )
-                for feature, start in zip(FEATURES, self.offsets_, strict=True)
+                for feature, start in zip(self.features, self.offsets_, strict=True)
             ]
         )
         raw = self._raw_logit(calibration_codes)
@@ -121,7 +127,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         explainer = shap.LinearExplainer(
             self.regression_, (self.reference_mean_, np.zeros(len(self.reference_mean_)))
         )
-        values = np.asarray(explainer.shap_values(one_hot(np.asarray(codes)).toarray()))
+        values = np.asarray(
+            explainer.shap_values(one_hot(np.asarray(codes), self.features).toarray())
+        )
         slope, _ = self.calibration_
         per_feature = np.add.reduceat(values, self.offsets_, axis=1)
         return np.asarray(slope * per_feature)

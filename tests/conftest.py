@@ -11,6 +11,7 @@ from engine.rule_pack import RulePack, load_rule_pack
 from engine.screening import Screener
 from models import artifact, training
 from models.artifact import TrainedModel
+from models.features import features_for
 
 DEFAULT_PACK = bundled("default")
 SAMPLE_REGISTRY = bundled("registry", "sample.csv")
@@ -47,8 +48,8 @@ def model_dir(
 
 
 @pytest.fixture(scope="session")
-def trained(model_dir: Path) -> TrainedModel:
-    return artifact.load(model_dir)
+def trained(model_dir: Path, pack: RulePack) -> TrainedModel:
+    return artifact.load(model_dir, features_for(pack))
 
 
 @pytest.fixture

@@ -33,3 +33,20 @@ def test_calibration_error_is_zero_for_a_calibrated_score() -> None:
     scores = np.array([0.25] * 4 + [0.75] * 4)
     labels = np.array([1, 0, 0, 0, 1, 1, 1, 0])
     assert calibration_error(scores, labels) == 0.0
+
+
+def test_column_tiers_are_the_contract_tiers() -> None:
+    from engine.decision import Thresholds, tier_for
+    from models.evaluation import tiers
+
+    class Model:
+        thresholds = Thresholds(review=0.6, high=0.9)
+
+    rng = np.random.default_rng(2)
+    severity = rng.choice([-1, 1, 2, 3], 2_000)
+    scores = rng.random(2_000)
+    names = {-1: [], 1: ["warning"], 2: ["high"], 3: ["urgent"]}
+    found = tiers(severity, scores, Model())  # type: ignore[arg-type]
+    for rank, level, score in zip(found, severity, scores, strict=True):
+        expected = tier_for(names[int(level)], float(score), Model.thresholds)
+        assert ["clear", "review", "high", "urgent"][rank] == expected

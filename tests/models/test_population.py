@@ -346,12 +346,13 @@ def test_fully_documented_placements_are_rarely_non_procedural(many: Columns) ->
 
 def test_a_sparse_record_is_ordinary_and_hiding_says_little(many: Columns) -> None:
     label = many[LABEL]
-    for path in ("placement.occupation", "recruitment.channel", "interview.reports_coercion"):
+    # fields every story records: whether they are unknown must not depend on the label
+    for path in ("interview.reports_coercion", "person.prior_deportation", "travel.escort_present"):
         unknown = ~known(many[path])
-        assert unknown[~label].mean() > 0.4, path  # desks skip whole sections, for everyone
+        assert unknown[~label].mean() > 0.3, path  # desks skip whole sections, for everyone
         assert abs(unknown[label].mean() - unknown[~label].mean()) < 0.15, path
     paid_by = ~known(many["travel.ticket_paid_by"])
-    assert paid_by[label].mean() > paid_by[~label].mean() + 0.05  # some hiding remains
+    assert abs(paid_by[label].mean() - paid_by[~label].mean()) < 0.05  # not recorded: no signal
     origin_unknown = ~known(many["person.origin_province"])
     assert abs(origin_unknown[label].mean() - origin_unknown[~label].mean()) < 0.02
 

@@ -7,18 +7,24 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from api.settings import bundled
+from engine.rule_pack import load_rule_pack
 from models.artifact import TrainedModel
-from models.features import FEATURES
+from models.features import FEATURES, features_for
 from models.risk_model import RiskModel
 
+PACK_FEATURES = features_for(load_rule_pack(bundled("default")))
 codes_strategy = st.lists(
-    st.tuples(*(st.integers(0, len(f.categories) - 1) for f in FEATURES)), min_size=1, max_size=20
+    st.tuples(*(st.integers(0, len(f.categories) - 1) for f in PACK_FEATURES)),
+    min_size=1,
+    max_size=20,
 ).map(lambda rows: np.array(rows, dtype=np.int16))
 
 
 def test_follows_the_scikit_learn_contract() -> None:
     model = RiskModel(regularisation=0.5, random_state=3)
     assert model.get_params() == {
+        "features": FEATURES,
         "regularisation": 0.5,
         "calibration_share": 0.2,
         "random_state": 3,
