@@ -17,6 +17,19 @@ def settings_for(folder: Path) -> Settings:
     return Settings(model_dir=folder, training_rows=10_000)
 
 
+def outdated_copy(model_dir: Path, tmp_path: Path, *, trained_on_a_file: bool = False) -> Path:
+    """A copy of the session's model whose manifest lists other features."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    path = folder / artifact.MANIFEST_FILE
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["features"] = manifest["features"][:-1]
+    if trained_on_a_file:
+        manifest["training"]["sha256"] = "ab" * 32
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
 def test_a_model_file_without_a_manifest_is_never_overwritten(
     tmp_path: Path, pack: RulePack, registry: AgencyRegistry
 ) -> None:
@@ -29,12 +42,7 @@ def test_a_model_file_without_a_manifest_is_never_overwritten(
 def test_an_outdated_reference_model_is_trained_again(
     tmp_path: Path, model_dir: Path, pack: RulePack, registry: AgencyRegistry
 ) -> None:
-    folder = tmp_path / "model"
-    shutil.copytree(model_dir, folder)
-    path = folder / artifact.MANIFEST_FILE
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    manifest["features"] = manifest["features"][:-1]
-    path.write_text(json.dumps(manifest), encoding="utf-8")
+    folder = outdated_copy(model_dir, tmp_path)
     said: list[str] = []
     model = components.load_or_train_model(settings_for(folder), pack, registry, notify=said.append)
     assert said
@@ -45,12 +53,6 @@ def test_an_outdated_reference_model_is_trained_again(
 def test_an_outdated_analyst_model_is_refused(
     tmp_path: Path, model_dir: Path, pack: RulePack, registry: AgencyRegistry
 ) -> None:
-    folder = tmp_path / "model"
-    shutil.copytree(model_dir, folder)
-    path = folder / artifact.MANIFEST_FILE
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    manifest["features"] = manifest["features"][:-1]
-    manifest["training"]["sha256"] = "ab" * 32
-    path.write_text(json.dumps(manifest), encoding="utf-8")
+    folder = outdated_copy(model_dir, tmp_path, trained_on_a_file=True)
     with pytest.raises(artifact.OutdatedModel):
         components.load_or_train_model(settings_for(folder), pack, registry, notify=print)
