@@ -4,10 +4,11 @@ risk model and the screener. The command line and the service both start here.""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from api.settings import Settings
+from engine.errors import RulePackError
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
@@ -81,6 +82,14 @@ def build(settings: Settings) -> Components:
     pack = load_rule_pack(settings.rule_pack)
     registry = AgencyRegistry.from_csv(settings.registry)
     model = load_or_train_model(settings, pack, registry)
+    return assemble(settings, pack, registry, model)
+
+
+def assemble(
+    settings: Settings, pack: RulePack, registry: AgencyRegistry, model: artifact.TrainedModel
+) -> Components:
+    """The screener for one pack, registry and model, with the settings' referral deadlines."""
+    pack = with_referral_hours(pack, settings.referral_hours)
     screener = Screener(
         pack,
         pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
@@ -89,3 +98,20 @@ def build(settings: Settings) -> Components:
         scorer=model,
     )
     return Components(settings, pack, registry, model, screener)
+
+
+def with_referral_hours(pack: RulePack, hours: Mapping[str, float]) -> RulePack:
+    """The pack with referral deadlines overridden by the settings (LINDUNG_REFERRAL_HOURS)."""
+    unknown = set(hours) - set(pack.agencies)
+    if unknown:
+        raise RulePackError(
+            f"LINDUNG_REFERRAL_HOURS names agencies the pack does not know: {sorted(unknown)} "
+            f"(known: {sorted(pack.agencies)})"
+        )
+    if not hours:
+        return pack
+    agencies = {
+        key: replace(agency, deadline_hours=hours.get(key, agency.deadline_hours))
+        for key, agency in pack.agencies.items()
+    }
+    return replace(pack, agencies=agencies)

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     )  # share they can review first (high tier)
     training_rows: int = Field(default=300_000, ge=10_000)  # reference rows for the first model
     model_sha256: str | None = None  # pin the model file's SHA-256 (detects a swapped model)
+    database_url: str = "sqlite:///var/lindung.db"  # or postgresql+psycopg://host/db
+    pack_library: Path = Path("var/packs")  # more rule packs an admin may activate, one per folder
+    model_library: Path = Path("var/models")  # more models an admin may activate, one per folder
+    referral_hours: dict[str, float] = Field(default_factory=dict)  # agency -> deadline, hours
+    max_request_bytes: int = Field(default=4_000_000, ge=10_000)  # larger bodies get 413
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

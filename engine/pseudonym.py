@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from datetime import date, datetime
+from typing import Any
+
+from engine.case import CASE_FIELDS, IDENTIFIER_FIELDS, Case
 
 
 class Pseudonymiser:
@@ -29,3 +33,21 @@ class Pseudonymiser:
         normal = " ".join(unicodedata.normalize("NFKC", identifier).casefold().split())
         digest = hmac.new(self._key, f"{kind}\x1f{normal}".encode(), hashlib.sha256)
         return f"{kind}:{digest.hexdigest()[:32]}"
+
+
+def pseudonymised_record(case: Case, pseudonymiser: Pseudonymiser) -> dict[str, Any]:
+    """The known fields of a case as flat dotted keys, ready to store: identifiers (names, NIK,
+    passport numbers, escort and group references) are replaced by their keyed hashes."""
+    record: dict[str, Any] = {}
+    for path in CASE_FIELDS:
+        value = case.value(path)
+        if value is None:
+            continue
+        if path in IDENTIFIER_FIELDS:
+            value = pseudonymiser.token(path.rsplit(".", 1)[1], str(value))
+        elif isinstance(value, date | datetime):
+            value = value.isoformat()
+        elif isinstance(value, list):
+            value = list(value)
+        record[path] = value
+    return record

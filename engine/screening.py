@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from importlib import metadata
 from typing import Any
@@ -76,9 +77,11 @@ class Screener:
             "service": service_version(),
         }
 
-    def screen(self, case: Case) -> Decision:
-        """The decision for one case; the case is linked into the history (escort_network)."""
-        return self.decide(case, self.enricher.enrich(case))
+    def screen(self, case: Case, history: CaseHistory | None = None) -> Decision:
+        """The decision for one case; the case is linked into the history (escort_network):
+        the screener's own, or `history` (the service passes one bound to its transaction)."""
+        enricher = self.enricher if history is None else replace(self.enricher, history=history)
+        return self.decide(case, enricher.enrich(case))
 
     def decide(self, case: Case, enrichment: Enrichment) -> Decision:
         facts = enrichment.facts

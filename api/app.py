@@ -1,0 +1,187 @@
+"""The HTTP API: `create_app(settings)` builds it; `lindung serve` runs it under uvicorn.
+
+Errors are turned into responses here, in one place, each with a deliberate status and a body
+`{"error": ..., "detail": ..., "field": ...}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import KeyCache
+from api.metrics import ERRORS, LATENCY
+from api.problems import Problem
+from api.routes import activation, decisions, health, keys, referrals, registry, rules, screenings
+from api.service import Service
+from api.settings import Settings
+from api.storage.database import connect
+from engine.case import Case
+from engine.errors import CaseError
+from engine.screening import service_version
+
+log = logging.getLogger("lindung.api")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service = Service(settings, connect(settings.database_url))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        yield
+        service.engine.dispose()
+
+    app = FastAPI(
+        title="Lindung",
+        version=service_version(),
+        summary="Screening departures and placement files of Indonesian migrant workers",
+        description=(
+            "Decisions help an officer protect a person (counsel, refer, postpone, rescue); they "
+            "are never a verdict of guilt. Send an API key as `Authorization: Bearer <key>`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.keys = KeyCache()
+    for module in (screenings, decisions, referrals, rules, registry, activation, keys, health):
+        app.include_router(module.router)
+    _handle_errors(app)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.middleware("http")(_timed)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from LINDUNG_* variables (for uvicorn's worker processes)."""
+    return create_app(Settings())
+
+
+def problem(status: int, error: str, detail: str, field: str | None, **extra: Any) -> JSONResponse:
+    ERRORS.labels(str(status)).inc()
+    return JSONResponse(
+        {"error": error, "detail": detail, "field": field, **extra}, status_code=status
+    )
+
+
+def _handle_errors(app: FastAPI) -> None:
+    @app.exception_handler(CaseError)
+    async def bad_case(request: Request, error: CaseError) -> JSONResponse:
+        problems = [{"field": p.field, "problem": p.problem} for p in error.problems]
+        return problem(422, "InvalidCase", str(error), error.field, problems=problems)
+
+    @app.exception_handler(Problem)
+    async def known(request: Request, error: Problem) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        response = problem(error.status, type(error).__name__, error.detail, error.field)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in error.errors():
+            where = [str(part) for part in item.get("loc", ()) if part not in ("body", "query")]
+            problems.append({"field": ".".join(where) or "body", "problem": item.get("msg", "")})
+        first = problems[0] if problems else {"field": "body", "problem": "invalid"}
+        detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return problem(422, "InvalidRequest", detail, first["field"], problems=problems)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
+        return problem(500, "InternalError", "the request failed; nothing was stored", None)
+
+
+async def _timed(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    LATENCY.labels(getattr(route, "path", "(unmatched)")).observe(time.perf_counter() - started)
+    return response
+
+
+class BodyLimit:
+    """Refuses a body over `limit` bytes with 413, whether or not it declares its length."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413, "TooLarge", f"the request body is over {self.limit:,} bytes", "body"
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the case record v1 as the body of the screening endpoints."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    case = Case.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(case.pop("$defs", {}))
+    components["CaseRecordV1"] = case
+    one = {"$ref": "#/components/schemas/CaseRecordV1"}
+    paths = schema["paths"]
+    for path, body in (
+        ("/v1/screenings", one),
+        (
+            "/v1/screenings/bulk",
+            {
+                "type": "object",
+                "properties": {"cases": {"type": "array", "items": one, "maxItems": 1000}},
+                "required": ["cases"],
+            },
+        ),
+    ):
+        content = paths[path]["post"]["requestBody"]["content"]["application/json"]
+        content["schema"] = body
+    app.openapi_schema = schema
+    return schema

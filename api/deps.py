@@ -1,0 +1,95 @@
+"""What handlers depend on, declared once: the service, the caller and their role."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.problems import Problem
+from api.service import Service
+from api.storage import keys
+from api.storage.keys import Caller
+
+
+class Unauthorised(Problem):
+    status = 401
+
+
+class Forbidden(Problem):
+    status = 403
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `lindung keys create`")
+KEY_CACHE_SECONDS = 2.0  # a revoked key stops working in other processes within this time
+
+
+class KeyCache:
+    """Recently seen keys, so a busy desk does not cost a database read per request."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, Caller | None]] = {}
+        self._lock = threading.Lock()
+
+    def caller(self, service: Service, secret: str) -> Caller | None:
+        digest = keys.digest(secret)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(digest)
+        if hit and now - hit[0] < KEY_CACHE_SECONDS:
+            return hit[1]
+        with service.engine.connect() as connection:
+            found = keys.find(connection, secret)
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[digest] = (now, found)
+        return found
+
+    def forget(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
+def get_caller(
+    request: Request,
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorised("send an API key: Authorization: Bearer <key>", "Authorization")
+    cache: KeyCache = request.app.state.keys
+    caller = cache.caller(service, credentials.credentials)
+    if caller is None:
+        raise Unauthorised("the API key is not valid or was revoked", "Authorization")
+    return caller
+
+
+def allow(*roles: str) -> Callable[..., Caller]:
+    """A dependency admitting only callers with one of `roles`."""
+
+    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        if caller.role not in roles:
+            raise Forbidden(f"a {caller.role} key cannot do this; it needs: {', '.join(roles)}")
+        return caller
+
+    return check
+
+
+AnyKey = Annotated[Caller, Depends(allow("desk", "analyst", "admin"))]
+Desk = Annotated[Caller, Depends(allow("desk"))]
+DeskOrAnalyst = Annotated[Caller, Depends(allow("desk", "analyst"))]
+Analyst = Annotated[Caller, Depends(allow("analyst"))]
+AnalystOrAdmin = Annotated[Caller, Depends(allow("analyst", "admin"))]
+Admin = Annotated[Caller, Depends(allow("admin"))]

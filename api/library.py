@@ -1,0 +1,88 @@
+"""The rule packs and models an admin may activate: the ones the settings start with, and one
+per folder of LINDUNG_PACK_LIBRARY and LINDUNG_MODEL_LIBRARY."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from api.problems import NotFound
+from api.settings import Settings
+from engine.errors import LindungError
+from engine.rule_pack import load_rule_pack
+from models import artifact
+
+
+def _folders(start: Path, library: Path, marker: str) -> list[Path]:
+    found = [start]
+    if library.is_dir():
+        found += sorted(p for p in library.iterdir() if (p / marker).is_file())
+    return found
+
+
+def packs(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Pack label -> its folder and summary; a folder that does not load is listed as broken."""
+    listing: dict[str, dict[str, Any]] = {}
+    for folder in _folders(settings.rule_pack, settings.pack_library, "pack.yaml"):
+        try:
+            pack = load_rule_pack(folder)
+        except LindungError as error:
+            listing[f"(broken) {folder.name}"] = {"folder": folder, "problem": str(error)}
+            continue
+        listing.setdefault(
+            pack.label,
+            {
+                "folder": folder,
+                "name": pack.name,
+                "version": pack.version,
+                "effective_date": pack.effective_date.isoformat(),
+                "rules": len(pack.rules),
+            },
+        )
+    return listing
+
+
+def models(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Model version -> its folder and manifest summary (nothing is unpickled here)."""
+    listing: dict[str, dict[str, Any]] = {}
+    for folder in _folders(settings.model_dir, settings.model_library, artifact.MANIFEST_FILE):
+        try:
+            manifest = json.loads((folder / artifact.MANIFEST_FILE).read_text(encoding="utf-8"))
+            version = str(manifest["model"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        listing.setdefault(
+            version,
+            {
+                "folder": folder,
+                "created_at": manifest.get("created_at"),
+                "thresholds": manifest.get("thresholds"),
+                "training": manifest.get("training", {}).get("data"),
+            },
+        )
+    return listing
+
+
+def pack_folder(settings: Settings, label: str) -> Path:
+    found = packs(settings).get(label)
+    if not found or "problem" in found:
+        raise NotFound(f"no rule pack {label} in the library", "rule_pack")
+    folder: Path = found["folder"]
+    return folder
+
+
+def model_folder(settings: Settings, version: str) -> Path:
+    found = models(settings).get(version)
+    if not found:
+        raise NotFound(f"no model {version} in the library", "model")
+    folder: Path = found["folder"]
+    return folder
+
+
+def public(listing: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A listing without server paths."""
+    return [
+        {"version": key, **{k: v for k, v in item.items() if k != "folder"}}
+        for key, item in listing.items()
+    ]

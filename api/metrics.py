@@ -1,0 +1,39 @@
+"""Prometheus metrics: screenings by tier, request latency, errors.
+
+When the server runs several worker processes, `lindung serve` sets PROMETHEUS_MULTIPROC_DIR
+before they start, and /metrics adds up every process's figures.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+SCREENINGS = Counter(
+    "lindung_screenings_total",
+    "Cases screened and stored, by tier and channel",
+    ["tier", "channel"],
+)
+LATENCY = Histogram(
+    "lindung_request_seconds",
+    "Time to answer a request, by route",
+    ["route"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+ERRORS = Counter("lindung_errors_total", "Requests answered with an error, by status", ["status"])
+
+
+def exposition() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,55 @@
+"""Which rule pack and model the service runs: listed for analysts, switched by admins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api import library
+from api.deps import Admin, AnalystOrAdmin, ServiceDep
+
+router = APIRouter(prefix="/v1", tags=["activation"])
+
+
+def _active(service: ServiceDep) -> dict[str, str]:
+    parts = service.current()
+    return {"rule_pack": parts.pack.label, "model": parts.model.version}
+
+
+@router.get("/rule-packs", summary="Rule packs that can be activated")
+def rule_packs(service: ServiceDep, caller: AnalystOrAdmin) -> JSONResponse:
+    active = _active(service)["rule_pack"]
+    listing = library.public(library.packs(service.settings))
+    return JSONResponse(
+        {"active": active, "rule_packs": [p | {"active": p["version"] == active} for p in listing]}
+    )
+
+
+@router.get("/models", summary="Models that can be activated")
+def models(service: ServiceDep, caller: AnalystOrAdmin) -> JSONResponse:
+    active = _active(service)["model"]
+    listing = library.public(library.models(service.settings))
+    return JSONResponse(
+        {"active": active, "models": [m | {"active": m["version"] == active} for m in listing]}
+    )
+
+
+@router.get("/activation", summary="The active rule pack and model")
+def get_activation(service: ServiceDep, caller: AnalystOrAdmin) -> JSONResponse:
+    return JSONResponse(_active(service))
+
+
+class ActivationIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    rule_pack: str = Field(description="a label from GET /v1/rule-packs, e.g. default@2026.11.2")
+    model: str = Field(description="a version from GET /v1/models; it must fit the pack's rules")
+
+
+@router.post("/activation", summary="Activate a rule pack and model, without a restart")
+def activate(choice: ActivationIn, service: ServiceDep, caller: Admin) -> JSONResponse:
+    """Every server process screens with them from its next request; decisions made before keep
+    the versions they were made with."""
+    service.activate(choice.rule_pack, choice.model, caller)
+    return JSONResponse(_active(service), status_code=201)

@@ -1,0 +1,93 @@
+"""Stored decisions: one by id, a filtered list, and the outcomes officers record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from api.deps import Analyst, DeskOrAnalyst, ServiceDep
+from api.service import now
+from api.storage import database, decisions, outcomes
+from engine.decision import TIERS
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+Tier = Literal["clear", "review", "high", "urgent"]
+Channel = Literal["immigration_desk", "port_desk", "ltsa_counter", "batch"]
+assert set(TIERS) == set(Tier.__args__)  # type: ignore[attr-defined]
+
+
+@router.get("/decisions/{decision_id}", summary="One stored decision")
+def get_decision(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
+    """A decision as it was given, with who asked; a desk key reads only its own decisions."""
+    with service.engine.connect() as connection:
+        return JSONResponse(decisions.find(connection, decision_id, caller))
+
+
+@router.get("/decisions", summary="Decisions, newest first, filtered")
+def list_decisions(
+    service: ServiceDep,
+    caller: DeskOrAnalyst,
+    tier: Tier | None = None,
+    rule_id: Annotated[str | None, Query(max_length=100)] = None,
+    channel: Channel | None = None,
+    screened_from: datetime | None = None,
+    screened_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=decisions.MAX_PAGE)] = 100,
+    after: Annotated[str | None, Query(description="the `next` cursor of the last page")] = None,
+) -> JSONResponse:
+    """Decision summaries by tier, fired rule, channel and screening time (from inclusive, to
+    exclusive); a desk key lists its own decisions."""
+    filters = decisions.Filters(tier, rule_id, channel, screened_from, screened_to, limit, after)
+    with service.engine.connect() as connection:
+        return JSONResponse(decisions.listing(connection, filters, caller))
+
+
+class OutcomeIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    action: Literal["cleared", "postponed", "referred", "counselled"] | None = Field(
+        None, description="what the officer did"
+    )
+    confirmed: Literal["procedural", "non_procedural", "trafficking"] | None = Field(
+        None, description="what the case turned out to be, once known"
+    )
+    note: str | None = Field(
+        None, max_length=2_000, description="never a name: numbers of 6+ digits are redacted"
+    )
+
+
+@router.post("/decisions/{decision_id}/outcome", summary="Record what was done, or what it was")
+def record_outcome(
+    decision_id: str, outcome: OutcomeIn, service: ServiceDep, caller: DeskOrAnalyst
+) -> JSONResponse:
+    """Append the officer's action and/or the confirmed outcome (which is set once)."""
+    with database.transaction(service.engine) as connection:
+        summary = outcomes.record(
+            connection,
+            decision_id,
+            action=outcome.action,
+            confirmed=outcome.confirmed,
+            note=outcome.note,
+            caller=caller,
+            at=now(),
+        )
+    return JSONResponse(summary, status_code=201)
+
+
+@router.get("/decisions/{decision_id}/outcome", summary="A decision's outcome so far")
+def get_outcome(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
+    with service.engine.connect() as connection:
+        decisions.find(connection, decision_id, caller)
+        return JSONResponse(outcomes.summary(connection, decision_id))
+
+
+@router.get("/outcomes/labelled", summary="Confirmed cases, as labelled data for retraining")
+def labelled(service: ServiceDep, caller: Analyst) -> Response:
+    """Every decision with a confirmed outcome: its pseudonymised input and the label, as CSV."""
+    with service.engine.connect() as connection:
+        rows = list(outcomes.labelled(connection))
+    return Response(outcomes.labelled_csv(rows), media_type="text/csv")

@@ -1,0 +1,45 @@
+"""API keys, for admins: create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.deps import Admin, ServiceDep
+from api.problems import NotFound
+from api.service import now
+from api.storage import database, keys
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+class KeyIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    role: Literal["desk", "analyst", "admin"]
+    name: str = Field(min_length=1, max_length=200, description="who or what holds the key")
+
+
+@router.post("", summary="Create a key (its secret is shown only in this answer)")
+def create(choice: KeyIn, service: ServiceDep, caller: Admin) -> JSONResponse:
+    with database.transaction(service.engine) as connection:
+        made, secret = keys.create(connection, choice.role, choice.name, now(), by=caller)
+    return JSONResponse({**made.as_dict(), "key": secret}, status_code=201)
+
+
+@router.get("", summary="Keys, without their secrets")
+def listing(service: ServiceDep, caller: Admin) -> JSONResponse:
+    with service.engine.connect() as connection:
+        return JSONResponse({"keys": keys.listing(connection)})
+
+
+@router.delete("/{key_id}", summary="Revoke a key")
+def revoke(key_id: str, request: Request, service: ServiceDep, caller: Admin) -> JSONResponse:
+    with database.transaction(service.engine) as connection:
+        if not keys.revoke(connection, key_id, now(), by=caller):
+            raise NotFound(f"no live key {key_id}", "key_id")
+    request.app.state.keys.forget()
+    return JSONResponse({"key_id": key_id, "revoked": True})

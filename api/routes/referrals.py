@@ -1,0 +1,71 @@
+"""The urgent-referral queue: open referrals by deadline, acknowledged, then resolved."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.deps import Desk, DeskOrAnalyst, ServiceDep
+from api.service import now
+from api.storage import database, referrals
+
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+Status = Literal["open", "acknowledged", "resolved"]
+
+
+@router.get("", summary="The referral queue, nearest deadline first")
+def queue(
+    service: ServiceDep,
+    caller: DeskOrAnalyst,
+    status: Annotated[list[Status] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> JSONResponse:
+    """Referrals not yet resolved (or those in `status`); overdue ones are marked and first."""
+    statuses = tuple(status or ("open", "acknowledged"))
+    at = now()
+    with service.engine.connect() as connection:
+        items = referrals.queue(connection, at, statuses, limit)
+    return JSONResponse(
+        {
+            "referrals": items,
+            "overdue": sum(item["overdue"] for item in items),
+            "as_of": at.isoformat(),
+        }
+    )
+
+
+@router.get("/{decision_id}", summary="One referral")
+def get_referral(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
+    with service.engine.connect() as connection:
+        return JSONResponse(referrals.find(connection, decision_id, now()))
+
+
+@router.post("/{decision_id}/acknowledge", summary="Take a referral in hand")
+def acknowledge(decision_id: str, service: ServiceDep, caller: Desk) -> JSONResponse:
+    """Mark an open referral as acknowledged (409 if it is not open)."""
+    with database.transaction(service.engine) as connection:
+        return JSONResponse(referrals.acknowledge(connection, decision_id, caller, now()))
+
+
+class Resolution(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    note: str = Field(
+        min_length=1,
+        max_length=2_000,
+        description="what was done; never a name (numbers of 6+ digits are redacted)",
+    )
+
+
+@router.post("/{decision_id}/resolve", summary="Close a referral with a note")
+def resolve(
+    decision_id: str, resolution: Resolution, service: ServiceDep, caller: Desk
+) -> JSONResponse:
+    """Resolve an open or acknowledged referral (409 if it is already resolved)."""
+    with database.transaction(service.engine) as connection:
+        return JSONResponse(
+            referrals.resolve(connection, decision_id, resolution.note, caller, now())
+        )

@@ -1,0 +1,79 @@
+"""The agency registry: admins upload the ministry's CSV; any key looks a licence up."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import Admin, AnyKey, ServiceDep
+from api.problems import Invalid, NotFound
+from api.service import now
+from api.storage import activation, database
+from engine.errors import RegistryError
+from engine.registry import AgencyRegistry
+
+router = APIRouter(prefix="/v1/registry", tags=["registry"])
+
+
+@router.get("", summary="Which registry is in use")
+def summary(service: ServiceDep, caller: AnyKey) -> JSONResponse:
+    service.current()
+    return JSONResponse(service.registry_summary)
+
+
+@router.put(
+    "",
+    summary="Upload a new agency registry (CSV)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONResponse:
+    """Replace the registry for every server process: the file is used whole or refused whole,
+    with the line and column at fault."""
+    raw = await request.body()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Invalid("the registry must be UTF-8 CSV text", "body") from None
+    try:
+        registry = AgencyRegistry.from_text(content, source="upload")
+    except RegistryError as error:
+        raise Invalid(str(error), error.field or "body") from None
+    if not len(registry):
+        raise Invalid("the registry has no licences", "body")
+    with database.transaction(service.engine) as connection:
+        stored = activation.upload_registry(connection, content, registry, caller, now())
+        service.active(connection)
+    return JSONResponse(stored, status_code=201)
+
+
+@router.get("/licences/{license_no}", summary="Look up an agency licence")
+def lookup(
+    license_no: str,
+    service: ServiceDep,
+    caller: AnyKey,
+    on: Annotated[date | None, Query(description="the day to judge it on (default today)")] = None,
+) -> JSONResponse:
+    """The licence as registered, and its status on `on` (active, expired, suspended...)."""
+    licence = service.current().registry.lookup(license_no)
+    if licence is None:
+        raise NotFound("no licence with this number in the registry", "license_no")
+    day = on or now().date()
+    return JSONResponse(
+        {
+            "license_no": licence.license_no,
+            "agency_name": licence.agency_name,
+            "status": licence.status,
+            "valid_from": licence.valid_from.isoformat() if licence.valid_from else None,
+            "valid_until": licence.valid_until.isoformat() if licence.valid_until else None,
+            "on": day.isoformat(),
+            "status_on": licence.status_on(day),
+        }
+    )

@@ -1,0 +1,81 @@
+"""Screening: one case from a desk, or up to 1,000 from a desk syncing after an outage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+
+from api.deps import Desk, DeskOrAnalyst, ServiceDep
+from api.metrics import SCREENINGS
+from api.problems import Invalid
+from engine.case import Case
+from engine.case_input import parse_case
+from engine.errors import CaseError, FieldProblem
+
+router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
+BULK_LIMIT = 1_000
+
+CASE_EXAMPLE = {
+    "channel": "port_desk",
+    "travel": {
+        "exit_point": "BTM",
+        "exit_point_type": "ferry_terminal",
+        "destination_country": "MY",
+        "declared_purpose": "tourism",
+        "visa_type": "visa_free",
+        "ticket": "one_way",
+    },
+    "person": {"age": 23, "origin_province": "NTB"},
+    "interview": {"can_explain_trip": False},
+}
+
+
+def _count(decisions: list[Any], cases: list[Case]) -> None:
+    for case, decision in zip(cases, decisions, strict=True):
+        SCREENINGS.labels(decision.tier, case.channel).inc()
+
+
+@router.post(
+    "",
+    summary="Screen one case",
+    response_description="Decision v1 (shared/case-v1.md), stored in the audit trail",
+)
+def screen(
+    service: ServiceDep,
+    caller: Desk,
+    record: Annotated[dict[str, Any], Body(examples=[CASE_EXAMPLE])],
+) -> JSONResponse:
+    """Screen one case record (nested JSON or flat dotted keys) and store the decision."""
+    case = parse_case(record)
+    [decision] = service.screen([case], caller)
+    _count([decision], [case])
+    return JSONResponse(decision.as_dict(), status_code=201)
+
+
+@router.post("/bulk", summary="Screen up to 1,000 cases")
+def screen_bulk(
+    service: ServiceDep,
+    caller: DeskOrAnalyst,
+    body: Annotated[dict[str, list[dict[str, Any]]], Body(examples=[{"cases": [CASE_EXAMPLE]}])],
+) -> JSONResponse:
+    """Screen `cases` together: every case is stored, or (if any is invalid) none is."""
+    records = body.get("cases")
+    if records is None or set(body) != {"cases"}:
+        raise Invalid('send {"cases": [case, ...]}', "cases")
+    if not 1 <= len(records) <= BULK_LIMIT:
+        raise Invalid(f"send 1 to {BULK_LIMIT:,} cases (got {len(records):,})", "cases")
+    cases, problems = [], []
+    for number, record in enumerate(records):
+        try:
+            cases.append(parse_case(record))
+        except CaseError as error:
+            problems += [
+                FieldProblem(f"cases.{number}.{p.field}", p.problem) for p in error.problems
+            ]
+    if problems:
+        raise CaseError(problems)
+    decisions = service.screen(cases, caller)
+    _count(decisions, cases)
+    return JSONResponse({"decisions": [d.as_dict() for d in decisions]}, status_code=201)

@@ -1,0 +1,132 @@
+"""Commands for the service: serve, API keys, the audit trail, labelled outcomes.
+
+They use the same settings as the server (LINDUNG_DATABASE_URL and the rest).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from sqlalchemy import Engine
+
+from api import components
+from api.cli_common import settings_from_env
+from api.storage import audit, database, keys, outcomes
+
+
+def _engine() -> Engine:
+    settings = settings_from_env()
+    engine = database.connect(settings.database_url)
+    database.upgrade(engine)
+    return engine
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes."
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (OpenAPI at /docs), storing decisions in LINDUNG_DATABASE_URL."""
+    import uvicorn
+
+    settings = settings_from_env()
+    engine = database.connect(settings.database_url)
+    database.upgrade(engine)  # once, before the workers start
+    components.build(settings)  # trains the reference model on first use, before the workers
+    engine.dispose()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lindung-metrics-")
+    click.echo(f"Lindung serving on http://{host}:{port} (API docs at /docs)", err=True)
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys_group.command("create")
+@click.option("--role", required=True, type=click.Choice(keys.ROLES))
+@click.option("--name", required=True, help="Who or what holds the key (a desk, a system).")
+def create_key(role: str, name: str) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    engine = _engine()
+    try:
+        with database.transaction(engine) as connection:
+            made, secret = keys.create(connection, role, name, datetime.now(UTC))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{made.role} key {made.key_id} for {made.name!r} (shown once):", err=True)
+    click.echo(secret)
+
+
+@keys_group.command("list")
+def list_keys() -> None:
+    """List keys (never their secrets)."""
+    with _engine().connect() as connection:
+        for key in keys.listing(connection):
+            state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "live"
+            click.echo(f"{key['key_id']}  {key['role']:<8} {state:<10} {key['name']}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+def revoke_key(key_id: str) -> None:
+    """Revoke a key by its id."""
+    with database.transaction(_engine()) as connection:
+        if not keys.revoke(connection, key_id, datetime.now(UTC)):
+            raise click.ClickException(f"no live key {key_id}")
+    click.echo(f"revoked {key_id}")
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Check the audit trail."""
+
+
+@audit_group.command("verify")
+def verify() -> None:
+    """Check every entry's hash chain, and the decision, outcome, key, registry and activation
+    tables against it; exit 1 on any edit or deletion."""
+    with _engine().connect() as connection:
+        result = audit.verify(connection)
+    for problem in result.problems:
+        click.echo(f"FAIL {problem}", err=True)
+    verdict = "intact" if result.ok else "BROKEN"
+    click.echo(
+        f"audit trail {verdict}: {result.entries:,} entries, head {result.head_seq} "
+        f"{result.head_hash}"
+    )
+    if not result.ok:
+        sys.exit(1)
+
+
+@click.group("outcomes")
+def outcomes_group() -> None:
+    """Confirmed outcomes, as labelled data."""
+
+
+@outcomes_group.command("export")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+def export(out: Path) -> None:
+    """Write every confirmed case as a labelled CSV (label column: non_procedural) for
+    `lindung model train --data OUT --label non_procedural`."""
+    with _engine().connect() as connection:
+        rows = list(outcomes.labelled(connection))
+    out.write_text(outcomes.labelled_csv(rows), encoding="utf-8")
+    click.echo(f"{len(rows):,} labelled cases written to {out}")

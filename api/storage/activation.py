@@ -1,0 +1,108 @@
+"""What the service runs with: the active rule pack and model, and the agency registry.
+
+Admins change them through the API; every server process reads the newest rows at its next
+request (`generation`), so an activation or an upload takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from api.storage import audit, tables
+from api.storage.keys import Caller
+from engine.registry import AgencyRegistry
+
+
+@dataclass(frozen=True)
+class Generation:
+    activation: int
+    registry: int
+
+
+def generation(connection: Connection) -> Generation:
+    row = connection.execute(
+        select(
+            select(func.coalesce(func.max(tables.activations.c.activation_id), 0))
+            .scalar_subquery()
+            .label("activation"),
+            select(func.coalesce(func.max(tables.registries.c.registry_id), 0))
+            .scalar_subquery()
+            .label("registry"),
+        )
+    ).one()
+    return Generation(int(row.activation), int(row.registry))
+
+
+def current(connection: Connection) -> dict[str, Any] | None:
+    """The newest activation (rule pack label and model version), if an admin made one."""
+    a = tables.activations.c
+    row = connection.execute(
+        select(a.rule_pack, a.model, a.activated_at, a.key_id)
+        .order_by(a.activation_id.desc())
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return None
+    return {
+        "rule_pack": row.rule_pack,
+        "model": row.model,
+        "activated_at": row.activated_at.isoformat(),
+        "key_id": row.key_id,
+    }
+
+
+def activate(
+    connection: Connection, rule_pack: str, model: str, caller: Caller, at: datetime
+) -> None:
+    body = {"rule_pack": rule_pack, "model": model}
+    [seq] = audit.append(connection, [audit.Entry("activated", rule_pack, caller.key_id, body)], at)
+    connection.execute(
+        tables.activations.insert().values(
+            audit_seq=seq, activated_at=at, key_id=caller.key_id, rule_pack=rule_pack, model=model
+        )
+    )
+
+
+def upload_registry(
+    connection: Connection, content: str, registry: AgencyRegistry, caller: Caller, at: datetime
+) -> dict[str, Any]:
+    """Store a registry that has been read whole (`AgencyRegistry.from_text`)."""
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    body = {"sha256": digest, "licences": len(registry)}
+    [seq] = audit.append(
+        connection, [audit.Entry("registry_uploaded", digest, caller.key_id, body)], at
+    )
+    connection.execute(
+        tables.registries.insert().values(
+            audit_seq=seq,
+            uploaded_at=at,
+            key_id=caller.key_id,
+            sha256=digest,
+            licences=len(registry),
+            content=content,
+        )
+    )
+    return {**body, "uploaded_at": at.isoformat()}
+
+
+def newest_registry(connection: Connection) -> tuple[str, dict[str, Any]] | None:
+    """The newest uploaded registry's CSV text and summary, if any was uploaded."""
+    r = tables.registries.c
+    row = connection.execute(
+        select(r.content, r.sha256, r.licences, r.uploaded_at)
+        .order_by(r.registry_id.desc())
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return None
+    summary = {
+        "sha256": row.sha256,
+        "licences": row.licences,
+        "uploaded_at": row.uploaded_at.isoformat(),
+    }
+    return row.content, summary

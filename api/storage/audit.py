@@ -1,0 +1,249 @@
+"""The audit trail: an append-only log, each entry chained to the one before by a SHA-256.
+
+An entry's hash covers its sequence number, time, actor, kind, subject, body and the previous
+entry's hash, so editing or deleting any entry breaks the chain from there on; the head row
+(the newest sequence number and hash) catches a deleted last entry. The tables that index the
+log for queries (decisions, outcomes, keys, registries, activations) are checked against it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Connection, Table, select, update
+
+from api.storage import tables
+
+GENESIS = "0" * tables.DIGEST
+
+
+def canonical(body: Mapping[str, Any]) -> str:
+    """One spelling of a JSON body, so that its hash can be recomputed."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(
+    prev_hash: str, seq: int, recorded_at: datetime, actor: str, kind: str, subject: str, body: str
+) -> str:
+    parts = (prev_hash, str(seq), recorded_at.isoformat(), actor, kind, subject, body)
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # decision | outcome | referral_acknowledged | referral_resolved | key_created ...
+    subject: str  # what it is about: a decision id, a key id
+    actor: str
+    body: Mapping[str, Any]
+
+
+def append(connection: Connection, entries: list[Entry], at: datetime) -> list[int]:
+    """Chain `entries` onto the log inside the caller's transaction; returns their numbers.
+
+    The head row is locked (FOR UPDATE on PostgreSQL; SQLite's write lock is already held), so
+    concurrent writers from any process chain one after another.
+    """
+    head = connection.execute(
+        select(tables.audit_head.c.seq, tables.audit_head.c.hash)
+        .where(tables.audit_head.c.id == 1)
+        .with_for_update()
+    ).one()
+    seq, previous = int(head.seq), str(head.hash)
+    at = at.astimezone(UTC)
+    rows, numbers = [], []
+    for entry in entries:
+        seq += 1
+        body = canonical(entry.body)
+        digest = entry_hash(previous, seq, at, entry.actor, entry.kind, entry.subject, body)
+        rows.append(
+            {
+                "seq": seq,
+                "recorded_at": at,
+                "actor": entry.actor,
+                "kind": entry.kind,
+                "subject": entry.subject,
+                "body": body,
+                "prev_hash": previous,
+                "hash": digest,
+            }
+        )
+        numbers.append(seq)
+        previous = digest
+    if rows:
+        connection.execute(tables.audit_log.insert(), rows)
+        connection.execute(
+            update(tables.audit_head)
+            .where(tables.audit_head.c.id == 1)
+            .values(seq=seq, hash=previous)
+        )
+    return numbers
+
+
+def body_of(connection: Connection, seq: int) -> dict[str, Any]:
+    text = connection.execute(
+        select(tables.audit_log.c.body).where(tables.audit_log.c.seq == seq)
+    ).scalar_one()
+    body: dict[str, Any] = json.loads(text)
+    return body
+
+
+@dataclass
+class Verification:
+    entries: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+MAX_PROBLEMS = 50
+
+
+def verify(connection: Connection) -> Verification:
+    """Walk the chain from the first entry, then check each index table against it."""
+    result = Verification()
+    previous, expected_seq = GENESIS, 1
+    log = tables.audit_log.c
+    counts: dict[str, int] = {}
+    for row in connection.execution_options(yield_per=2_000).execute(
+        select(log.seq, log.recorded_at, log.actor, log.kind, log.subject, log.body)
+        .add_columns(log.prev_hash, log.hash)
+        .order_by(log.seq)
+    ):
+        if row.seq != expected_seq:
+            result.problems.append(
+                f"entry {expected_seq}"
+                + (f" to {row.seq - 1} are missing" if row.seq > expected_seq else " is repeated")
+            )
+        if row.prev_hash != previous:
+            result.problems.append(f"entry {row.seq}: does not follow from the entry before it")
+        digest = entry_hash(
+            row.prev_hash, row.seq, row.recorded_at, row.actor, row.kind, row.subject, row.body
+        )
+        if digest != row.hash:
+            result.problems.append(f"entry {row.seq}: its content was changed after recording")
+        counts[row.kind] = counts.get(row.kind, 0) + 1
+        previous, expected_seq = row.hash, row.seq + 1
+        result.entries += 1
+    head = connection.execute(select(tables.audit_head)).one()
+    result.head_seq, result.head_hash = int(head.seq), str(head.hash)
+    if head.seq != expected_seq - 1 or head.hash != previous:
+        result.problems.append(
+            f"the log ends at entry {expected_seq - 1}, but its head says {head.seq}: "
+            "entries were deleted from the end, or the head was changed"
+        )
+    for check in INDEX_CHECKS:
+        result.problems.extend(islice(check(connection, counts), MAX_PROBLEMS))
+    del result.problems[MAX_PROBLEMS:]  # the first problems say enough; the rest would flood
+    return result
+
+
+# What each index table must agree with: its row's columns against the audited body.
+Projection = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+
+
+def _decision_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "decision_id": subject,
+        "case_id": body["case_id"],
+        "channel": body["input"]["channel"],
+        "tier": body["tier"],
+        "risk_score": body["risk_score"],
+        "screened_at": datetime.fromisoformat(body["screened_at"]),
+        "key_id": body["asked_by"]["key_id"],
+        "rule_pack": body["versions"]["rule_pack"],
+        "model": body["versions"]["model"],
+    }
+
+
+def _outcome_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"decision_id": subject, "action": body["action"], "confirmed": body["confirmed"]}
+
+
+def _key_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"key_id": subject, "name": body["name"], "role": body["role"], "key_hash": body["hash"]}
+
+
+def _registry_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"sha256": body["sha256"], "licences": body["licences"]}
+
+
+def _activation_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"rule_pack": body["rule_pack"], "model": body["model"]}
+
+
+INDEXED: dict[str, tuple[Table, Projection, str]] = {
+    "decision": (tables.decisions, _decision_row, "decision"),
+    "outcome": (tables.outcomes, _outcome_row, "outcome"),
+    "key_created": (tables.api_keys, _key_row, "key"),
+    "registry_uploaded": (tables.registries, _registry_row, "registry"),
+    "activated": (tables.activations, _activation_row, "activation"),
+}
+
+
+def _index_check(kind: str) -> Callable[[Connection, Mapping[str, int]], Iterator[str]]:
+    table, project, noun = INDEXED[kind]
+    names = list(project("", _PROBE[kind]))
+
+    def check(connection: Connection, counts: Mapping[str, int]) -> Iterator[str]:
+        log = tables.audit_log.c
+        query = select(
+            table.c.audit_seq, *(table.c[name] for name in names), log.kind, log.subject, log.body
+        ).join_from(table, tables.audit_log, log.seq == table.c.audit_seq, isouter=True)
+        rows = 0
+        for row in connection.execution_options(yield_per=2_000).execute(query):
+            rows += 1
+            if row.kind != kind:
+                yield f"{noun} row for entry {row.audit_seq} has no {kind} entry in the log"
+                continue
+            audited = project(row.subject, json.loads(row.body))
+            for name in names:
+                if not _same(getattr(row, name), audited[name]):
+                    yield f"{noun} of entry {row.audit_seq}: {name} differs from the audit log"
+        if rows < counts.get(kind, 0):
+            yield f"{counts[kind] - rows} {noun} row(s) recorded in the log are missing"
+
+    return check
+
+
+def _same(stored: Any, audited: Any) -> bool:
+    if isinstance(stored, float) and isinstance(audited, float):
+        return abs(stored - audited) <= 1e-12 * max(1.0, abs(audited))
+    return bool(stored == audited)
+
+
+_PROBE: dict[str, Mapping[str, Any]] = {  # bodies shaped like the real ones, to list columns
+    "decision": {
+        "case_id": "",
+        "input": {"channel": ""},
+        "tier": "",
+        "risk_score": None,
+        "screened_at": "2000-01-01T00:00:00+00:00",
+        "asked_by": {"key_id": ""},
+        "versions": {"rule_pack": "", "model": None},
+    },
+    "outcome": {"action": None, "confirmed": None},
+    "key_created": {"name": "", "role": "", "hash": ""},
+    "registry_uploaded": {"sha256": "", "licences": 0},
+    "activated": {"rule_pack": "", "model": ""},
+}
+
+INDEX_CHECKS = [_index_check(kind) for kind in INDEXED]
+
+
+def entries(connection: Connection, kind: str | None = None) -> Iterator[dict[str, Any]]:
+    """The log's entries in order (for export and inspection)."""
+    query = select(tables.audit_log).order_by(tables.audit_log.c.seq)
+    if kind:
+        query = query.where(tables.audit_log.c.kind == kind)
+    for row in connection.execute(query):
+        yield dict(row._mapping)

@@ -1,0 +1,192 @@
+"""Decisions as stored: one audit entry each (the full decision, its pseudonymised input and who
+asked), indexed for the analysts' queries, with a referral opened for each urgent one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, or_, select
+
+from api.problems import Invalid, NotFound
+from api.storage import audit, tables
+from api.storage.keys import Caller
+from engine.decision import Decision
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A decision and the pseudonymised input it was made on."""
+
+    decision: Decision
+    record: Mapping[str, Any]
+
+
+def store(
+    connection: Connection, screened: Sequence[Screened], caller: Caller, at: datetime
+) -> None:
+    """Store decisions inside the caller's transaction (all of them, or none if it rolls back)."""
+    entries = [
+        audit.Entry(
+            "decision",
+            item.decision.decision_id,
+            caller.key_id,
+            {**item.decision.as_dict(), "input": dict(item.record), "asked_by": caller.as_dict()},
+        )
+        for item in screened
+    ]
+    numbers = audit.append(connection, entries, at)
+    rows, flags, referrals = [], [], []
+    for seq, item in zip(numbers, screened, strict=True):
+        decision = item.decision
+        rows.append(
+            {
+                "decision_id": decision.decision_id,
+                "audit_seq": seq,
+                "case_id": decision.case_id,
+                "channel": item.record["channel"],
+                "tier": decision.tier,
+                "risk_score": decision.risk_score,
+                "screened_at": decision.screened_at,
+                "recorded_at": at,
+                "key_id": caller.key_id,
+                "rule_pack": decision.versions["rule_pack"],
+                "model": decision.versions["model"],
+            }
+        )
+        flags += [
+            {"decision_id": decision.decision_id, "rule_id": f.rule_id} for f in decision.flags
+        ]
+        if decision.referral:
+            referrals.append(
+                {
+                    "decision_id": decision.decision_id,
+                    "agency": decision.referral.agency,
+                    "deadline": decision.referral.deadline,
+                    "status": "open",
+                    "opened_at": at,
+                }
+            )
+    connection.execute(tables.decisions.insert(), rows)
+    if flags:
+        connection.execute(tables.decision_flags.insert(), flags)
+    if referrals:
+        connection.execute(tables.referrals.insert(), referrals)
+
+
+def find(connection: Connection, decision_id: str, caller: Caller) -> dict[str, Any]:
+    """The stored decision (as the client received it, plus who asked); desks see their own."""
+    query = select(tables.decisions.c.audit_seq).where(
+        tables.decisions.c.decision_id == decision_id
+    )
+    if caller.role == "desk":
+        query = query.where(tables.decisions.c.key_id == caller.key_id)
+    seq = connection.execute(query).scalar_one_or_none()
+    if seq is None:
+        raise NotFound(f"no decision {decision_id} that this key may read", "decision_id")
+    body = audit.body_of(connection, seq)
+    body.pop("input", None)  # pseudonymised, but only analysts' exports need it
+    return body
+
+
+@dataclass(frozen=True)
+class Filters:
+    tier: str | None = None
+    rule_id: str | None = None
+    channel: str | None = None
+    screened_from: datetime | None = None
+    screened_to: datetime | None = None
+    limit: int = 100
+    after: str | None = None  # the `next` cursor of the previous page
+
+
+def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[str, Any]:
+    """A page of decision summaries, newest screening first, and the cursor of the next page."""
+    d = tables.decisions.c
+    query = select(d.decision_id, d.case_id, d.channel, d.tier, d.risk_score, d.screened_at)
+    query = query.add_columns(d.key_id, d.rule_pack, d.model)
+    conditions = []
+    if caller.role == "desk":
+        conditions.append(d.key_id == caller.key_id)
+    if filters.tier:
+        conditions.append(d.tier == filters.tier)
+    if filters.channel:
+        conditions.append(d.channel == filters.channel)
+    if filters.screened_from:
+        conditions.append(d.screened_at >= filters.screened_from)
+    if filters.screened_to:
+        conditions.append(d.screened_at < filters.screened_to)
+    if filters.rule_id:
+        flags = tables.decision_flags.c
+        conditions.append(
+            exists().where(flags.decision_id == d.decision_id, flags.rule_id == filters.rule_id)
+        )
+    if filters.after:
+        at, decision_id = _cursor(filters.after)
+        conditions.append(
+            or_(d.screened_at < at, and_(d.screened_at == at, d.decision_id < decision_id))
+        )
+    rows = connection.execute(
+        query.where(*conditions)
+        .order_by(d.screened_at.desc(), d.decision_id.desc())
+        .limit(filters.limit + 1)
+    ).all()
+    page = rows[: filters.limit]
+    fired = _rule_ids(connection, [row.decision_id for row in page])
+    items = [
+        {
+            "decision_id": row.decision_id,
+            "case_id": row.case_id,
+            "channel": row.channel,
+            "tier": row.tier,
+            "risk_score": row.risk_score,
+            "screened_at": row.screened_at.isoformat(),
+            "rule_ids": fired.get(row.decision_id, []),
+            "key_id": row.key_id,
+            "versions": {"rule_pack": row.rule_pack, "model": row.model},
+        }
+        for row in page
+    ]
+    last = page[-1] if page and len(rows) > filters.limit else None
+    return {
+        "decisions": items,
+        "next": f"{last.screened_at.isoformat()}|{last.decision_id}" if last else None,
+    }
+
+
+def _cursor(value: str) -> tuple[datetime, str]:
+    try:
+        at, decision_id = value.split("|", 1)
+        return datetime.fromisoformat(at), decision_id
+    except ValueError:
+        raise Invalid("not a cursor this service gave out", "after") from None
+
+
+def _rule_ids(connection: Connection, decision_ids: list[str]) -> dict[str, list[str]]:
+    if not decision_ids:
+        return {}
+    flags = tables.decision_flags.c
+    fired: dict[str, list[str]] = {}
+    for row in connection.execute(
+        select(flags.decision_id, flags.rule_id).where(flags.decision_id.in_(decision_ids))
+    ):
+        fired.setdefault(row.decision_id, []).append(row.rule_id)
+    return fired
+
+
+def stored_input(connection: Connection, decision_id: str) -> dict[str, Any]:
+    """The pseudonymised case a decision was made on."""
+    seq = connection.execute(
+        select(tables.decisions.c.audit_seq).where(tables.decisions.c.decision_id == decision_id)
+    ).scalar_one()
+    record: dict[str, Any] = json.loads(
+        connection.execute(
+            select(tables.audit_log.c.body).where(tables.audit_log.c.seq == seq)
+        ).scalar_one()
+    )["input"]
+    return record

@@ -1,0 +1,112 @@
+"""What officers did with a decision, and later what the case turned out to be.
+
+Outcomes are appended, never changed: an action may be followed by another (postponed, then
+referred); a confirmed outcome is set once, and becomes a labelled case for retraining.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from api.problems import Conflict, Invalid
+from api.storage import audit, decisions, tables
+from api.storage.keys import Caller
+from engine.case import CASE_FIELDS
+
+ACTIONS = ("cleared", "postponed", "referred", "counselled")
+CONFIRMED = ("procedural", "non_procedural", "trafficking")
+_DIGITS = re.compile(r"\S*\d{6,}\S*")
+
+
+def scrub(note: str | None) -> str | None:
+    """A free-text note without anything that looks like an ID number (NIK, passport, phone):
+    notes are stored, and identifiers are never stored in clear."""
+    if note is None:
+        return None
+    return _DIGITS.sub("[redacted]", note.strip())[:2_000] or None
+
+
+def record(
+    connection: Connection,
+    decision_id: str,
+    *,
+    action: str | None,
+    confirmed: str | None,
+    note: str | None,
+    caller: Caller,
+    at: datetime,
+) -> dict[str, Any]:
+    """Append an outcome to a decision the caller may read; returns the decision's outcome."""
+    decisions.find(connection, decision_id, caller)  # exists, and is the caller's to act on
+    if action is None and confirmed is None:
+        raise Invalid("give the action taken, the confirmed outcome, or both", "action")
+    current = summary(connection, decision_id)
+    if confirmed and current["confirmed"] and current["confirmed"] != confirmed:
+        raise Conflict(
+            f"this decision's outcome was already confirmed as {current['confirmed']}",
+            "confirmed",
+        )
+    body = {"action": action, "confirmed": confirmed, "note": scrub(note)}
+    [seq] = audit.append(connection, [audit.Entry("outcome", decision_id, caller.key_id, body)], at)
+    connection.execute(
+        tables.outcomes.insert().values(
+            audit_seq=seq,
+            decision_id=decision_id,
+            action=action,
+            confirmed=confirmed,
+            recorded_at=at,
+            key_id=caller.key_id,
+        )
+    )
+    return summary(connection, decision_id)
+
+
+def summary(connection: Connection, decision_id: str) -> dict[str, Any]:
+    o = tables.outcomes.c
+    rows = connection.execute(
+        select(o.action, o.confirmed, o.recorded_at, o.key_id)
+        .where(o.decision_id == decision_id)
+        .order_by(o.outcome_id)
+    ).all()
+    actions = [
+        {"action": r.action, "at": r.recorded_at.isoformat(), "key_id": r.key_id}
+        for r in rows
+        if r.action
+    ]
+    confirmed = next((r.confirmed for r in rows if r.confirmed), None)
+    return {"decision_id": decision_id, "actions": actions, "confirmed": confirmed}
+
+
+def labelled(connection: Connection) -> Iterator[dict[str, Any]]:
+    """Every decision with a confirmed outcome: its pseudonymised input and the label
+    `non_procedural` (trafficking counts as non-procedural), for `lindung model train`."""
+    o = tables.outcomes.c
+    seen: set[str] = set()
+    for row in connection.execute(
+        select(o.decision_id, o.confirmed).where(o.confirmed.is_not(None)).order_by(o.outcome_id)
+    ):
+        if row.decision_id in seen:
+            continue
+        seen.add(row.decision_id)
+        yield {
+            **decisions.stored_input(connection, row.decision_id),
+            "non_procedural": row.confirmed != "procedural",
+        }
+
+
+def labelled_csv(rows: list[dict[str, Any]]) -> str:
+    """Confirmed cases as a labelled CSV that `lindung model train --data` reads."""
+    columns = [path for path in CASE_FIELDS if any(path in row for row in rows)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, [*columns, "non_procedural"], extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()})
+    return out.getvalue()
