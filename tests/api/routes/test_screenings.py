@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from api.cli import screen_stream
+from api.storage import tables
+from tests.factories import tourist
+
+STRANDED_ON_FERRY = {
+    "channel": "port_desk",
+    "screened_at": "2026-11-23T08:00:00+00:00",
+    "person": {"age": 22, "passport_no": "C7654321", "full_name": "Siti Aminah"},
+    "travel": {
+        "exit_point": "BTM",
+        "exit_point_type": "ferry_terminal",
+        "destination_country": "MY",
+        "declared_purpose": "tourism",
+        "visa_type": "visa_free",
+        "ticket": "one_way",
+    },
+    "interview": {"can_explain_trip": False},
+}
+
+
+def rows(engine: Engine, table: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_a_desk_screens_a_case_and_gets_the_decision_the_cli_gives(
+    client: TestClient, desk: dict[str, str], app: Any
+) -> None:
+    answer = client.post("/v1/screenings", json=STRANDED_ON_FERRY, headers=desk)
+    assert answer.status_code == 201
+    decision = answer.json()
+    out = io.StringIO()
+    screen_stream(
+        app.state.service.parts.screener,
+        io.StringIO(json.dumps(STRANDED_ON_FERRY)),
+        out,
+        io.StringIO(),
+    )
+    offline = json.loads(out.getvalue())
+    for key in ("tier", "risk_score", "flags", "questions", "explanation", "versions", "referral"):
+        assert decision[key] == offline[key], key
+    assert decision["tier"] in ("review", "high", "urgent")
+    assert decision["flags"], "a tourist on a one-way ferry who cannot explain the trip is flagged"
+
+
+def test_the_decision_is_stored_with_its_pseudonymised_input(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    decision = client.post("/v1/screenings", json=STRANDED_ON_FERRY, headers=desk).json()
+    stored = client.get(f"/v1/decisions/{decision['decision_id']}", headers=desk).json()
+    assert stored["tier"] == decision["tier"]
+    assert stored["asked_by"]["role"] == "desk"
+    with engine.connect() as connection:
+        bodies = " ".join(connection.execute(select(tables.audit_log.c.body)).scalars())
+    assert "C7654321" not in bodies
+    assert "Siti" not in bodies
+    assert "passport_no:" in bodies
+
+
+def test_a_bad_case_gets_422_naming_the_field_as_the_cli_does(
+    client: TestClient, desk: dict[str, str], engine: Engine, app: Any
+) -> None:
+    bad = tourist(travel={"visa_type": "golden"})
+    answer = client.post("/v1/screenings", json=bad, headers=desk)
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["field"] == "travel.visa_type"
+    with_cli = io.StringIO()
+    screener = app.state.service.parts.screener
+    screen_stream(screener, io.StringIO(json.dumps(bad)), io.StringIO(), with_cli)
+    assert body["detail"] in with_cli.getvalue()
+    assert rows(engine, tables.decisions) == 0
+
+
+def test_bulk_stores_every_case_or_none(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    cases = [tourist(case_id=f"T-{i}") for i in range(5)]
+    answer = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert answer.status_code == 201
+    assert [d["case_id"] for d in answer.json()["decisions"]] == [f"T-{i}" for i in range(5)]
+    assert rows(engine, tables.decisions) == 5
+
+    cases[3]["person"]["age"] = "old"
+    refused = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "cases.3.person.age"
+    assert rows(engine, tables.decisions) == 5
+
+
+def test_bulk_takes_at_most_1000_cases(client: TestClient, desk: dict[str, str]) -> None:
+    answer = client.post("/v1/screenings/bulk", json={"cases": [tourist()] * 1001}, headers=desk)
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "cases"
+
+
+def test_an_oversized_body_gets_413(client: TestClient, desk: dict[str, str]) -> None:
+    padding = "x" * 5_000_000
+    answer = client.post(
+        "/v1/screenings",
+        json=tourist(case_id="T", placement={"agency_name": padding}),
+        headers=desk,
+    )
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "TooLarge"
