@@ -80,9 +80,9 @@ def model_folder(settings: Settings, version: str) -> Path:
     return folder
 
 
-def public(listing: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """A listing without server paths."""
+def public(listing: dict[str, dict[str, Any]], key_name: str) -> list[dict[str, Any]]:
+    """A listing without server paths, each item under `key_name` (what activation takes)."""
     return [
-        {"version": key, **{k: v for k, v in item.items() if k != "folder"}}
+        {key_name: key, **{k: v for k, v in item.items() if k != "folder"}}
         for key, item in listing.items()
     ]

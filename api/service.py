@@ -105,8 +105,9 @@ class Service:
 
     def activate(self, rule_pack: str, model: str, caller: Caller) -> dict[str, Any]:
         """Check that the pack loads, its examples pass and the model fits it; then record it."""
+        folder = library.pack_folder(self.settings, rule_pack)  # 404 if it is not there
         try:
-            pack = load_rule_pack(library.pack_folder(self.settings, rule_pack))
+            pack = load_rule_pack(folder)
         except LindungError as error:
             raise Conflict(f"rule pack {rule_pack} does not load: {error}", "rule_pack") from None
         self.load_model(pack, model)

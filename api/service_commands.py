@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,11 +21,15 @@ from api.cli_common import settings_from_env
 from api.storage import audit, database, keys, outcomes
 
 
-def _engine() -> Engine:
-    settings = settings_from_env()
-    engine = database.connect(settings.database_url)
-    database.upgrade(engine)
-    return engine
+@contextmanager
+def _database() -> Iterator[Engine]:
+    """The settings' database, migrated; its connections are closed afterwards."""
+    engine = database.connect(settings_from_env().database_url)
+    try:
+        database.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @click.command()
@@ -65,9 +71,8 @@ def keys_group() -> None:
 @click.option("--name", required=True, help="Who or what holds the key (a desk, a system).")
 def create_key(role: str, name: str) -> None:
     """Create a key and print it once; only its hash is stored."""
-    engine = _engine()
     try:
-        with database.transaction(engine) as connection:
+        with _database() as engine, database.transaction(engine) as connection:
             made, secret = keys.create(connection, role, name, datetime.now(UTC))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
@@ -78,7 +83,7 @@ def create_key(role: str, name: str) -> None:
 @keys_group.command("list")
 def list_keys() -> None:
     """List keys (never their secrets)."""
-    with _engine().connect() as connection:
+    with _database() as engine, engine.connect() as connection:
         for key in keys.listing(connection):
             state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "live"
             click.echo(f"{key['key_id']}  {key['role']:<8} {state:<10} {key['name']}")
@@ -88,7 +93,7 @@ def list_keys() -> None:
 @click.argument("key_id")
 def revoke_key(key_id: str) -> None:
     """Revoke a key by its id."""
-    with database.transaction(_engine()) as connection:
+    with _database() as engine, database.transaction(engine) as connection:
         if not keys.revoke(connection, key_id, datetime.now(UTC)):
             raise click.ClickException(f"no live key {key_id}")
     click.echo(f"revoked {key_id}")
@@ -103,7 +108,7 @@ def audit_group() -> None:
 def verify() -> None:
     """Check every entry's hash chain, and the decision, outcome, key, registry and activation
     tables against it; exit 1 on any edit or deletion."""
-    with _engine().connect() as connection:
+    with _database() as engine, engine.connect() as connection:
         result = audit.verify(connection)
     for problem in result.problems:
         click.echo(f"FAIL {problem}", err=True)
@@ -126,7 +131,7 @@ def outcomes_group() -> None:
 def export(out: Path) -> None:
     """Write every confirmed case as a labelled CSV (label column: non_procedural) for
     `lindung model train --data OUT --label non_procedural`."""
-    with _engine().connect() as connection:
+    with _database() as engine, engine.connect() as connection:
         rows = list(outcomes.labelled(connection))
     out.write_text(outcomes.labelled_csv(rows), encoding="utf-8")
     click.echo(f"{len(rows):,} labelled cases written to {out}")

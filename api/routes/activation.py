@@ -20,16 +20,16 @@ def _active(service: ServiceDep) -> dict[str, str]:
 @router.get("/rule-packs", summary="Rule packs that can be activated")
 def rule_packs(service: ServiceDep, caller: AnalystOrAdmin) -> JSONResponse:
     active = _active(service)["rule_pack"]
-    listing = library.public(library.packs(service.settings))
+    listing = library.public(library.packs(service.settings), "label")
     return JSONResponse(
-        {"active": active, "rule_packs": [p | {"active": p["version"] == active} for p in listing]}
+        {"active": active, "rule_packs": [p | {"active": p["label"] == active} for p in listing]}
     )
 
 
 @router.get("/models", summary="Models that can be activated")
 def models(service: ServiceDep, caller: AnalystOrAdmin) -> JSONResponse:
     active = _active(service)["model"]
-    listing = library.public(library.models(service.settings))
+    listing = library.public(library.models(service.settings), "version")
     return JSONResponse(
         {"active": active, "models": [m | {"active": m["version"] == active} for m in listing]}
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, or_, select
@@ -118,9 +118,9 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
     if filters.channel:
         conditions.append(d.channel == filters.channel)
     if filters.screened_from:
-        conditions.append(d.screened_at >= filters.screened_from)
+        conditions.append(d.screened_at >= as_utc(filters.screened_from))
     if filters.screened_to:
-        conditions.append(d.screened_at < filters.screened_to)
+        conditions.append(d.screened_at < as_utc(filters.screened_to))
     if filters.rule_id:
         flags = tables.decision_flags.c
         conditions.append(
@@ -159,10 +159,15 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
     }
 
 
+def as_utc(at: datetime) -> datetime:
+    """A time without a zone is taken as UTC, as in a case record's `screened_at`."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def _cursor(value: str) -> tuple[datetime, str]:
     try:
         at, decision_id = value.split("|", 1)
-        return datetime.fromisoformat(at), decision_id
+        return as_utc(datetime.fromisoformat(at)), decision_id
     except ValueError:
         raise Invalid("not a cursor this service gave out", "after") from None
 

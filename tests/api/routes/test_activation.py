@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from api.app import create_app
+from api.settings import Settings, bundled
+from api.storage import tables
+from engine.rule_pack import load_rule_pack
+from models.artifact import TrainedModel
+from tests.factories import tourist
+
+Headers = dict[str, str]
+DEFAULT = load_rule_pack(bundled("default"))
+
+
+def rows(engine: Engine, table: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def library_pack(settings: Settings, folder: str, version: str) -> tuple[Path, str]:
+    """A copy of the default pack in the settings' pack library, under a new version."""
+    target = settings.pack_library / folder
+    shutil.copytree(bundled("default"), target)
+    manifest = target / "pack.yaml"
+    text = manifest.read_text(encoding="utf-8")
+    bumped = re.sub(r"^version: .*$", f'version: "{version}"', text, count=1, flags=re.M)
+    assert bumped != text
+    manifest.write_text(bumped, encoding="utf-8")
+    return target, f"{DEFAULT.name}@{version}"
+
+
+@pytest.fixture
+def next_pack(settings: Settings) -> str:
+    """The label of a new version of the default pack with the same rules."""
+    _folder, label = library_pack(settings, "next", "2026.12.1")
+    return label
+
+
+@pytest.fixture
+def bigger_pack(settings: Settings) -> str:
+    """The label of a pack with one more non-info rule (so the session's model no longer fits)."""
+    folder, label = library_pack(settings, "bigger", "2026.12.2")
+    source = folder / "rules" / "unlicensed_agency.yaml"
+    text = source.read_text(encoding="utf-8")
+    copy = text.replace("id: unlicensed_agency", "id: unlicensed_agency_again", 1)
+    (folder / "rules" / "unlicensed_agency_again.yaml").write_text(copy, encoding="utf-8")
+    return label
+
+
+def label_of(listed: dict[str, Any]) -> str:
+    """The label to activate a listed pack by (GET /v1/rule-packs promises one)."""
+    label: str = listed["label"]
+    return label
+
+
+def listed_packs(client: TestClient, headers: Headers) -> dict[str, bool]:
+    answer = client.get("/v1/rule-packs", headers=headers)
+    assert answer.status_code == 200
+    return {label_of(p): p["active"] for p in answer.json()["rule_packs"]}
+
+
+def screen(client: TestClient, desk: Headers, **changes: Any) -> dict[str, Any]:
+    answer = client.post("/v1/screenings", json=tourist(**changes), headers=desk)
+    assert answer.status_code == 201, answer.text
+    decision: dict[str, Any] = answer.json()
+    return decision
+
+
+def activate(client: TestClient, admin: Headers, rule_pack: str, model: str) -> Any:
+    return client.post(
+        "/v1/activation", json={"rule_pack": rule_pack, "model": model}, headers=admin
+    )
+
+
+def test_the_settings_pack_and_model_are_listed_as_active_and_the_listing_follows_activation(
+    client: TestClient, analyst: Headers, admin: Headers, next_pack: str, trained: TrainedModel
+) -> None:
+    current = client.get("/v1/activation", headers=analyst)
+    assert current.json() == {"rule_pack": DEFAULT.label, "model": trained.version}
+    models = client.get("/v1/models", headers=analyst)
+    assert models.status_code == 200
+    assert models.json()["active"] == trained.version
+    [model] = models.json()["models"]
+    assert model["version"] == trained.version
+    assert model["active"] is True
+    assert "folder" not in model, "server paths are not shown"
+
+    packs = client.get("/v1/rule-packs", headers=analyst)
+    assert packs.status_code == 200
+    assert packs.json()["active"] == DEFAULT.label
+    for listed in packs.json()["rule_packs"]:
+        assert "folder" not in listed
+        assert listed["rules"] == len(DEFAULT.rules)
+    # each pack is listed under the label POST /v1/activation takes, the active one marked
+    assert listed_packs(client, analyst) == {DEFAULT.label: True, next_pack: False}
+    assert activate(client, admin, next_pack, trained.version).status_code == 201
+    assert listed_packs(client, analyst) == {DEFAULT.label: False, next_pack: True}
+
+
+def test_activating_a_new_pack_changes_the_next_decisions_but_not_the_earlier_ones(
+    client: TestClient,
+    desk: Headers,
+    admin: Headers,
+    analyst: Headers,
+    next_pack: str,
+    trained: TrainedModel,
+    engine: Engine,
+) -> None:
+    before = screen(client, desk, case_id="before")
+    assert before["versions"]["rule_pack"] == DEFAULT.label
+    assert activate(client, analyst, next_pack, trained.version).status_code == 403
+    assert activate(client, desk, next_pack, trained.version).status_code == 403
+
+    answer = activate(client, admin, next_pack, trained.version)
+    assert answer.status_code == 201, answer.text
+    assert answer.json() == {"rule_pack": next_pack, "model": trained.version}
+    assert rows(engine, tables.activations) == 1
+
+    after = screen(client, desk, case_id="after")
+    assert after["versions"]["rule_pack"] == next_pack
+    assert after["versions"]["model"] == trained.version
+    earlier = client.get(f"/v1/decisions/{before['decision_id']}", headers=desk).json()
+    assert earlier["versions"]["rule_pack"] == DEFAULT.label
+    listed = client.get("/v1/decisions", headers=analyst).json()["decisions"]
+    assert {d["case_id"]: d["versions"]["rule_pack"] for d in listed} == {
+        "before": DEFAULT.label,
+        "after": next_pack,
+    }
+    assert client.get("/v1/activation", headers=analyst).json()["rule_pack"] == next_pack
+    assert client.get("/v1/rule-packs", headers=analyst).json()["active"] == next_pack
+    assert client.get("/v1/rules", headers=desk).json()["rule_pack"] == next_pack
+    assert client.get("/readyz").json()["rule_pack"] == next_pack
+
+
+def test_a_pack_the_model_does_not_fit_is_409_and_changes_nothing(
+    client: TestClient,
+    desk: Headers,
+    admin: Headers,
+    bigger_pack: str,
+    trained: TrainedModel,
+    engine: Engine,
+) -> None:
+    log_before = rows(engine, tables.audit_log)
+    answer = activate(client, admin, bigger_pack, trained.version)
+    assert answer.status_code == 409
+    assert answer.json()["field"] == "model"
+    assert rows(engine, tables.activations) == 0
+    assert rows(engine, tables.audit_log) == log_before
+    assert client.get("/v1/activation", headers=admin).json() == {
+        "rule_pack": DEFAULT.label,
+        "model": trained.version,
+    }
+    assert screen(client, desk)["versions"]["rule_pack"] == DEFAULT.label
+
+
+def test_activating_an_unknown_or_broken_pack_or_model_changes_nothing(
+    client: TestClient, admin: Headers, settings: Settings, trained: TrainedModel, engine: Engine
+) -> None:
+    folder, broken = library_pack(settings, "broken", "2026.12.3")
+    (folder / "rules" / "unlicensed_agency.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    listing = client.get("/v1/rule-packs", headers=admin).json()["rule_packs"]
+    assert any(label_of(p) == "(broken) broken" for p in listing)
+    answer = activate(client, admin, broken, trained.version)
+    assert answer.status_code in (404, 409), answer.text  # not in the library / does not load
+    assert answer.json()["field"] == "rule_pack"
+
+    unknown_model = activate(client, admin, DEFAULT.label, "no-such-model")
+    assert unknown_model.status_code == 404
+    assert unknown_model.json()["field"] == "model"
+    assert rows(engine, tables.activations) == 0
+
+    unknown_pack = activate(client, admin, "lindung-default@1999.1.1", trained.version)
+    assert unknown_pack.json()["field"] == "rule_pack"
+    assert rows(engine, tables.activations) == 0
+    assert client.get("/v1/activation", headers=admin).json()["rule_pack"] == DEFAULT.label
+    assert unknown_pack.status_code == 404, unknown_pack.text
+
+
+@pytest.fixture
+def second_process(settings: Settings, client: TestClient) -> Iterator[TestClient]:
+    """Another server process on the same database."""
+    with TestClient(create_app(settings)) as other:
+        yield other
+
+
+def test_what_an_admin_changes_through_one_process_another_sees_at_its_next_request(
+    client: TestClient,
+    second_process: TestClient,
+    desk: Headers,
+    admin: Headers,
+    next_pack: str,
+    trained: TrainedModel,
+) -> None:
+    assert screen(second_process, desk)["versions"]["rule_pack"] == DEFAULT.label
+    assert activate(client, admin, next_pack, trained.version).status_code == 201
+    assert second_process.get("/v1/activation", headers=admin).json()["rule_pack"] == next_pack
+    assert screen(second_process, desk)["versions"]["rule_pack"] == next_pack
+    assert second_process.get("/readyz").json()["rule_pack"] == next_pack
+
+    csv = (
+        "license_no,agency_name,status,valid_from,valid_until\n"
+        "SIP3MI-0100-2026,PT Contoh Baru (fiktif),active,2026-01-05,2031-01-04\n"
+    )
+    uploaded = client.put(
+        "/v1/registry", content=csv, headers={**admin, "Content-Type": "text/csv"}
+    )
+    assert uploaded.status_code == 201
+    found = second_process.get("/v1/registry/licences/SIP3MI-0100-2026", headers=desk)
+    assert found.status_code == 200
+    assert second_process.get("/v1/registry", headers=desk).json()["source"] == "uploaded"
+    assert second_process.get("/v1/activation", headers=admin).json()["rule_pack"] == next_pack

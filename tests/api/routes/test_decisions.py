@@ -1,0 +1,368 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from api.storage import tables
+from models.dataset import read_labelled
+from tests.api.conftest import KeyMaker
+from tests.factories import documented_worker, tourist
+
+Headers = dict[str, str]
+
+COERCED = {"interview": {"reports_coercion": True}}  # urgent: reported coercion
+NIK = "3171234567890123"
+
+
+def rows(engine: Engine, table: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def screen(client: TestClient, headers: Headers, case: dict[str, Any]) -> dict[str, Any]:
+    answer = client.post("/v1/screenings", json=case, headers=headers)
+    assert answer.status_code == 201, answer.text
+    decision: dict[str, Any] = answer.json()
+    return decision
+
+
+def listed(client: TestClient, headers: Headers, **params: Any) -> dict[str, Any]:
+    answer = client.get("/v1/decisions", params=params, headers=headers)
+    assert answer.status_code == 200, answer.text
+    page: dict[str, Any] = answer.json()
+    return page
+
+
+def ids(page: dict[str, Any]) -> set[str]:
+    return {item["decision_id"] for item in page["decisions"]}
+
+
+# --- one decision ------------------------------------------------------------------------------
+
+
+def test_a_desk_reads_back_its_decision_as_it_was_given(client: TestClient, desk: Headers) -> None:
+    given = screen(client, desk, tourist(case_id="T-read", **COERCED))
+    answer = client.get(f"/v1/decisions/{given['decision_id']}", headers=desk)
+    assert answer.status_code == 200
+    stored = answer.json()
+    for key in ("decision_id", "case_id", "tier", "risk_score", "flags", "referral", "versions"):
+        assert stored[key] == given[key], key
+    assert stored["asked_by"]["role"] == "desk"
+    assert "input" not in stored, "the pseudonymised input is for analysts' exports only"
+
+
+def test_a_desk_sees_only_its_own_decisions_and_an_analyst_sees_all(
+    client: TestClient, desk: Headers, make_key: KeyMaker, analyst: Headers, admin: Headers
+) -> None:
+    mine = screen(client, desk, tourist(case_id="mine"))
+    other_desk = make_key("desk")
+    theirs = screen(client, other_desk, tourist(case_id="theirs"))
+    url = f"/v1/decisions/{mine['decision_id']}"
+
+    hidden = client.get(url, headers=other_desk)
+    assert hidden.status_code == 404
+    assert hidden.json()["field"] == "decision_id"
+    assert client.get(f"{url}/outcome", headers=other_desk).status_code == 404
+    acted = client.post(f"{url}/outcome", json={"action": "cleared"}, headers=other_desk)
+    assert acted.status_code == 404
+    assert client.get(f"{url}/outcome", headers=desk).json()["actions"] == [], "nothing stored"
+    assert ids(listed(client, desk)) == {mine["decision_id"]}
+    assert ids(listed(client, other_desk)) == {theirs["decision_id"]}
+
+    assert client.get(url, headers=analyst).json()["decision_id"] == mine["decision_id"]
+    assert ids(listed(client, analyst)) == {mine["decision_id"], theirs["decision_id"]}
+    missing = client.get("/v1/decisions/0123456789abcdef0123456789abcdef", headers=analyst)
+    assert missing.status_code == 404
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=admin).status_code == 403
+
+
+# --- the list ----------------------------------------------------------------------------------
+
+
+def test_the_list_filters_by_tier_rule_channel_and_screening_time(
+    client: TestClient, desk: Headers, analyst: Headers
+) -> None:
+    calm = screen(client, desk, tourist(case_id="calm", screened_at="2026-11-20T08:00:00+00:00"))
+    coerced = screen(
+        client,
+        desk,
+        tourist(case_id="coerced", screened_at="2026-11-21T08:00:00+00:00", **COERCED),
+    )
+    worker = screen(
+        client,
+        desk,
+        documented_worker(
+            case_id="worker",
+            screened_at="2026-11-22T08:00:00+00:00",
+            placement={"agency_license_no": "SIP3MI-9999-2022"},  # not in the registry
+        ),
+    )
+    assert coerced["tier"] == "urgent"
+    assert "unlicensed_agency" in {f["rule_id"] for f in worker["flags"]}
+    everything = listed(client, analyst)
+    assert ids(everything) == {calm["decision_id"], coerced["decision_id"], worker["decision_id"]}
+    assert [d["case_id"] for d in everything["decisions"]] == ["worker", "coerced", "calm"]
+    assert everything["next"] is None
+
+    assert ids(listed(client, analyst, tier="urgent")) == {coerced["decision_id"]}
+    assert ids(listed(client, analyst, rule_id="coercion_or_deception_reported")) == {
+        coerced["decision_id"]
+    }
+    by_rule = listed(client, analyst, rule_id="unlicensed_agency")
+    assert ids(by_rule) == {worker["decision_id"]}
+    assert "unlicensed_agency" in by_rule["decisions"][0]["rule_ids"]
+    assert ids(listed(client, analyst, channel="ltsa_counter")) == {worker["decision_id"]}
+    assert ids(listed(client, analyst, channel="immigration_desk")) == {
+        calm["decision_id"],
+        coerced["decision_id"],
+    }
+    assert ids(listed(client, analyst, channel="port_desk")) == set()
+    window = listed(
+        client,
+        analyst,
+        screened_from="2026-11-21T08:00:00+00:00",  # inclusive
+        screened_to="2026-11-22T08:00:00+00:00",  # exclusive
+    )
+    assert ids(window) == {coerced["decision_id"]}
+    in_jakarta_time = listed(client, analyst, screened_from="2026-11-22T15:00:00+07:00")
+    assert ids(in_jakarta_time) == {worker["decision_id"]}
+
+
+def test_paging_with_next_gives_every_decision_exactly_once(
+    client: TestClient, desk: Headers, analyst: Headers
+) -> None:
+    base = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    cases = [
+        # pairs share a screening time, so the cursor must break ties
+        tourist(case_id=f"P-{i}", screened_at=(base + timedelta(minutes=i // 2)).isoformat())
+        for i in range(11)
+    ]
+    answer = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert answer.status_code == 201
+    made = [d["decision_id"] for d in answer.json()["decisions"]]
+
+    seen: list[str] = []
+    times: list[str] = []
+    params: dict[str, Any] = {"limit": 3}
+    pages = 0
+    while True:
+        page = listed(client, analyst, **params)
+        pages += 1
+        assert len(page["decisions"]) <= 3
+        seen += [d["decision_id"] for d in page["decisions"]]
+        times += [d["screened_at"] for d in page["decisions"]]
+        if page["next"] is None:
+            break
+        params = {"limit": 3, "after": page["next"]}
+        assert pages < 10, "the cursor does not move on"
+    assert pages == 4
+    assert len(seen) == len(set(seen)) == 11, "no duplicates"
+    assert set(seen) == set(made), "nothing skipped"
+    assert times == sorted(times, reverse=True), "newest first"
+
+
+def test_paging_keeps_the_filters(client: TestClient, desk: Headers, analyst: Headers) -> None:
+    base = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    cases = [
+        tourist(case_id=f"F-{i}", screened_at=(base + timedelta(minutes=i)).isoformat())
+        | ({"interview": {"reports_coercion": True}} if i % 2 else {})
+        for i in range(8)
+    ]
+    decisions = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk).json()
+    urgent = {d["decision_id"] for d in decisions["decisions"] if d["tier"] == "urgent"}
+    assert len(urgent) == 4
+    first = listed(client, analyst, tier="urgent", limit=3)
+    second = listed(client, analyst, tier="urgent", limit=3, after=first["next"])
+    assert second["next"] is None
+    assert ids(first) | ids(second) == urgent
+    assert not ids(first) & ids(second)
+
+
+def test_bad_list_parameters_and_forged_cursors_are_422_naming_them(
+    client: TestClient, analyst: Headers
+) -> None:
+    for params, field in (
+        ({"tier": "severe"}, "tier"),
+        ({"channel": "email"}, "channel"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"screened_from": "yesterday"}, "screened_from"),
+        ({"after": "page-two"}, "after"),
+        ({"after": "2026-13-01T00:00:00+00:00|abc"}, "after"),
+    ):
+        answer = client.get("/v1/decisions", params=params, headers=analyst)
+        assert answer.status_code == 422, params
+        assert answer.json()["field"] == field, params
+
+
+def test_times_without_a_zone_in_filters_or_cursors_are_not_a_server_error(
+    client: TestClient, desk: Headers, analyst: Headers
+) -> None:
+    """Cases take a time without a zone as UTC; the filters should too (or refuse it as 422)."""
+    screen(client, desk, tourist(screened_at="2026-11-21T08:00:00+00:00"))
+    for params in (
+        {"screened_from": "2026-11-21T00:00:00"},
+        {"screened_to": "2026-11-22T00:00:00"},
+        {"after": "2026-11-22T00:00:00|ffffffffffffffffffffffffffffffff"},
+    ):
+        answer = client.get("/v1/decisions", params=params, headers=analyst)
+        assert answer.status_code in (200, 422), (params, answer.text)
+        if answer.status_code == 200:
+            assert len(answer.json()["decisions"]) == 1, params
+        else:
+            assert answer.json()["field"] == next(iter(params)), params
+
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+
+def test_an_officer_records_an_action_then_later_the_confirmed_outcome(
+    client: TestClient, desk: Headers
+) -> None:
+    decision = screen(client, desk, tourist(**COERCED))
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    empty = client.get(url, headers=desk).json()
+    assert empty == {"decision_id": decision["decision_id"], "actions": [], "confirmed": None}
+
+    acted = client.post(url, json={"action": "postponed"}, headers=desk)
+    assert acted.status_code == 201
+    assert [a["action"] for a in acted.json()["actions"]] == ["postponed"]
+    assert acted.json()["confirmed"] is None
+
+    client.post(url, json={"action": "referred"}, headers=desk)
+    confirmed = client.post(url, json={"confirmed": "trafficking"}, headers=desk)
+    assert confirmed.status_code == 201
+    outcome = client.get(url, headers=desk).json()
+    assert [a["action"] for a in outcome["actions"]] == ["postponed", "referred"]
+    assert outcome["confirmed"] == "trafficking"
+
+
+def test_a_confirmed_outcome_is_set_once(client: TestClient, desk: Headers, engine: Engine) -> None:
+    decision = screen(client, desk, tourist())
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    assert client.post(url, json={"confirmed": "procedural"}, headers=desk).status_code == 201
+    same = client.post(url, json={"confirmed": "procedural", "action": "cleared"}, headers=desk)
+    assert same.status_code == 201, "the same confirmed outcome again is fine"
+    outcomes_before, log_before = rows(engine, tables.outcomes), rows(engine, tables.audit_log)
+
+    refused = client.post(
+        url, json={"action": "referred", "confirmed": "trafficking"}, headers=desk
+    )
+    assert refused.status_code == 409
+    assert refused.json()["field"] == "confirmed"
+    assert rows(engine, tables.outcomes) == outcomes_before
+    assert rows(engine, tables.audit_log) == log_before
+    outcome = client.get(url, headers=desk).json()
+    assert outcome["confirmed"] == "procedural"
+    assert [a["action"] for a in outcome["actions"]] == ["cleared"]
+
+
+def test_an_empty_or_unknown_outcome_is_422_naming_the_field(
+    client: TestClient, desk: Headers, engine: Engine
+) -> None:
+    decision = screen(client, desk, tourist())
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    empty = client.post(url, json={}, headers=desk)
+    assert empty.status_code == 422
+    assert empty.json()["field"] == "action"
+    note_only = client.post(url, json={"note": "spoke to her"}, headers=desk)
+    assert note_only.status_code == 422
+    assert note_only.json()["field"] == "action"
+    unknown = client.post(url, json={"action": "arrested"}, headers=desk)
+    assert unknown.status_code == 422
+    assert unknown.json()["field"] == "action"
+    assert client.post(url, json={"confirmed": "guilty"}, headers=desk).json()["field"] == (
+        "confirmed"
+    )
+    assert rows(engine, tables.outcomes) == 0
+
+
+def test_an_id_number_in_a_note_is_stored_redacted(
+    client: TestClient, desk: Headers, engine: Engine
+) -> None:
+    decision = screen(client, desk, tourist())
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    note = f"checked NIK {NIK} against the KTP; sister called on +6281234567890"
+    answer = client.post(url, json={"action": "counselled", "note": note}, headers=desk)
+    assert answer.status_code == 201
+    with engine.connect() as connection:
+        bodies = list(
+            connection.execute(
+                select(tables.audit_log.c.body).where(tables.audit_log.c.kind == "outcome")
+            ).scalars()
+        )
+    assert len(bodies) == 1
+    assert NIK not in bodies[0]
+    assert "6281234567890" not in bodies[0]
+    assert "[redacted]" in bodies[0]
+    assert "checked NIK" in bodies[0], "the rest of the note is kept"
+
+
+# --- labelled export ---------------------------------------------------------------------------
+
+
+def test_confirmed_cases_export_as_labelled_data_training_can_read(
+    client: TestClient, desk: Headers, analyst: Headers, tmp_path: Path
+) -> None:
+    trafficked = screen(
+        client,
+        desk,
+        tourist(
+            case_id="L-1",
+            person={"passport_no": "C7654321", "full_name": "Siti Aminah", "nik": NIK},
+            travel={"transit_countries": ["SG", "TH"]},
+            links={"escort_ref": "+62 812 0000 0001"},
+            **COERCED,
+        ),
+    )
+    procedural = screen(
+        client,
+        desk,
+        documented_worker(
+            case_id="L-2", person={"passport_no": "B1234567", "full_name": "Dewi Lestari"}
+        ),
+    )
+    unconfirmed = screen(client, desk, tourist(case_id="L-3", person={"passport_no": "A7777777"}))
+    for decision, confirmed in ((trafficked, "trafficking"), (procedural, "procedural")):
+        url = f"/v1/decisions/{decision['decision_id']}/outcome"
+        assert client.post(url, json={"confirmed": confirmed}, headers=desk).status_code == 201
+    client.post(
+        f"/v1/decisions/{unconfirmed['decision_id']}/outcome",
+        json={"action": "cleared"},
+        headers=desk,
+    )
+
+    answer = client.get("/v1/outcomes/labelled", headers=analyst)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    text = answer.text
+    for identifier in (
+        "C7654321",
+        "Siti",
+        "Aminah",
+        NIK,
+        "B1234567",
+        "Dewi",
+        "Lestari",
+        "812 0000",
+        "A7777777",
+    ):
+        assert identifier not in text, identifier
+
+    exported = tmp_path / "labelled.csv"
+    exported.write_text(text, encoding="utf-8")
+    frame, labels = read_labelled(exported, "non_procedural")
+    assert list(labels) == [True, False]
+    header = text.splitlines()[0].split(",")
+    assert "non_procedural" in header
+    assert "travel.transit_countries" in header
+    assert list(frame["case_id"]) == ["L-1", "L-2"]
+    assert list(frame["travel.transit_countries"][0]) == ["SG", "TH"]
+    assert frame["interview.reports_coercion"][0] in (True, "true")
+    assert client.get("/v1/outcomes/labelled", headers=desk).status_code == 403
+    assert client.get("/v1/outcomes/labelled").status_code == 401

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from engine.rule_pack import RulePack
+from models.artifact import TrainedModel
+from tests.factories import tourist
+
+Headers = dict[str, str]
+
+
+def screenings_counted(metrics: str, tier: str, channel: str) -> float:
+    pattern = (
+        r'^lindung_screenings_total\{(?=[^}]*channel="'
+        + channel
+        + r'")(?=[^}]*tier="'
+        + tier
+        + r'")[^}]*\} ([0-9.e+]+)$'
+    )
+    found = re.search(pattern, metrics, flags=re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_healthz_and_readyz_answer_without_a_key(
+    client: TestClient, pack: RulePack, trained: TrainedModel
+) -> None:
+    alive = client.get("/healthz")
+    assert alive.status_code == 200
+    assert alive.json() == {"status": "ok"}
+    answer = client.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ready", "rule_pack": pack.label, "model": trained.version}
+
+
+def test_metrics_count_screenings_by_tier_and_time_requests(
+    client: TestClient, desk: Headers, analyst: Headers, admin: Headers
+) -> None:
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=desk).status_code == 403
+    assert client.get("/metrics", headers=admin).status_code == 200
+    before = client.get("/metrics", headers=analyst).text
+    case = tourist(channel="port_desk", interview={"reports_coercion": True})
+    decision = client.post("/v1/screenings", json=case, headers=desk).json()
+    assert decision["tier"] == "urgent"
+
+    answer = client.get("/metrics", headers=analyst)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert re.search(r'^lindung_screenings_total\{[^}]*tier="urgent"', text, flags=re.M)
+    assert screenings_counted(text, "urgent", "port_desk") == (
+        screenings_counted(before, "urgent", "port_desk") + 1
+    )
+    assert "# TYPE lindung_request_seconds histogram" in text
+    assert re.search(
+        r'^lindung_request_seconds_count\{route="/v1/screenings"\} [1-9]', text, flags=re.M
+    )

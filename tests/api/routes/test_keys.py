@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from api.storage import tables
+
+Headers = dict[str, str]
+
+
+def create(
+    client: TestClient, admin: Headers, role: str = "desk", name: str = "Batam desk 3"
+) -> Any:
+    return client.post("/v1/keys", json={"role": role, "name": name}, headers=admin)
+
+
+def bearer(secret: str) -> Headers:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def everything_stored(engine: Engine) -> str:
+    """Every value of the keys table and the audit log, as one text."""
+    with engine.connect() as connection:
+        values = [
+            str(value)
+            for table in (tables.api_keys, tables.audit_log, tables.audit_head)
+            for row in connection.execute(select(table))
+            for value in row
+        ]
+    return "\n".join(values)
+
+
+def test_an_admin_creates_a_key_and_sees_its_secret_once(
+    client: TestClient, admin: Headers
+) -> None:
+    answer = create(client, admin, "desk", "Batam desk 3")
+    assert answer.status_code == 201
+    made = answer.json()
+    assert made["key"].startswith("lk_")
+    assert len(made["key"]) > 30
+    assert made["role"] == "desk"
+    assert made["name"] == "Batam desk 3"
+    assert made["key_id"]
+    works = client.get("/v1/registry", headers=bearer(made["key"]))
+    assert works.status_code == 200, "the new key works at once"
+    again = create(client, admin, "desk", "Batam desk 3")
+    assert again.json()["key"] != made["key"]
+
+    listing = client.get("/v1/keys", headers=admin)
+    assert listing.status_code == 200
+    assert made["key"] not in listing.text
+    assert again.json()["key"] not in listing.text
+    listed = {key["key_id"]: key for key in listing.json()["keys"]}
+    assert listed[made["key_id"]]["name"] == "Batam desk 3"
+    assert listed[made["key_id"]]["role"] == "desk"
+    assert listed[made["key_id"]]["revoked_at"] is None
+    for key in listing.json()["keys"]:
+        assert set(key) == {"key_id", "name", "role", "created_at", "revoked_at"}
+
+
+def test_the_secret_is_not_stored_anywhere_in_the_database(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    secrets = [
+        create(client, admin, role, f"{role} key").json()["key"]
+        for role in ("desk", "analyst", "admin")
+    ]
+    stored = everything_stored(engine)
+    for secret in secrets:
+        assert secret not in stored
+        assert secret.removeprefix("lk_") not in stored
+    with engine.connect() as connection:
+        hashes = list(connection.execute(select(tables.api_keys.c.key_hash)).scalars())
+    assert all(len(h) == 64 for h in hashes)
+
+
+def test_a_revoked_key_is_refused_and_cannot_be_revoked_again(
+    client: TestClient, admin: Headers
+) -> None:
+    made = create(client, admin, "desk").json()
+    headers = bearer(made["key"])
+    assert client.get("/v1/registry", headers=headers).status_code == 200
+    revoked = client.delete(f"/v1/keys/{made['key_id']}", headers=admin)
+    assert revoked.status_code == 200
+    assert revoked.json() == {"key_id": made["key_id"], "revoked": True}
+    refused = client.get("/v1/registry", headers=headers)
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"] == "Bearer"
+    assert refused.json()["field"] == "Authorization"
+    listed = {k["key_id"]: k for k in client.get("/v1/keys", headers=admin).json()["keys"]}
+    assert listed[made["key_id"]]["revoked_at"] is not None
+    again = client.delete(f"/v1/keys/{made['key_id']}", headers=admin)
+    assert again.status_code == 404
+    assert again.json()["field"] == "key_id"
+    assert client.delete("/v1/keys/no-such-key", headers=admin).status_code == 404
+
+
+def test_a_bad_role_or_name_is_422_naming_the_field(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    with engine.connect() as connection:
+        before = len(connection.execute(select(tables.api_keys)).all())
+    bad_role = create(client, admin, "superuser")
+    assert bad_role.status_code == 422
+    assert bad_role.json()["field"] == "role"
+    no_role = client.post("/v1/keys", json={"name": "x"}, headers=admin)
+    assert no_role.status_code == 422
+    assert no_role.json()["field"] == "role"
+    empty_name = create(client, admin, "desk", "")
+    assert empty_name.status_code == 422
+    assert empty_name.json()["field"] == "name"
+    with engine.connect() as connection:
+        assert len(connection.execute(select(tables.api_keys)).all()) == before
+
+
+def test_only_admins_manage_keys_and_each_key_acts_with_its_role(
+    client: TestClient, desk: Headers, analyst: Headers, admin: Headers
+) -> None:
+    made = create(client, admin).json()
+    for headers in (desk, analyst):
+        assert create(client, headers).status_code == 403
+        assert client.get("/v1/keys", headers=headers).status_code == 403
+        assert client.delete(f"/v1/keys/{made['key_id']}", headers=headers).status_code == 403
+    assert client.get("/v1/keys").status_code == 401
+    assert client.get("/v1/keys", headers=bearer("lk_made-up")).status_code == 401
+    new_desk = bearer(create(client, admin, "desk").json()["key"])
+    new_analyst = bearer(create(client, admin, "analyst").json()["key"])
+    assert client.get("/v1/keys", headers=new_desk).status_code == 403
+    assert client.get("/metrics", headers=new_analyst).status_code == 200
+    assert client.get("/metrics", headers=new_desk).status_code == 403

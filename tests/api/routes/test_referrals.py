@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from api.app import create_app
+from api.settings import Settings, bundled
+from api.storage import tables
+from tests.api.conftest import KeyMaker
+from tests.factories import tourist
+
+Headers = dict[str, str]
+
+AGENCIES: dict[str, Any] = yaml.safe_load(
+    (bundled("default") / "pack.yaml").read_text(encoding="utf-8")
+)["referral_agencies"]
+
+# Urgent cases and the agency each is referred to (rules/default/rules/*.yaml).
+COERCED = {"interview": {"reports_coercion": True}}  # coercion_or_deception_reported: police_tppo
+FORMER_VICTIM = {"person": {"prior_trafficking_victim": True}}  # prior_trafficking_victim: bp3mi
+UNOFFICIAL_EXIT = {  # unofficial_exit_point: immigration
+    "channel": "port_desk",
+    "travel": {"exit_point": "DUM", "exit_point_type": "unofficial", "mode": "sea"},
+}
+
+
+def at(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def recently(minutes: int = 0) -> str:
+    return at(datetime.now(UTC) - timedelta(minutes=minutes))
+
+
+def screen(client: TestClient, headers: Headers, case: dict[str, Any]) -> dict[str, Any]:
+    answer = client.post("/v1/screenings", json=case, headers=headers)
+    assert answer.status_code == 201, answer.text
+    decision: dict[str, Any] = answer.json()
+    return decision
+
+
+def referral(client: TestClient, headers: Headers, decision_id: str) -> dict[str, Any]:
+    answer = client.get(f"/v1/referrals/{decision_id}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def queue(client: TestClient, headers: Headers, **params: Any) -> dict[str, Any]:
+    answer = client.get("/v1/referrals", params=params, headers=headers)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def test_an_urgent_decision_opens_a_referral_with_the_agency_and_its_deadline(
+    client: TestClient, desk: Headers
+) -> None:
+    screened_at = recently()
+    decision = screen(client, desk, tourist(case_id="U-1", screened_at=screened_at, **COERCED))
+    assert decision["tier"] == "urgent"
+    assert decision["referral"]["agency"] == "police_tppo"
+    expected = datetime.fromisoformat(screened_at) + timedelta(
+        hours=AGENCIES["police_tppo"]["deadline_hours"]
+    )
+    opened = referral(client, desk, decision["decision_id"])
+    assert opened["agency"] == "police_tppo"
+    assert opened["status"] == "open"
+    assert opened["case_id"] == "U-1"
+    assert datetime.fromisoformat(opened["deadline"]) == expected
+    assert datetime.fromisoformat(decision["referral"]["deadline"]) == expected
+    assert opened["overdue"] is False
+    assert 0 < opened["minutes_left"] <= AGENCIES["police_tppo"]["deadline_hours"] * 60
+
+
+def test_each_agency_gets_the_deadline_the_pack_gives_it(client: TestClient, desk: Headers) -> None:
+    screened_at = "2026-11-23T09:00:00+00:00"
+    for case, agency in ((FORMER_VICTIM, "bp3mi"), (UNOFFICIAL_EXIT, "immigration")):
+        decision = screen(client, desk, tourist(screened_at=screened_at, **case))
+        opened = referral(client, desk, decision["decision_id"])
+        assert opened["agency"] == agency
+        hours = AGENCIES[agency]["deadline_hours"]
+        assert datetime.fromisoformat(opened["deadline"]) == datetime.fromisoformat(
+            screened_at
+        ) + timedelta(hours=hours), agency
+
+
+@pytest.fixture
+def custom_hours_client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings.model_copy(update={"referral_hours": {"bp3mi": 6, "immigration": 3}}))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_referral_hours_in_the_settings_override_the_packs_deadlines(
+    custom_hours_client: TestClient, make_key: KeyMaker
+) -> None:
+    desk = make_key("desk")
+    screened_at = "2026-11-23T09:00:00+00:00"
+    start = datetime.fromisoformat(screened_at)
+    for case, agency, hours in (
+        (FORMER_VICTIM, "bp3mi", 6),
+        (UNOFFICIAL_EXIT, "immigration", 3),
+        (COERCED, "police_tppo", AGENCIES["police_tppo"]["deadline_hours"]),  # not overridden
+    ):
+        decision = screen(custom_hours_client, desk, tourist(screened_at=screened_at, **case))
+        assert decision["referral"]["agency"] == agency
+        opened = referral(custom_hours_client, desk, decision["decision_id"])
+        assert datetime.fromisoformat(opened["deadline"]) == start + timedelta(hours=hours), agency
+
+
+def test_a_decision_that_is_not_urgent_has_no_referral(client: TestClient, desk: Headers) -> None:
+    decision = screen(client, desk, tourist())
+    assert decision["tier"] != "urgent"
+    assert decision["referral"] is None
+    answer = client.get(f"/v1/referrals/{decision['decision_id']}", headers=desk)
+    assert answer.status_code == 404
+    assert answer.json()["field"] == "decision_id"
+    assert queue(client, desk)["referrals"] == []
+
+
+def test_the_queue_puts_the_nearest_deadline_first_and_flags_the_overdue(
+    client: TestClient, desk: Headers, analyst: Headers
+) -> None:
+    # screened just now: bp3mi (24 h), police (2 h); screened long ago: police, overdue
+    later = screen(client, desk, tourist(case_id="later", screened_at=recently(), **FORMER_VICTIM))
+    soon = screen(client, desk, tourist(case_id="soon", screened_at=recently(), **COERCED))
+    old = screen(
+        client, desk, tourist(case_id="old", screened_at="2026-01-05T09:00:00+00:00", **COERCED)
+    )
+    seen = queue(client, analyst)
+    assert [item["case_id"] for item in seen["referrals"]] == ["old", "soon", "later"]
+    assert [item["overdue"] for item in seen["referrals"]] == [True, False, False]
+    assert seen["overdue"] == 1
+    assert seen["referrals"][0]["minutes_left"] < 0
+    deadlines = [item["deadline"] for item in seen["referrals"]]
+    assert deadlines == sorted(deadlines, key=datetime.fromisoformat)
+    assert referral(client, desk, old["decision_id"])["overdue"] is True
+    assert referral(client, desk, soon["decision_id"])["overdue"] is False
+    assert referral(client, desk, later["decision_id"])["agency"] == "bp3mi"
+
+
+def test_a_desk_acknowledges_then_resolves_a_referral_with_a_note(
+    client: TestClient, desk: Headers, analyst: Headers, engine: Engine
+) -> None:
+    decision = screen(client, desk, tourist(screened_at=recently(), **COERCED))
+    decision_id = decision["decision_id"]
+
+    acknowledged = client.post(f"/v1/referrals/{decision_id}/acknowledge", headers=desk)
+    assert acknowledged.status_code == 200
+    assert acknowledged.json()["status"] == "acknowledged"
+    assert acknowledged.json()["acknowledged_at"] is not None
+    assert acknowledged.json()["acknowledged_by"]
+    assert [i["status"] for i in queue(client, analyst)["referrals"]] == ["acknowledged"]
+
+    note = "handed to the TPPO task force at Soekarno-Hatta; NIK 3171234567890123 noted"
+    resolved = client.post(
+        f"/v1/referrals/{decision_id}/resolve", json={"note": note}, headers=desk
+    )
+    assert resolved.status_code == 200
+    body = resolved.json()
+    assert body["status"] == "resolved"
+    assert body["resolved_at"] is not None
+    assert body["overdue"] is False
+    assert "handed to the TPPO task force" in body["note"]
+    assert "3171234567890123" not in body["note"]
+    assert referral(client, desk, decision_id)["status"] == "resolved"
+    assert queue(client, analyst)["referrals"] == [], "resolved referrals leave the queue"
+    with engine.connect() as connection:
+        stored = " ".join(connection.execute(select(tables.audit_log.c.body)).scalars())
+        kept = connection.execute(select(tables.referrals.c.note)).scalar_one()
+    assert "3171234567890123" not in stored
+    assert "3171234567890123" not in kept
+
+
+def test_a_referral_only_moves_forward(client: TestClient, desk: Headers) -> None:
+    decision = screen(client, desk, tourist(**COERCED))
+    url = f"/v1/referrals/{decision['decision_id']}"
+    assert client.post(f"{url}/acknowledge", headers=desk).status_code == 200
+    twice = client.post(f"{url}/acknowledge", headers=desk)
+    assert twice.status_code == 409
+    assert twice.json()["field"] == "status"
+
+    for body in ({}, {"note": ""}, {"note": "   "}):
+        no_note = client.post(f"{url}/resolve", json=body, headers=desk)
+        assert no_note.status_code == 422, body
+        assert no_note.json()["field"] == "note", body
+    assert referral(client, desk, decision["decision_id"])["status"] == "acknowledged"
+
+    assert client.post(f"{url}/resolve", json={"note": "first"}, headers=desk).status_code == 200
+    again = client.post(f"{url}/resolve", json={"note": "second"}, headers=desk)
+    assert again.status_code == 409
+    assert again.json()["field"] == "status"
+    assert client.post(f"{url}/acknowledge", headers=desk).status_code == 409
+    assert referral(client, desk, decision["decision_id"])["note"] == "first"
+
+
+def test_the_queue_filters_by_status(client: TestClient, desk: Headers, analyst: Headers) -> None:
+    made = {
+        name: screen(client, desk, tourist(case_id=name, screened_at=recently(i), **COERCED))
+        for i, name in enumerate(("open", "acknowledged", "resolved"))
+    }
+    client.post(f"/v1/referrals/{made['acknowledged']['decision_id']}/acknowledge", headers=desk)
+    straight = client.post(  # an open referral can be resolved without acknowledging it
+        f"/v1/referrals/{made['resolved']['decision_id']}/resolve",
+        json={"note": "counselled and sent home"},
+        headers=desk,
+    )
+    assert straight.status_code == 200
+    assert straight.json()["overdue"] is False
+    for status in ("open", "acknowledged", "resolved"):
+        items = queue(client, analyst, status=status)["referrals"]
+        assert [item["case_id"] for item in items] == [status]
+        assert items[0]["status"] == status
+    default = queue(client, analyst)["referrals"]
+    assert {item["case_id"] for item in default} == {"open", "acknowledged"}
+    both = queue(client, analyst, status=["open", "resolved"])["referrals"]
+    assert {item["case_id"] for item in both} == {"open", "resolved"}
+    bad = client.get("/v1/referrals", params={"status": "closed"}, headers=analyst)
+    assert bad.status_code == 422
+    assert bad.json()["field"].startswith("status")
+
+
+def test_only_desks_move_referrals_and_unknown_ones_are_404(
+    client: TestClient, desk: Headers, analyst: Headers, admin: Headers
+) -> None:
+    decision = screen(client, desk, tourist(**COERCED))
+    url = f"/v1/referrals/{decision['decision_id']}"
+    assert client.post(f"{url}/acknowledge", headers=analyst).status_code == 403
+    assert client.post(f"{url}/acknowledge").status_code == 401
+    assert client.get("/v1/referrals", headers=admin).status_code == 403
+    assert referral(client, desk, decision["decision_id"])["status"] == "open"
+    missing = "/v1/referrals/0123456789abcdef0123456789abcdef"
+    assert client.post(f"{missing}/acknowledge", headers=desk).status_code == 404
+    resolve = client.post(f"{missing}/resolve", json={"note": "x"}, headers=desk)
+    assert resolve.status_code == 404

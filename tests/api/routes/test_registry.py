@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from api.settings import SAMPLE_REGISTRY, bundled
+from api.storage import tables
+from tests.factories import documented_worker
+
+Headers = dict[str, str]
+CSV = {"Content-Type": "text/csv"}
+HEADER = "license_no,agency_name,status,valid_from,valid_until\n"
+
+NEW_LICENCE = "SIP3MI-0100-2026"
+NEW_REGISTRY = (
+    HEADER
+    + f"{NEW_LICENCE},PT Contoh Baru Sejahtera (fiktif),active,2026-01-05,2031-01-04\n"
+    + "SIP3MI-0001-2021,PT Contoh Karya Mandiri (fiktif),revoked,2021-03-01,2027-02-28\n"
+)
+
+
+def rows(engine: Engine, table: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def lookup(client: TestClient, headers: Headers, number: str, **params: Any) -> Any:
+    return client.get(f"/v1/registry/licences/{number}", params=params, headers=headers)
+
+
+def flags_of(client: TestClient, desk: Headers, case: dict[str, Any]) -> set[str]:
+    answer = client.post("/v1/screenings", json=case, headers=desk)
+    assert answer.status_code == 201, answer.text
+    return {flag["rule_id"] for flag in answer.json()["flags"]}
+
+
+def upload(client: TestClient, admin: Headers, content: str) -> Any:
+    return client.put("/v1/registry", content=content.encode(), headers={**admin, **CSV})
+
+
+def test_a_licence_is_looked_up_with_its_status_on_a_day(client: TestClient, desk: Headers) -> None:
+    answer = lookup(client, desk, "SIP3MI-0009-2020", on="2024-06-01")
+    assert answer.status_code == 200
+    licence = answer.json()
+    assert licence["license_no"] == "SIP3MI-0009-2020"
+    assert licence["agency_name"] == "PT Contoh Bahari Insani (fiktif)"
+    assert licence["status"] == "active"
+    assert licence["valid_from"] == "2020-05-01"
+    assert licence["valid_until"] == "2025-04-30"
+    assert licence["on"] == "2024-06-01"
+    assert licence["status_on"] == "active"
+    assert lookup(client, desk, "SIP3MI-0009-2020", on="2025-05-01").json()["status_on"] == (
+        "expired"
+    )
+    assert lookup(client, desk, "SIP3MI-0021-2026", on="2026-11-23").json()["status_on"] == (
+        "not_yet_valid"
+    )
+    assert lookup(client, desk, "SIP3MI-0014-2020", on="2026-11-23").json()["status_on"] == (
+        "suspended"
+    )
+    today = lookup(client, desk, "SIP3MI-0016-2019")
+    assert today.json()["on"] == datetime.now(UTC).date().isoformat()
+    assert today.json()["status_on"] == "revoked"
+
+
+def test_a_licence_typed_with_spaces_or_in_lowercase_is_still_found(
+    client: TestClient, desk: Headers, analyst: Headers, admin: Headers
+) -> None:
+    for typed in ("sip3mi-0001-2021", "SIP3MI 0001 2021", " sip3mi0001 2021 ", "Sip3mi.0001_2021"):
+        answer = lookup(client, desk, typed, on="2026-11-23")
+        assert answer.status_code == 200, typed
+        assert answer.json()["license_no"] == "SIP3MI-0001-2021", typed
+        assert answer.json()["status_on"] == "active", typed
+    unknown = lookup(client, analyst, "SIP3MI-9999-2022")
+    assert unknown.status_code == 404
+    assert unknown.json()["field"] == "license_no"
+    bad_day = lookup(client, admin, "SIP3MI-0001-2021", on="next tuesday")
+    assert bad_day.status_code == 422
+    assert bad_day.json()["field"] == "on"
+    assert lookup(client, {}, "SIP3MI-0001-2021").status_code == 401
+
+
+def test_an_uploaded_registry_replaces_the_old_one_for_lookups_and_screening(
+    client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    newly_licensed = documented_worker(
+        case_id="W-new", placement={"agency_license_no": NEW_LICENCE}
+    )
+    formerly_fine = documented_worker(case_id="W-old")  # SIP3MI-0001-2021
+    sample = bundled(*SAMPLE_REGISTRY).read_text(encoding="utf-8").strip().splitlines()
+    in_use = client.get("/v1/registry", headers=desk).json()
+    assert in_use == {"source": "settings", "licences": len(sample) - 1}
+    assert "unlicensed_agency" in flags_of(client, desk, newly_licensed)
+    assert "unlicensed_agency" not in flags_of(client, desk, formerly_fine)
+    assert lookup(client, desk, NEW_LICENCE).status_code == 404
+
+    answer = upload(client, admin, NEW_REGISTRY)
+    assert answer.status_code == 201, answer.text
+    stored = answer.json()
+    assert stored["licences"] == 2
+    assert len(stored["sha256"]) == 64
+    assert rows(engine, tables.registries) == 1
+
+    assert "unlicensed_agency" not in flags_of(client, desk, newly_licensed)
+    answer = client.post("/v1/screenings", json=formerly_fine, headers=desk)
+    [flag] = [f for f in answer.json()["flags"] if f["rule_id"] == "unlicensed_agency"]
+    assert "revoked" in flag["reason"]["en"], "SIP3MI-0001-2021 is revoked in the new file"
+    found = lookup(client, desk, NEW_LICENCE.lower(), on="2026-11-23")
+    assert found.status_code == 200
+    assert found.json()["status_on"] == "active"
+    assert lookup(client, desk, "SIP3MI-0009-2020").status_code == 404, "the old file is gone"
+    summary = client.get("/v1/registry", headers=desk).json()
+    assert summary["source"] == "uploaded"
+    assert summary["licences"] == 2
+    assert summary["sha256"] == stored["sha256"]
+
+
+def test_a_registry_with_a_bad_row_is_refused_whole_naming_line_and_column(
+    client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    bad = NEW_REGISTRY + "SIP3MI-0101-2026,PT Contoh Salah (fiktif),pending,2026-01-05,\n"
+    answer = upload(client, admin, bad)
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert problem["field"] == "status"
+    assert "line 4" in problem["detail"]
+    assert "pending" in problem["detail"]
+    assert rows(engine, tables.registries) == 0
+    assert client.get("/v1/registry", headers=desk).json()["source"] == "settings"
+    assert lookup(client, desk, NEW_LICENCE).status_code == 404, "the old registry stays in use"
+    assert "unlicensed_agency" not in flags_of(client, desk, documented_worker())
+
+
+def test_a_bad_upload_after_a_good_one_keeps_the_good_one(
+    client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    assert upload(client, admin, NEW_REGISTRY).status_code == 201
+    for bad, field, line in (
+        (HEADER + "SIP3MI-0102-2026,PT X,active,05/01/2026,\n", "valid_from", "line 2"),
+        (HEADER + ",PT X,active,2026-01-05,\n", "license_no", "line 2"),
+        (NEW_REGISTRY + NEW_LICENCE.lower() + ",PT Y,active,,\n", "license_no", "line 4"),
+        (HEADER + "SIP3MI-0103-2026,PT X,active,2026-01-05,2025-01-05\n", "valid_until", "line 2"),
+    ):
+        answer = upload(client, admin, bad)
+        assert answer.status_code == 422, bad
+        assert answer.json()["field"] == field, bad
+        assert line in answer.json()["detail"], bad
+    assert rows(engine, tables.registries) == 1
+    assert lookup(client, desk, NEW_LICENCE).status_code == 200
+
+
+def test_a_registry_without_the_columns_or_licences_is_422_and_only_admins_upload(
+    client: TestClient, desk: Headers, analyst: Headers, admin: Headers, engine: Engine
+) -> None:
+    assert upload(client, desk, NEW_REGISTRY).status_code == 403
+    assert upload(client, analyst, NEW_REGISTRY).status_code == 403
+    assert upload(client, {}, NEW_REGISTRY).status_code == 401
+    missing = upload(client, admin, "license_no,agency_name\nSIP3MI-0100-2026,PT X\n")
+    assert missing.status_code == 422
+    assert "valid_until" in missing.json()["detail"]
+    assert "line 1" in missing.json()["detail"]
+    empty = upload(client, admin, HEADER)
+    assert empty.status_code == 422
+    assert empty.json()["field"] == "body"
+    not_text = client.put("/v1/registry", content=b"\xff\xfe\x00bad", headers={**admin, **CSV})
+    assert not_text.status_code == 422
+    assert rows(engine, tables.registries) == 0

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, delete, func, select, update
+
+from api.cli import main
+from api.storage import audit, database, tables
+from tests.factories import tourist
+
+
+@pytest.fixture
+def screened(client: TestClient, desk: dict[str, str]) -> list[str]:
+    """Three stored decisions, with an outcome on the first."""
+    ids = [
+        client.post("/v1/screenings", json=tourist(case_id=f"T-{n}"), headers=desk).json()[
+            "decision_id"
+        ]
+        for n in range(3)
+    ]
+    client.post(f"/v1/decisions/{ids[0]}/outcome", json={"action": "cleared"}, headers=desk)
+    return ids
+
+
+def verify(engine: Engine) -> audit.Verification:
+    with engine.connect() as connection:
+        return audit.verify(connection)
+
+
+def test_an_untouched_trail_verifies(engine: Engine, screened: list[str]) -> None:
+    result = verify(engine)
+    assert result.ok, result.problems
+    assert result.entries == 1 + 3 + 1  # the desk's key, three decisions, one outcome
+
+
+def edit(engine: Engine, statement: object) -> None:
+    with database.transaction(engine) as connection:
+        connection.execute(statement)  # type: ignore[call-overload]
+
+
+def test_an_edited_entry_is_detected(engine: Engine, screened: list[str]) -> None:
+    log = tables.audit_log.c
+    edit(
+        engine,
+        update(tables.audit_log)
+        .where(log.subject == screened[1])
+        .values(body=func.replace(log.body, '"tier":"clear"', '"tier":"urgent"')),
+    )
+    result = verify(engine)
+    assert not result.ok
+    assert any("changed after recording" in problem for problem in result.problems)
+
+
+def test_an_edited_decision_row_is_detected(engine: Engine, screened: list[str]) -> None:
+    d = tables.decisions.c
+    edit(engine, update(tables.decisions).where(d.decision_id == screened[2]).values(tier="high"))
+    result = verify(engine)
+    assert [p for p in result.problems if "tier differs from the audit log" in p]
+
+
+def test_an_upgraded_key_role_is_detected(engine: Engine, screened: list[str]) -> None:
+    edit(engine, update(tables.api_keys).values(role="admin"))
+    assert any("role differs" in problem for problem in verify(engine).problems)
+
+
+def test_a_deleted_entry_in_the_middle_is_detected(engine: Engine, screened: list[str]) -> None:
+    gone = screened[1]  # a decision, its index rows and its entry: as if it never happened
+    for table in (tables.decision_flags, tables.referrals, tables.decisions):
+        edit(engine, delete(table).where(table.c.decision_id == gone))
+    edit(engine, delete(tables.audit_log).where(tables.audit_log.c.subject == gone))
+    problems = verify(engine).problems
+    assert any("missing" in p for p in problems), problems
+    assert any("does not follow" in p for p in problems), problems
+
+
+def test_a_deleted_last_entry_is_detected(engine: Engine, screened: list[str]) -> None:
+    with engine.connect() as connection:
+        last = connection.execute(select(func.max(tables.audit_log.c.seq))).scalar_one()
+    edit(engine, delete(tables.outcomes))
+    edit(engine, delete(tables.audit_log).where(tables.audit_log.c.seq == last))
+    assert any("head" in problem for problem in verify(engine).problems)
+
+
+def test_a_removed_decision_row_is_detected(engine: Engine, screened: list[str]) -> None:
+    d = tables.decisions.c
+    edit(engine, delete(tables.outcomes))
+    edit(engine, delete(tables.decisions).where(d.decision_id == screened[1]))
+    assert any("missing" in problem for problem in verify(engine).problems)
+
+
+def test_entries_chain_in_order_whoever_appends(engine: Engine) -> None:
+    at = datetime.now(UTC)
+    with database.transaction(engine) as connection:
+        first = audit.append(connection, [audit.Entry("note", "a", "cli", {"n": 1})], at)
+        second = audit.append(
+            connection,
+            [audit.Entry("note", "b", "cli", {"n": 2}), audit.Entry("note", "c", "cli", {})],
+            at,
+        )
+    assert second == [first[0] + 1, first[0] + 2]
+    assert verify(engine).ok
+
+
+def test_lindung_audit_verify_passes_then_fails_after_an_edit(
+    engine: Engine, screened: list[str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    runner = CliRunner()
+    intact = runner.invoke(main, ["audit", "verify"])
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+    d = tables.decisions.c
+    edit(
+        engine, update(tables.decisions).where(d.decision_id == screened[0]).values(risk_score=0.0)
+    )
+    broken = runner.invoke(main, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert "BROKEN" in broken.output
+    assert "risk_score differs" in broken.output

@@ -1,0 +1,387 @@
+"""Who may call what: every route of the HTTP API against every kind of caller, deny by default.
+
+`POLICY` is the reviewed access table. A route missing from it (or a stale entry) fails
+`test_every_route_is_in_the_policy`, so a new endpoint cannot ship without a decision on who may
+call it. Each (route, caller) pair is then sent through the real app: an allowed caller gets the
+route's success status (with real ids, so a 404 cannot hide a refusal), a key of the wrong role
+gets 403, and no key, a made-up key or a revoked key get 401 with `WWW-Authenticate: Bearer`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from starlette.routing import Route
+
+import api.deps
+from api.settings import bundled
+from api.storage import database, keys, tables
+from tests.factories import tourist
+
+ROLES = ("desk", "analyst", "admin")
+ANYONE = frozenset({"anyone"})  # no key needed; a key, even a bad one, changes nothing
+DESK = frozenset({"desk"})
+ANALYST = frozenset({"analyst"})
+ADMIN = frozenset({"admin"})
+DESK_ANALYST = frozenset({"desk", "analyst"})
+ANALYST_ADMIN = frozenset({"analyst", "admin"})
+ANY_ROLE = frozenset(ROLES)
+
+# (method, path template) -> the roles that may call it. This is the spec: change it only with
+# a reviewed change of policy, never to make a test pass.
+POLICY: dict[tuple[str, str], frozenset[str]] = {
+    # health and docs: no key
+    ("GET", "/healthz"): ANYONE,
+    ("GET", "/readyz"): ANYONE,
+    ("GET", "/openapi.json"): ANYONE,
+    ("GET", "/docs"): ANYONE,
+    ("GET", "/docs/oauth2-redirect"): ANYONE,
+    ("GET", "/redoc"): ANYONE,
+    ("GET", "/metrics"): ANALYST_ADMIN,
+    # screening
+    ("POST", "/v1/screenings"): DESK,
+    ("POST", "/v1/screenings/bulk"): DESK_ANALYST,
+    # decisions and outcomes (a desk sees only its own decisions: see the tests below)
+    ("GET", "/v1/decisions"): DESK_ANALYST,
+    ("GET", "/v1/decisions/{decision_id}"): DESK_ANALYST,
+    ("GET", "/v1/decisions/{decision_id}/outcome"): DESK_ANALYST,
+    ("POST", "/v1/decisions/{decision_id}/outcome"): DESK_ANALYST,
+    ("GET", "/v1/outcomes/labelled"): ANALYST,
+    # the referral queue: desks work it, analysts read it
+    ("GET", "/v1/referrals"): DESK_ANALYST,
+    ("GET", "/v1/referrals/{decision_id}"): DESK_ANALYST,
+    ("POST", "/v1/referrals/{decision_id}/acknowledge"): DESK,
+    ("POST", "/v1/referrals/{decision_id}/resolve"): DESK,
+    # what the service screens with: readable with any key
+    ("GET", "/v1/rules"): ANY_ROLE,
+    ("GET", "/v1/rules/{rule_id}"): ANY_ROLE,
+    ("GET", "/v1/model"): ANY_ROLE,
+    ("GET", "/v1/registry"): ANY_ROLE,
+    ("GET", "/v1/registry/licences/{license_no}"): ANY_ROLE,
+    ("PUT", "/v1/registry"): ADMIN,
+    # activation: analysts and admins list, admins switch
+    ("GET", "/v1/rule-packs"): ANALYST_ADMIN,
+    ("GET", "/v1/models"): ANALYST_ADMIN,
+    ("GET", "/v1/activation"): ANALYST_ADMIN,
+    ("POST", "/v1/activation"): ADMIN,
+    # keys
+    ("GET", "/v1/keys"): ADMIN,
+    ("POST", "/v1/keys"): ADMIN,
+    ("DELETE", "/v1/keys/{key_id}"): ADMIN,
+}
+
+# Who calls: a key of each role, no key, a key that was never issued, a key that was revoked.
+CALLERS = (*ROLES, "no key", "bad key", "revoked key")
+URGENT = tourist(case_id="U-1", interview={"reports_coercion": True})  # fires an urgent rule
+URGENT_RULE = "coercion_or_deception_reported"
+LICENCE = "SIP3MI-0001-2021"  # in rules/registry/sample.csv
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route the app serves, with routers' prefixes; HEAD only where it
+    is declared without GET (Starlette answers HEAD for every GET route)."""
+    found = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        assert isinstance(route, Route), f"a route of an unreviewed kind: {route!r}"
+        assert context.path, f"a route without a path: {route!r}"
+        methods = set(context.methods or ())
+        if "GET" in methods:
+            methods.discard("HEAD")
+        assert methods, f"a route without methods: {context.path}"
+        found |= {(method, context.path) for method in methods}
+    return found
+
+
+def test_every_route_is_in_the_policy(app: FastAPI) -> None:
+    served = app_routes(app)
+    unreviewed = sorted(served - POLICY.keys())
+    stale = sorted(POLICY.keys() - served)
+    assert not unreviewed, (
+        f"routes with no entry in POLICY (decide who may call them): {unreviewed}"
+    )
+    assert not stale, f"POLICY lists routes the app no longer serves: {stale}"
+    api_routes = {
+        (method, str(context.path))
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        for method in context.methods or ()
+    }
+    assert len(api_routes) == 27, sorted(api_routes)  # the docs are the other four
+    assert all(roles == ANYONE or roles <= ANY_ROLE for roles in POLICY.values())
+
+
+# --- the world a request needs: real keys, decisions and referrals, made on first use ----------
+
+
+@dataclass
+class World:
+    client: TestClient
+    engine: Engine
+    _keys: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def key(self, role: str) -> tuple[str, dict[str, str]]:
+        """A new live key of `role`: its id and the headers carrying it."""
+        with database.transaction(self.engine) as connection:
+            made, secret = keys.create(
+                connection, role, f"{role} {uuid.uuid4().hex[:6]}", datetime.now(UTC)
+            )
+        return made.key_id, {"Authorization": f"Bearer {secret}"}
+
+    def headers(self, role: str) -> dict[str, str]:
+        """The one key of `role` the test calls with (made on first use)."""
+        if role not in self._keys:
+            self._keys[role] = self.key(role)[1]
+        return self._keys[role]
+
+    def revoked(self, role: str) -> dict[str, str]:
+        """Headers with a key of `role` that worked, then was revoked by an admin."""
+        key_id, headers = self.key(role)
+        assert self.client.get("/v1/rules", headers=headers).status_code == 200
+        answer = self.client.delete(f"/v1/keys/{key_id}", headers=self.headers("admin"))
+        assert answer.status_code == 200, answer.text
+        return headers
+
+    def screen(self, case: dict[str, Any]) -> dict[str, Any]:
+        answer = self.client.post("/v1/screenings", json=case, headers=self.headers("desk"))
+        assert answer.status_code == 201, answer.text
+        decision: dict[str, Any] = answer.json()
+        return decision
+
+    @cached_property
+    def decision_id(self) -> str:
+        """A decision made by the test's desk key."""
+        return str(self.screen(tourist(case_id="T-1"))["decision_id"])
+
+    @cached_property
+    def referral_id(self) -> str:
+        """An urgent decision by the test's desk key, with its referral open."""
+        decision = self.screen(URGENT)
+        assert decision["tier"] == "urgent", decision
+        assert decision["referral"], decision
+        return str(decision["decision_id"])
+
+    @cached_property
+    def spare_key_id(self) -> str:
+        """A live key for an admin to revoke."""
+        return self.key("desk")[0]
+
+    @cached_property
+    def activation(self) -> dict[str, str]:
+        """The active rule pack and model (activating them again changes nothing)."""
+        answer = self.client.get("/v1/activation", headers=self.headers("admin"))
+        assert answer.status_code == 200, answer.text
+        current: dict[str, str] = answer.json()
+        return current
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, and the status an allowed caller gets."""
+
+    url: str
+    ok: int = 200
+    json: Any = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+SAMPLE_CSV = bundled("registry", "sample.csv").read_bytes()
+
+# (method, path template) -> a valid request for it, so an allowed caller sees a success.
+CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
+    ("GET", "/healthz"): lambda w: Call("/healthz"),
+    ("GET", "/readyz"): lambda w: Call("/readyz"),
+    ("GET", "/openapi.json"): lambda w: Call("/openapi.json"),
+    ("GET", "/docs"): lambda w: Call("/docs"),
+    ("GET", "/docs/oauth2-redirect"): lambda w: Call("/docs/oauth2-redirect"),
+    ("GET", "/redoc"): lambda w: Call("/redoc"),
+    ("GET", "/metrics"): lambda w: Call("/metrics"),
+    ("POST", "/v1/screenings"): lambda w: Call("/v1/screenings", 201, json=tourist()),
+    ("POST", "/v1/screenings/bulk"): lambda w: Call(
+        "/v1/screenings/bulk", 201, json={"cases": [tourist(case_id="B-1"), URGENT]}
+    ),
+    ("GET", "/v1/decisions"): lambda w: Call("/v1/decisions?limit=10"),
+    ("GET", "/v1/decisions/{decision_id}"): lambda w: Call(f"/v1/decisions/{w.decision_id}"),
+    ("GET", "/v1/decisions/{decision_id}/outcome"): lambda w: Call(
+        f"/v1/decisions/{w.decision_id}/outcome"
+    ),
+    ("POST", "/v1/decisions/{decision_id}/outcome"): lambda w: Call(
+        f"/v1/decisions/{w.decision_id}/outcome", 201, json={"action": "counselled"}
+    ),
+    ("GET", "/v1/outcomes/labelled"): lambda w: Call("/v1/outcomes/labelled"),
+    ("GET", "/v1/referrals"): lambda w: Call("/v1/referrals"),
+    ("GET", "/v1/referrals/{decision_id}"): lambda w: Call(f"/v1/referrals/{w.referral_id}"),
+    ("POST", "/v1/referrals/{decision_id}/acknowledge"): lambda w: Call(
+        f"/v1/referrals/{w.referral_id}/acknowledge"
+    ),
+    ("POST", "/v1/referrals/{decision_id}/resolve"): lambda w: Call(
+        f"/v1/referrals/{w.referral_id}/resolve", json={"note": "handed to the TPPO task force"}
+    ),
+    ("GET", "/v1/rules"): lambda w: Call("/v1/rules"),
+    ("GET", "/v1/rules/{rule_id}"): lambda w: Call(f"/v1/rules/{URGENT_RULE}"),
+    ("GET", "/v1/model"): lambda w: Call("/v1/model"),
+    ("GET", "/v1/registry"): lambda w: Call("/v1/registry"),
+    ("GET", "/v1/registry/licences/{license_no}"): lambda w: Call(
+        f"/v1/registry/licences/{LICENCE}"
+    ),
+    ("PUT", "/v1/registry"): lambda w: Call(
+        "/v1/registry", 201, content=SAMPLE_CSV, headers={"Content-Type": "text/csv"}
+    ),
+    ("GET", "/v1/rule-packs"): lambda w: Call("/v1/rule-packs"),
+    ("GET", "/v1/models"): lambda w: Call("/v1/models"),
+    ("GET", "/v1/activation"): lambda w: Call("/v1/activation"),
+    ("POST", "/v1/activation"): lambda w: Call("/v1/activation", 201, json=w.activation),
+    ("GET", "/v1/keys"): lambda w: Call("/v1/keys"),
+    ("POST", "/v1/keys"): lambda w: Call(
+        "/v1/keys", 201, json={"role": "desk", "name": "second desk, Soekarno-Hatta"}
+    ),
+    ("DELETE", "/v1/keys/{key_id}"): lambda w: Call(f"/v1/keys/{w.spare_key_id}"),
+}
+
+
+def test_every_policy_entry_has_a_request() -> None:
+    assert CALLS.keys() == POLICY.keys()
+
+
+def caller_headers(world: World, caller: str, allowed: frozenset[str]) -> dict[str, str]:
+    if caller in ROLES:
+        return world.headers(caller)
+    if caller == "no key":
+        return {}
+    if caller == "bad key":
+        return {"Authorization": "Bearer lk_never-issued"}
+    # A revoked key of a role the route admits, so only the revocation can refuse it.
+    return world.revoked(next((r for r in ROLES if r in allowed), "desk"))
+
+
+def audit_rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        query = select(func.count()).select_from(tables.audit_log)
+        return int(connection.execute(query).scalar_one())
+
+
+def check(
+    client: TestClient, world: World, method: str, path: str, call: Call, caller: str
+) -> None:
+    """Send `call` as `caller`: success if POLICY admits the caller, else 403 or 401, and a
+    refused request stores nothing."""
+    allowed = POLICY[method, path]
+    headers = {**call.headers, **caller_headers(world, caller, allowed)}
+    before = audit_rows(world.engine)
+    answer = client.request(method, call.url, json=call.json, content=call.content, headers=headers)
+    where = f"{method} {path} as {caller}: got {answer.status_code} {answer.text[:300]}"
+    if allowed == ANYONE or caller in allowed:
+        assert answer.status_code == call.ok, f"{where} (allowed: expected {call.ok})"
+        return
+    if caller in ROLES:
+        assert answer.status_code == 403, f"{where} (not allowed: expected 403)"
+        assert answer.json()["error"] == "Forbidden", where
+    else:
+        assert answer.status_code == 401, f"{where} (no valid key: expected 401)"
+        assert answer.headers.get("WWW-Authenticate") == "Bearer", where
+        assert answer.json()["error"] == "Unauthorised", where
+    assert audit_rows(world.engine) == before, f"{where}: a refused request stored something"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), sorted(POLICY), ids=[f"{m} {p}" for m, p in sorted(POLICY)]
+)
+def test_route_admits_exactly_its_roles(
+    client: TestClient, engine: Engine, subtests: pytest.Subtests, method: str, path: str
+) -> None:
+    """Every caller in turn, each pair a subtest of its own (one app and database per route
+    keeps this quick). Refused calls change nothing, so the allowed ones still succeed."""
+    world = World(client, engine)
+    call = CALLS[method, path](world)
+    for caller in CALLERS:
+        with subtests.test(msg=f"{method} {path} as {caller}", caller=caller):
+            check(client, world, method, path, call, caller)
+
+
+# --- what the role table alone does not show -------------------------------------------------
+
+
+def test_a_desk_cannot_read_or_act_on_another_desks_decision(
+    client: TestClient, engine: Engine, make_key: Callable[..., dict[str, str]]
+) -> None:
+    world = World(client, engine)
+    mine, other = world.headers("desk"), make_key("desk")
+    decision_id = world.decision_id
+    assert client.get(f"/v1/decisions/{decision_id}", headers=mine).status_code == 200
+
+    for method, url, body in (
+        ("GET", f"/v1/decisions/{decision_id}", None),
+        ("GET", f"/v1/decisions/{decision_id}/outcome", None),
+        ("POST", f"/v1/decisions/{decision_id}/outcome", {"action": "cleared"}),
+    ):
+        answer = client.request(method, url, json=body, headers=other)
+        assert answer.status_code == 404, f"{method} {url}: {answer.status_code} {answer.text}"
+        assert answer.json()["error"] == "NotFound"
+        assert "T-1" not in answer.text, answer.text
+        assert "tier" not in answer.text, answer.text
+
+    assert decision_id in str(client.get("/v1/decisions", headers=mine).json())
+    assert decision_id not in str(client.get("/v1/decisions", headers=other).json())
+    summary = client.get(f"/v1/decisions/{decision_id}/outcome", headers=mine).json()
+    assert summary["actions"] == [], "the other desk's refused outcome was stored"
+    seen_by_analyst = client.get(f"/v1/decisions/{decision_id}", headers=world.headers("analyst"))
+    assert seen_by_analyst.status_code == 200
+    assert seen_by_analyst.json()["case_id"] == "T-1"
+
+
+def test_a_key_revoked_by_an_admin_gets_401(
+    app: FastAPI, client: TestClient, engine: Engine
+) -> None:
+    world = World(client, engine)
+    key_id, headers = world.key("analyst")
+    assert client.get("/v1/activation", headers=headers).status_code == 200
+    admin = world.headers("admin")
+    assert client.delete(f"/v1/keys/{key_id}", headers=admin).status_code == 200
+
+    answer = client.get("/v1/activation", headers=headers)
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert answer.json()["error"] == "Unauthorised"
+    app.state.keys.forget()  # as if KEY_CACHE_SECONDS had passed
+    assert client.get("/v1/activation", headers=headers).status_code == 401
+    again = client.delete(f"/v1/keys/{key_id}", headers=admin)
+    assert again.status_code == 404, again.text
+    listed = {k["key_id"]: k for k in client.get("/v1/keys", headers=admin).json()["keys"]}
+    assert listed[key_id]["revoked_at"] is not None
+
+
+def test_a_key_revoked_elsewhere_stops_working_once_the_cache_expires(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process revoked it (straight in the database): this process's cache forgets it
+    within KEY_CACHE_SECONDS."""
+    monkeypatch.setattr(api.deps, "KEY_CACHE_SECONDS", 0.2)
+    world = World(client, engine)
+    key_id, headers = world.key("desk")
+    assert client.get("/v1/rules", headers=headers).status_code == 200
+    with database.transaction(engine) as connection:
+        assert keys.revoke(connection, key_id, datetime.now(UTC))
+    time.sleep(0.3)
+    answer = client.get("/v1/rules", headers=headers)
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_key_sent_with_another_scheme_gets_401(client: TestClient, engine: Engine) -> None:
+    secret = World(client, engine).headers("desk")["Authorization"].removeprefix("Bearer ")
+    for value in (f"Basic {secret}", secret, "Bearer", "Bearer "):
+        answer = client.get("/v1/rules", headers={"Authorization": value})
+        assert answer.status_code == 401, f"{value!r}: {answer.status_code}"
+        assert answer.headers["WWW-Authenticate"] == "Bearer"
