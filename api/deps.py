@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
 from api.service import Service
@@ -24,7 +25,7 @@ class Forbidden(Problem):
     status = 403
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
@@ -42,13 +43,16 @@ class KeyCache:
         self._seen: dict[str, tuple[float, Caller | None]] = {}
         self._lock = threading.Lock()
 
-    def caller(self, service: Service, secret: str) -> Caller | None:
+    async def caller(self, service: Service, secret: str) -> Caller | None:
         digest = keys.digest(secret)
-        now = time.monotonic()
         with self._lock:
             hit = self._seen.get(digest)
-        if hit and now - hit[0] < KEY_CACHE_SECONDS:
+        if hit and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
             return hit[1]
+        return await run_in_threadpool(self._look_up, service, secret, digest)
+
+    def _look_up(self, service: Service, secret: str, digest: str) -> Caller | None:
+        now = time.monotonic()
         with service.engine.connect() as connection:
             found = keys.find(connection, secret)
         with self._lock:
@@ -62,7 +66,7 @@ class KeyCache:
             self._seen.clear()
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -70,16 +74,17 @@ def get_caller(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorised("send an API key: Authorization: Bearer <key>", "Authorization")
     cache: KeyCache = request.app.state.keys
-    caller = cache.caller(service, credentials.credentials)
+    caller = await cache.caller(service, credentials.credentials)
     if caller is None:
         raise Unauthorised("the API key is not valid or was revoked", "Authorization")
     return caller
 
 
-def allow(*roles: str) -> Callable[..., Caller]:
-    """A dependency admitting only callers with one of `roles`."""
+def allow(*roles: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting only callers with one of `roles` (async, as the key is usually
+    in the cache: no trip to a worker thread for it)."""
 
-    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    async def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         if caller.role not in roles:
             raise Forbidden(f"a {caller.role} key cannot do this; it needs: {', '.join(roles)}")
         return caller

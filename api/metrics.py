@@ -28,6 +28,16 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+GROUP_CASES = Histogram(
+    "lindung_commit_group_cases",
+    "Cases screened and stored in one transaction (requests waiting together share one)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+GROUP_SECONDS = Histogram(
+    "lindung_commit_group_seconds",
+    "Time to screen and store one group of cases, commit included",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 ERRORS = Counter("lindung_errors_total", "Requests answered with an error, by status", ["status"])
 
 

@@ -1,20 +1,23 @@
 """The screening service behind the HTTP API: the active components and the database.
 
-One `Service` per server process. It screens inside one transaction per request (escort links,
-decisions, audit entries and referrals are stored together or not at all) and follows the
-admins' activations and registry uploads made through any process.
+One `Service` per server process. The screenings waiting on its event loop are screened and
+stored in one transaction (escort links, decisions, audit entries and referrals are stored
+together or not at all). It follows the admins' activations and registry uploads made through
+any process.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from api import components, library
+from api.group_commit import GroupCommit
 from api.problems import Conflict
 from api.settings import Settings
 from api.storage import activation, database, decisions
@@ -23,6 +26,7 @@ from api.storage.keys import Caller
 from engine.case import Case
 from engine.decision import Decision
 from engine.errors import LindungError
+from engine.history import CaseHistory
 from engine.pseudonym import Pseudonymiser, pseudonymised_record
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
@@ -43,6 +47,7 @@ class Service:
         self._generation: activation.Generation | None = None
         self._parts: components.Components | None = None
         self.registry_summary: dict[str, Any] = {}
+        self.group = GroupCommit(self._store_group)
 
     def start(self) -> None:
         """Bring the schema up to date and load the active components (training the reference
@@ -50,6 +55,9 @@ class Service:
         database.upgrade(self.engine)
         with database.transaction(self.engine) as connection:
             self.active(connection)
+
+    def stop(self) -> None:
+        self.engine.dispose()
 
     @property
     def parts(self) -> components.Components:
@@ -71,6 +79,10 @@ class Service:
             if seen != self._generation or self._parts is None:
                 self._parts = self._build(connection)
                 self._generation = seen
+                # The components are hundreds of thousands of long-lived objects: left to the
+                # collector, each full collection walks them all (100-300 ms, a desk waiting).
+                gc.collect()
+                gc.freeze()
         return self._parts
 
     def _build(self, connection: Connection) -> components.Components:
@@ -117,26 +129,70 @@ class Service:
             self.active(connection)
             return activation.current(connection) or {}
 
+    async def screen_together(self, cases: Sequence[Case], caller: Caller) -> list[Decision]:
+        """The decisions for `cases` (in their order), stored in one transaction with the other
+        screenings waiting on the event loop (`GroupCommit`)."""
+        return await self.group.screen(cases, caller)
+
     def screen(self, cases: Sequence[Case], caller: Caller) -> list[Decision]:
-        """Screen and store `cases` in one transaction, in order of screening time (so escort
-        counts follow the clock); decisions come back in the order of `cases`."""
+        """Screen and store `cases` in a transaction of their own (bulk requests, tests)."""
+        [made] = self._store_group([(cases, caller)])
+        return made
+
+    def _store_group(self, asked: Sequence[tuple[Sequence[Case], Caller]]) -> list[list[Decision]]:
+        """Screen and store the cases each caller asked about in one transaction; their
+        decisions, in order.
+
+        Only what must be is done while holding the write lock (SQLite's, or on PostgreSQL the
+        audit head's and the escorts'): cases that name no escort are screened before the
+        transaction, and so are the audit bodies of their decisions. Cases with an escort are
+        screened inside it, in order of screening time, so that their counts include every
+        desk's and every process's links and are stored with them.
+        """
         at = now()
-        order = sorted(range(len(cases)), key=lambda i: cases[i].screened_at)
-        made: list[Decision | None] = [None] * len(cases)
+        parts = self.current()  # one pack, model and registry for the whole group
+        cases = [(case, caller) for group, caller in asked for case in group]
+        made: list[decisions.Screened | None] = [None] * len(cases)
+        linked = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is not None]
+        alone = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is None]
+        self._screen(parts, cases, alone, made, NO_HISTORY)
         with database.transaction(self.engine) as connection:
-            screener = self.active(connection).screener
-            history = DatabaseCaseHistory(connection)
-            history.lock(
-                self.pseudonymiser.token("escort_ref", str(case.links.escort_ref))
-                for case in cases
-                if case.links.escort_ref is not None
-            )
-            for index in order:
-                made[index] = screener.screen(cases[index], history)
-            screened = [
-                decisions.Screened(decision, pseudonymised_record(case, self.pseudonymiser))
-                for case, decision in zip(cases, made, strict=True)
-                if decision is not None
-            ]
-            decisions.store(connection, screened, caller, at)
-        return [item.decision for item in screened]
+            if linked:
+                history = DatabaseCaseHistory(connection)
+                history.lock(
+                    self.pseudonymiser.token("escort_ref", str(cases[i][0].links.escort_ref))
+                    for i in linked
+                )
+                self._screen(parts, cases, linked, made, history)
+            screened = [item for item in made if item is not None]
+            decisions.store(connection, screened, at)
+        answers, done = [], iter(screened)
+        for group, _caller in asked:
+            answers.append([next(done).decision for _case in group])
+        return answers
+
+    def _screen(
+        self,
+        parts: components.Components,
+        cases: Sequence[tuple[Case, Caller]],
+        rows: Sequence[int],
+        made: list[decisions.Screened | None],
+        history: CaseHistory,
+    ) -> None:
+        if not rows:
+            return
+        found = parts.screener.screen_many([cases[i][0] for i in rows], history)
+        for i, decision in zip(rows, found, strict=True):
+            case, caller = cases[i]
+            record = pseudonymised_record(case, self.pseudonymiser)
+            made[i] = decisions.screened(decision, record, caller)
+
+
+class _NoHistory:
+    """The history of cases that name no escort: enrichment never asks it anything."""
+
+    def link(self, escort: str, traveller: str, at: datetime, window: timedelta) -> int:
+        raise RuntimeError("a case with an escort must be screened inside the transaction")
+
+
+NO_HISTORY = _NoHistory()

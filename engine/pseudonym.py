@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import unicodedata
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any
 
 from engine.case import CASE_FIELDS, IDENTIFIER_FIELDS, Case
@@ -35,12 +36,15 @@ class Pseudonymiser:
         return f"{kind}:{digest.hexdigest()[:32]}"
 
 
+_GETTERS = {path: attrgetter(path) for path in CASE_FIELDS}  # every group of a case is present
+
+
 def pseudonymised_record(case: Case, pseudonymiser: Pseudonymiser) -> dict[str, Any]:
     """The known fields of a case as flat dotted keys, ready to store: identifiers (names, NIK,
     passport numbers, escort and group references) are replaced by their keyed hashes."""
     record: dict[str, Any] = {}
-    for path in CASE_FIELDS:
-        value = case.value(path)
+    for path, get in _GETTERS.items():
+        value = get(case)
         if value is None:
             continue
         if path in IDENTIFIER_FIELDS:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api import library
 from api.deps import Admin, AnalystOrAdmin, ServiceDep
+from api.responses import JSONResponse
 
 router = APIRouter(prefix="/v1", tags=["activation"])
 

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import Analyst, DeskOrAnalyst, ServiceDep
+from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, decisions, outcomes
 from engine.decision import TIERS

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import AnalystOrAdmin, ServiceDep
 from api.metrics import exposition
+from api.responses import JSONResponse
 
 router = APIRouter(tags=["health"])
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Admin, ServiceDep
 from api.problems import NotFound
+from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, keys
 

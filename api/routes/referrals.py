@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Desk, DeskOrAnalyst, ServiceDep
+from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, referrals
 

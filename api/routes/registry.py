@@ -6,10 +6,10 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from api.deps import Admin, AnyKey, ServiceDep
 from api.problems import Invalid, NotFound
+from api.responses import JSONResponse
 from api.service import now
 from api.storage import activation, database
 from engine.errors import RegistryError

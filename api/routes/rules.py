@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from api.deps import AnyKey, ServiceDep
 from api.problems import NotFound
+from api.responses import JSONResponse
 from engine.rule import Rule
 
 router = APIRouter(prefix="/v1", tags=["rules and model"])

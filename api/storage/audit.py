@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, select, update
 
 from api.storage import tables
@@ -24,8 +25,9 @@ GENESIS = "0" * tables.DIGEST
 
 
 def canonical(body: Mapping[str, Any]) -> str:
-    """One spelling of a JSON body, so that its hash can be recomputed."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """One spelling of a JSON body (keys sorted, no spaces, UTF-8), kept as the entry's text so
+    that its hash can be recomputed from what is stored."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def entry_hash(
@@ -41,6 +43,7 @@ class Entry:
     subject: str  # what it is about: a decision id, a key id
     actor: str
     body: Mapping[str, Any]
+    text: str = ""  # the body's canonical JSON, when written beforehand (outside the write lock)
 
 
 def append(connection: Connection, entries: list[Entry], at: datetime) -> list[int]:
@@ -59,7 +62,7 @@ def append(connection: Connection, entries: list[Entry], at: datetime) -> list[i
     rows, numbers = [], []
     for entry in entries:
         seq += 1
-        body = canonical(entry.body)
+        body = entry.text or canonical(entry.body)
         digest = entry_hash(previous, seq, at, entry.actor, entry.kind, entry.subject, body)
         rows.append(
             {

@@ -21,23 +21,25 @@ MAX_PAGE = 500
 
 @dataclass(frozen=True)
 class Screened:
-    """A decision and the pseudonymised input it was made on."""
+    """A decision, the pseudonymised input it was made on, who asked, and the audit entry's
+    body (written by `screened`, before the transaction: the less a writer does while it holds
+    the write lock, the less the others wait)."""
 
     decision: Decision
     record: Mapping[str, Any]
+    caller: Caller
+    audit_body: str
 
 
-def store(
-    connection: Connection, screened: Sequence[Screened], caller: Caller, at: datetime
-) -> None:
+def screened(decision: Decision, record: Mapping[str, Any], caller: Caller) -> Screened:
+    body = {**decision.as_dict(), "input": dict(record), "asked_by": caller.as_dict()}
+    return Screened(decision, record, caller, audit.canonical(body))
+
+
+def store(connection: Connection, screened: Sequence[Screened], at: datetime) -> None:
     """Store decisions inside the caller's transaction (all of them, or none if it rolls back)."""
     entries = [
-        audit.Entry(
-            "decision",
-            item.decision.decision_id,
-            caller.key_id,
-            {**item.decision.as_dict(), "input": dict(item.record), "asked_by": caller.as_dict()},
-        )
+        audit.Entry("decision", item.decision.decision_id, item.caller.key_id, {}, item.audit_body)
         for item in screened
     ]
     numbers = audit.append(connection, entries, at)
@@ -54,7 +56,7 @@ def store(
                 "risk_score": decision.risk_score,
                 "screened_at": decision.screened_at,
                 "recorded_at": at,
-                "key_id": caller.key_id,
+                "key_id": item.caller.key_id,
                 "rule_pack": decision.versions["rule_pack"],
                 "model": decision.versions["model"],
             }
