@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import KeyCache
@@ -33,7 +34,7 @@ log = logging.getLogger("lindung.api")
 
 
 def create_app(settings: Settings) -> FastAPI:
-    service = Service(settings, connect(settings.database_url))
+    service = Service(settings, connect(settings.database_url, serving=True))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +101,12 @@ def _handle_errors(app: FastAPI) -> None:
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
         detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
         return problem(422, "InvalidRequest", detail, first["field"], problems=problems)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, error: ClientDisconnect) -> Response:
+        # The client left before sending its whole body: nothing was screened or stored, and
+        # nobody is there to read an answer (499, as nginx logs it).
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -185,7 +192,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     one = {"$ref": "#/components/schemas/CaseRecordV1"}
     paths = schema["paths"]
     for path, body in (
-        ("/v1/screenings", one),
+        ("/v1/screenings", one),  # read by the handler itself: its schema is given here
         (
             "/v1/screenings/bulk",
             {

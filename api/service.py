@@ -48,6 +48,7 @@ class Service:
         self._parts: components.Components | None = None
         self.registry_summary: dict[str, Any] = {}
         self.group = GroupCommit(self._store_group)
+        self._checkpoints: database.WalCheckpoints | None = None
 
     def start(self) -> None:
         """Bring the schema up to date and load the active components (training the reference
@@ -55,8 +56,14 @@ class Service:
         database.upgrade(self.engine)
         with database.transaction(self.engine) as connection:
             self.active(connection)
+        if self.engine.dialect.name == "sqlite":
+            self._checkpoints = database.WalCheckpoints(self.engine)
+            self._checkpoints.start()
 
     def stop(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
+            self._checkpoints = None
         self.engine.dispose()
 
     @property
@@ -145,18 +152,23 @@ class Service:
 
         Only what must be is done while holding the write lock (SQLite's, or on PostgreSQL the
         audit head's and the escorts'): cases that name no escort are screened before the
-        transaction, and so are the audit bodies of their decisions. Cases with an escort are
-        screened inside it, in order of screening time, so that their counts include every
-        desk's and every process's links and are stored with them.
+        transaction with the components last seen, and their audit bodies written (again in
+        the rare group that finds newer components). Cases with an escort are screened inside
+        it, in order of screening time, so that their counts include every desk's and every
+        process's links and are stored with them.
         """
         at = now()
-        parts = self.current()  # one pack, model and registry for the whole group
+        parts = self.parts  # as last seen: checked against the database in the transaction
         cases = [(case, caller) for group, caller in asked for case in group]
         made: list[decisions.Screened | None] = [None] * len(cases)
         linked = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is not None]
         alone = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is None]
         self._screen(parts, cases, alone, made, NO_HISTORY)
         with database.transaction(self.engine) as connection:
+            newest = self.active(connection)
+            if newest is not parts:  # an admin activated or uploaded something meanwhile
+                parts = newest
+                self._screen(parts, cases, alone, made, NO_HISTORY)
             if linked:
                 history = DatabaseCaseHistory(connection)
                 history.lock(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+import orjson
+from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Desk, DeskOrAnalyst, ServiceDep
@@ -44,17 +45,28 @@ def _count(decisions: list[Any], cases: list[Case]) -> None:
     "",
     summary="Screen one case",
     response_description="Decision v1 (shared/case-v1.md), stored in the audit trail",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"example": CASE_EXAMPLE}},
+        }
+    },
 )
-async def screen(
-    service: ServiceDep,
-    caller: Desk,
-    record: Annotated[dict[str, Any], Body(examples=[CASE_EXAMPLE])],
-) -> JSONResponse:
+async def screen(request: Request, service: ServiceDep, caller: Desk) -> JSONResponse:
     """Screen one case record (nested JSON or flat dotted keys) and store the decision."""
-    case = parse_case(record)  # a tenth of a millisecond: no need to leave the event loop
+    # The body is read here rather than declared: FastAPI's JSON reading and validation of a
+    # free-form object cost more than the case's own validation, which names every field.
+    case = parse_case(await json_body(request))  # a tenth of a millisecond: on the event loop
     [decision] = await service.screen_together([case], caller)
     _count([decision], [case])
     return JSONResponse(decision.as_dict(), status_code=201)
+
+
+async def json_body(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as error:
+        raise Invalid(f"the body is not valid JSON ({error})", "body") from None
 
 
 @router.post("/bulk", summary="Screen up to 1,000 cases")

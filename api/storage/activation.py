@@ -24,17 +24,19 @@ class Generation:
     registry: int
 
 
+# Built once: read before every group of screenings, and building it cost more than running it.
+_GENERATION = select(
+    select(func.coalesce(func.max(tables.activations.c.activation_id), 0))
+    .scalar_subquery()
+    .label("activation"),
+    select(func.coalesce(func.max(tables.registries.c.registry_id), 0))
+    .scalar_subquery()
+    .label("registry"),
+)
+
+
 def generation(connection: Connection) -> Generation:
-    row = connection.execute(
-        select(
-            select(func.coalesce(func.max(tables.activations.c.activation_id), 0))
-            .scalar_subquery()
-            .label("activation"),
-            select(func.coalesce(func.max(tables.registries.c.registry_id), 0))
-            .scalar_subquery()
-            .label("registry"),
-        )
-    ).one()
+    row = connection.execute(_GENERATION).one()
     return Generation(int(row.activation), int(row.registry))
 
 

@@ -17,7 +17,7 @@ from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from api.storage import tables
 
@@ -46,17 +46,27 @@ class Entry:
     text: str = ""  # the body's canonical JSON, when written beforehand (outside the write lock)
 
 
+# Built once (every group of screenings runs them): building a statement costs more than a
+# SQLite write of it.
+_HEAD = (
+    select(tables.audit_head.c.seq, tables.audit_head.c.hash)
+    .where(tables.audit_head.c.id == 1)
+    .with_for_update()
+)
+_MOVE_HEAD = (
+    update(tables.audit_head)
+    .where(tables.audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def append(connection: Connection, entries: list[Entry], at: datetime) -> list[int]:
     """Chain `entries` onto the log inside the caller's transaction; returns their numbers.
 
     The head row is locked (FOR UPDATE on PostgreSQL; SQLite's write lock is already held), so
     concurrent writers from any process chain one after another.
     """
-    head = connection.execute(
-        select(tables.audit_head.c.seq, tables.audit_head.c.hash)
-        .where(tables.audit_head.c.id == 1)
-        .with_for_update()
-    ).one()
+    head = connection.execute(_HEAD).one()
     seq, previous = int(head.seq), str(head.hash)
     at = at.astimezone(UTC)
     rows, numbers = [], []
@@ -80,11 +90,7 @@ def append(connection: Connection, entries: list[Entry], at: datetime) -> list[i
         previous = digest
     if rows:
         connection.execute(tables.audit_log.insert(), rows)
-        connection.execute(
-            update(tables.audit_head)
-            .where(tables.audit_head.c.id == 1)
-            .values(seq=seq, hash=previous)
-        )
+        connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
     return numbers
 
 

@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from api.storage import tables
 from api.storage.database import is_postgres
+
+_links = tables.escort_links.c
+_TRAVELLERS = select(func.count(func.distinct(_links.traveller))).where(  # built once
+    _links.escort == bindparam("escort"),
+    _links.at > bindparam("since", type_=tables.UtcDateTime()),
+    _links.at <= bindparam("until", type_=tables.UtcDateTime()),
+)
 
 
 def escort_lock(escort: str) -> int:
@@ -42,14 +49,11 @@ class DatabaseCaseHistory:
 
     def link(self, escort: str, traveller: str, at: datetime, window: timedelta) -> int:
         self.lock([escort])
-        links = tables.escort_links.c
         self.connection.execute(
-            tables.escort_links.insert().values(escort=escort, traveller=traveller, at=at)
+            tables.escort_links.insert(), {"escort": escort, "traveller": traveller, "at": at}
         )
         return int(
             self.connection.execute(
-                select(func.count(func.distinct(links.traveller))).where(
-                    links.escort == escort, links.at > at - window, links.at <= at
-                )
+                _TRAVELLERS, {"escort": escort, "since": at - window, "until": at}
             ).scalar_one()
         )

@@ -112,3 +112,17 @@ def test_an_oversized_body_gets_413(client: TestClient, desk: dict[str, str]) ->
     )
     assert answer.status_code == 413
     assert answer.json()["error"] == "TooLarge"
+
+
+def test_a_body_that_is_not_json_or_not_an_object_gets_422_and_stores_nothing(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    headers = {**desk, "Content-Type": "application/json"}
+    broken = client.post("/v1/screenings", content=b'{"channel": "port_desk",', headers=headers)
+    assert broken.status_code == 422
+    assert broken.json()["field"] == "body"
+    assert "not valid JSON" in broken.json()["detail"]
+    listed = client.post("/v1/screenings", json=[tourist()], headers=desk)
+    assert listed.status_code == 422
+    assert listed.json()["field"] == "(case)"
+    assert rows(engine, tables.decisions) == 0
