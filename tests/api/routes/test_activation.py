@@ -8,22 +8,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from api.app import create_app
 from api.settings import Settings, bundled
 from api.storage import tables
 from engine.rule_pack import load_rule_pack
 from models.artifact import TrainedModel
+from tests.api.calls import Headers, rows, screen
 from tests.factories import tourist
 
-Headers = dict[str, str]
 DEFAULT = load_rule_pack(bundled("default"))
-
-
-def rows(engine: Engine, table: Any) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def library_pack(settings: Settings, folder: str, version: str) -> tuple[Path, str]:
@@ -68,13 +63,6 @@ def listed_packs(client: TestClient, headers: Headers) -> dict[str, bool]:
     return {label_of(p): p["active"] for p in answer.json()["rule_packs"]}
 
 
-def screen(client: TestClient, desk: Headers, **changes: Any) -> dict[str, Any]:
-    answer = client.post("/v1/screenings", json=tourist(**changes), headers=desk)
-    assert answer.status_code == 201, answer.text
-    decision: dict[str, Any] = answer.json()
-    return decision
-
-
 def activate(client: TestClient, admin: Headers, rule_pack: str, model: str) -> Any:
     return client.post(
         "/v1/activation", json={"rule_pack": rule_pack, "model": model}, headers=admin
@@ -115,7 +103,7 @@ def test_activating_a_new_pack_changes_the_next_decisions_but_not_the_earlier_on
     trained: TrainedModel,
     engine: Engine,
 ) -> None:
-    before = screen(client, desk, case_id="before")
+    before = screen(client, desk, tourist(case_id="before"))
     assert before["versions"]["rule_pack"] == DEFAULT.label
     assert activate(client, analyst, next_pack, trained.version).status_code == 403
     assert activate(client, desk, next_pack, trained.version).status_code == 403
@@ -125,7 +113,7 @@ def test_activating_a_new_pack_changes_the_next_decisions_but_not_the_earlier_on
     assert answer.json() == {"rule_pack": next_pack, "model": trained.version}
     assert rows(engine, tables.activations) == 1
 
-    after = screen(client, desk, case_id="after")
+    after = screen(client, desk, tourist(case_id="after"))
     assert after["versions"]["rule_pack"] == next_pack
     assert after["versions"]["model"] == trained.version
     earlier = client.get(f"/v1/decisions/{before['decision_id']}", headers=desk).json()
@@ -159,7 +147,7 @@ def test_a_pack_the_model_does_not_fit_is_409_and_changes_nothing(
         "rule_pack": DEFAULT.label,
         "model": trained.version,
     }
-    assert screen(client, desk)["versions"]["rule_pack"] == DEFAULT.label
+    assert screen(client, desk, tourist())["versions"]["rule_pack"] == DEFAULT.label
 
 
 def test_activating_an_unknown_or_broken_pack_or_model_changes_nothing(
@@ -200,10 +188,10 @@ def test_what_an_admin_changes_through_one_process_another_sees_at_its_next_requ
     next_pack: str,
     trained: TrainedModel,
 ) -> None:
-    assert screen(second_process, desk)["versions"]["rule_pack"] == DEFAULT.label
+    assert screen(second_process, desk, tourist())["versions"]["rule_pack"] == DEFAULT.label
     assert activate(client, admin, next_pack, trained.version).status_code == 201
     assert second_process.get("/v1/activation", headers=admin).json()["rule_pack"] == next_pack
-    assert screen(second_process, desk)["versions"]["rule_pack"] == next_pack
+    assert screen(second_process, desk, tourist())["versions"]["rule_pack"] == next_pack
     assert second_process.get("/readyz").json()["rule_pack"] == next_pack
 
     csv = (

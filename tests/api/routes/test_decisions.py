@@ -5,29 +5,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from api.storage import tables
 from models.dataset import read_labelled
+from tests.api.calls import Headers, rows, screen
 from tests.api.conftest import KeyMaker
 from tests.factories import documented_worker, tourist
 
-Headers = dict[str, str]
-
 COERCED = {"interview": {"reports_coercion": True}}  # urgent: reported coercion
 NIK = "3171234567890123"
-
-
-def rows(engine: Engine, table: Any) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-def screen(client: TestClient, headers: Headers, case: dict[str, Any]) -> dict[str, Any]:
-    answer = client.post("/v1/screenings", json=case, headers=headers)
-    assert answer.status_code == 201, answer.text
-    decision: dict[str, Any] = answer.json()
-    return decision
 
 
 def listed(client: TestClient, headers: Headers, **params: Any) -> dict[str, Any]:

@@ -12,10 +12,9 @@ from sqlalchemy import Engine, select
 from api.app import create_app
 from api.settings import Settings, bundled
 from api.storage import tables
+from tests.api.calls import Headers, screen
 from tests.api.conftest import KeyMaker
 from tests.factories import tourist
-
-Headers = dict[str, str]
 
 AGENCIES: dict[str, Any] = yaml.safe_load(
     (bundled("default") / "pack.yaml").read_text(encoding="utf-8")
@@ -36,13 +35,6 @@ def at(moment: datetime) -> str:
 
 def recently(minutes: int = 0) -> str:
     return at(datetime.now(UTC) - timedelta(minutes=minutes))
-
-
-def screen(client: TestClient, headers: Headers, case: dict[str, Any]) -> dict[str, Any]:
-    answer = client.post("/v1/screenings", json=case, headers=headers)
-    assert answer.status_code == 201, answer.text
-    decision: dict[str, Any] = answer.json()
-    return decision
 
 
 def referral(client: TestClient, headers: Headers, decision_id: str) -> dict[str, Any]:

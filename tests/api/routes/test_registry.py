@@ -4,13 +4,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from api.settings import SAMPLE_REGISTRY, bundled
 from api.storage import tables
+from tests.api.calls import Headers, rows
 from tests.factories import documented_worker
 
-Headers = dict[str, str]
 CSV = {"Content-Type": "text/csv"}
 HEADER = "license_no,agency_name,status,valid_from,valid_until\n"
 
@@ -20,11 +20,6 @@ NEW_REGISTRY = (
     + f"{NEW_LICENCE},PT Contoh Baru Sejahtera (fiktif),active,2026-01-05,2031-01-04\n"
     + "SIP3MI-0001-2021,PT Contoh Karya Mandiri (fiktif),revoked,2021-03-01,2027-02-28\n"
 )
-
-
-def rows(engine: Engine, table: Any) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def lookup(client: TestClient, headers: Headers, number: str, **params: Any) -> Any:

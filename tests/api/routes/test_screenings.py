@@ -5,10 +5,11 @@ import json
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from api.cli import screen_stream
 from api.storage import tables
+from tests.api.calls import rows
 from tests.factories import tourist
 
 STRANDED_ON_FERRY = {
@@ -25,11 +26,6 @@ STRANDED_ON_FERRY = {
     },
     "interview": {"can_explain_trip": False},
 }
-
-
-def rows(engine: Engine, table: Any) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def test_a_desk_screens_a_case_and_gets_the_decision_the_cli_gives(
