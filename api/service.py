@@ -164,20 +164,26 @@ class Service:
         linked = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is not None]
         alone = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is None]
         self._screen(parts, cases, alone, made, NO_HISTORY)
-        with database.transaction(self.engine) as connection:
-            newest = self.active(connection)
-            if newest is not parts:  # an admin activated or uploaded something meanwhile
-                parts = newest
-                self._screen(parts, cases, alone, made, NO_HISTORY)
-            if linked:
-                history = DatabaseCaseHistory(connection)
-                history.lock(
-                    self.pseudonymiser.token("escort_ref", str(cases[i][0].links.escort_ref))
-                    for i in linked
-                )
-                self._screen(parts, cases, linked, made, history)
-            screened = [item for item in made if item is not None]
-            decisions.store(connection, screened, at)
+
+        def commit() -> list[decisions.Screened]:
+            nonlocal parts
+            with database.transaction(self.engine) as connection:
+                newest = self.active(connection)
+                if newest is not parts:  # an admin activated or uploaded something meanwhile
+                    parts = newest
+                    self._screen(parts, cases, alone, made, NO_HISTORY)
+                if linked:
+                    history = DatabaseCaseHistory(connection)
+                    history.lock(
+                        self.pseudonymiser.token("escort_ref", str(cases[i][0].links.escort_ref))
+                        for i in linked
+                    )
+                    self._screen(parts, cases, linked, made, history)
+                screened = [item for item in made if item is not None]
+                decisions.store(connection, screened, at)
+            return screened
+
+        screened = database.once_more_if_lost(commit)
         answers, done = [], iter(screened)
         for group, _caller in asked:
             answers.append([next(done).decision for _case in group])

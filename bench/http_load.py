@@ -8,8 +8,9 @@ fixed rate.
    Every connection stops sending a moment before wrk stops, so no request is in flight at
    the end and each 201 can be matched with a stored decision.
 3. Runs a short warm-up, a throughput run (wrk -t2 -c32, no pause: screenings/s stored), and a
-   fixed-rate run (C connections, each pausing a random, exponentially distributed time of mean
-   C x 1000 / rate ms between requests, so arrivals are close to Poisson at the target rate).
+   fixed-rate run: requests arrive as a Poisson process at the target rate (each wrk thread
+   draws exponential gaps; the connection that comes free takes the next arrival), so slow
+   answers do not lower the rate offered.
 4. After each run, checks that the decisions stored (SELECT count(*) FROM decisions) grew by
    exactly the number of 201 answers; then stops the server and drops the schema or the file.
 
@@ -59,8 +60,9 @@ DISTURBED = 0.25  # cores taken by other work during a run that make its figures
 GRACE_SECONDS = 3  # wrk runs this much longer than the connections send, to drain every answer
 
 # wrk runs one copy of this script per thread (init, request, delay, response) and one more for
-# setup and done. Arguments after `--`: bodies file, API key, mean pause (ms, 0: none), pacing
-# (exponential | fixed | none), seconds to send for, wrk threads, connections per thread.
+# setup and done. Arguments after `--`: bodies file, API key, mean pause (ms, 0: none; for
+# poisson, between one thread's arrivals), pacing (poisson | exponential | fixed | none), seconds
+# to send for, wrk threads, connections per thread.
 WRK_SCRIPT = r"""
 local ffi = require("ffi")
 ffi.cdef[[
@@ -84,6 +86,7 @@ end
 sent, answered, first_sent, last_answer = 0, 0, 0, 0
 statuses = {}
 local requests, cursor, mean_pause, pacing, send_until, stagger = {}, 0, 0, "none", 0, 0
+local next_due = 0
 
 function init(args)
   local headers = {
@@ -106,7 +109,14 @@ function delay()
     return 3600000  -- stop sending; wrk stops a few seconds later, with nothing in flight
   end
   local pause = 0
-  if pacing == "exponential" then
+  if pacing == "poisson" then
+    -- one Poisson arrival process per thread: each connection that comes free takes the next
+    -- arrival time, so slow answers do not lower the rate offered (as they would if every
+    -- connection paused after its own answer); a late arrival is sent at once
+    if next_due == 0 then next_due = t end
+    next_due = next_due - mean_pause * math.log(1 - math.random()) / 1000
+    pause = math.min(math.max(0, 1000 * (next_due - t)), 1000 * (send_until - t))
+  elseif pacing == "exponential" then
     pause = math.min(-mean_pause * math.log(1 - math.random()), 1000 * (send_until - t))
   elseif pacing == "fixed" then
     pause = mean_pause
@@ -562,7 +572,7 @@ class Bench:
                 "none",
                 profile=args.profile,
             )
-            pause = args.rate_connections * 1000 / args.rate
+            pause = mean_pause(args)
             fixed = self.wrk(
                 f"{args.rate:g} req/s",
                 args.rate_threads,
@@ -579,6 +589,12 @@ class Bench:
         if args.profile:
             print_profile(args.profile, args.profile_mode, int(args.duration))
         return summary(args, self.label, runs, total_stored, quiet)
+
+
+def mean_pause(args: argparse.Namespace) -> float:
+    """Milliseconds between requests: of one wrk thread (poisson), or of one connection."""
+    senders = args.rate_threads if args.pacing == "poisson" else args.rate_connections
+    return float(senders * 1000 / args.rate)
 
 
 def summary(
@@ -618,7 +634,8 @@ def summary(
     print(f"             CPU: {cpu_line(throughput)}")
     print(
         f"fixed rate:  asked {args.rate:g} req/s ({args.rate_connections} connections, "
-        f"{args.pacing} pauses of mean {args.rate_connections * 1000 / args.rate:g} ms), "
+        f"{args.pacing} arrivals, mean gap {mean_pause(args):g} ms per "
+        f"{'thread' if args.pacing == 'poisson' else 'connection'}), "
         f"achieved {fixed.rate:,.1f} req/s for {args.rate_duration:g} s"
         + ("" if kept_up else " (the server did not keep up)")
     )
@@ -750,10 +767,11 @@ def main() -> int:
     parser.add_argument("--rate-duration", type=float, default=20, help="seconds")
     parser.add_argument(
         "--pacing",
-        choices=["exponential", "fixed"],
-        default="exponential",
-        help="pauses between one connection's requests at the fixed rate: random (Poisson-like "
-        "arrivals, as independent desks) or equal (evenly spaced, after a random first pause)",
+        choices=["poisson", "exponential", "fixed"],
+        default="poisson",
+        help="arrivals at the fixed rate: poisson (one Poisson process per wrk thread, held "
+        "whatever the latency, as independent desks), exponential (each connection pauses a "
+        "random time after its answer: slow answers lower the rate) or fixed (equal pauses)",
     )
     parser.add_argument("--profile", type=Path, help="py-spy the workers in the throughput run")
     parser.add_argument(

@@ -11,28 +11,36 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("lindung.storage")
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 7_302_611  # PostgreSQL advisory lock held while migrating
 SQLITE_BUSY_SECONDS = 30
 
 
 def connect(url: str, *, serving: bool = False) -> Engine:
-    """An engine for `url`; a SQLite file's folder is created. A serving engine leaves SQLite's
-    checkpoints to `WalCheckpoints` (a checkpoint inside a commit held a desk up 30 ms)."""
+    """An engine for `url`; a SQLite file's folder is created.
+
+    A serving engine leaves SQLite's checkpoints to `WalCheckpoints` (a checkpoint inside a
+    commit held a desk up 30 ms) and does not ping PostgreSQL before each use (a round trip per
+    group of screenings): its callers run again once on a lost connection (`once_more_if_lost`).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return create_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=not serving, pool_recycle=1800
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -82,6 +90,32 @@ class WalCheckpoints:
                     raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except Exception as error:  # the next round tries again; commits go on meanwhile
                 log.warning("SQLite checkpoint failed: %s", type(error).__name__)
+
+
+def once_more_if_lost(work: Callable[[], T]) -> T:
+    """`work`, run again once if the connection it used turned out to be lost (the database
+    restarted): the pool then drops every connection it holds, and the second try gets a new
+    one. Any other error, or a second loss, is raised."""
+    try:
+        return work()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        log.warning("the database connection was lost; trying once more")
+        return work()
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """On PostgreSQL, the statements of the block are sent without waiting for each answer
+    (psycopg's pipeline mode): one round trip where there were one per statement. A statement
+    whose rows are read waits for its answer as before. Elsewhere, nothing changes."""
+    raw = connection.connection.driver_connection
+    if not is_postgres(connection) or raw is None:
+        yield
+        return
+    with raw.pipeline():
+        yield
 
 
 def is_postgres(connection: Connection | Engine) -> bool:

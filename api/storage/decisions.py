@@ -13,6 +13,7 @@ from sqlalchemy import Connection, and_, exists, or_, select
 
 from api.problems import Invalid, NotFound
 from api.storage import audit, tables
+from api.storage.database import pipelined
 from api.storage.keys import Caller
 from engine.decision import Decision
 
@@ -42,7 +43,15 @@ def store(connection: Connection, screened: Sequence[Screened], at: datetime) ->
         audit.Entry("decision", item.decision.decision_id, item.caller.key_id, {}, item.audit_body)
         for item in screened
     ]
-    numbers = audit.append(connection, entries, at)
+    chained = audit.chain(connection, entries, at)
+    with pipelined(connection):  # on PostgreSQL: one round trip for every write of the group
+        audit.write(connection, chained)
+        _write(connection, screened, chained.numbers, at)
+
+
+def _write(
+    connection: Connection, screened: Sequence[Screened], numbers: list[int], at: datetime
+) -> None:
     rows, flags, referrals = [], [], []
     for seq, item in zip(numbers, screened, strict=True):
         decision = item.decision
