@@ -67,15 +67,16 @@ class GroupCommit:
 
     def _groups(self, waiting: list[Request]) -> list[list[Request]]:
         groups: list[list[Request]] = []
-        cases = self._most_cases
+        cases = 0  # in the last group
         for request in waiting:
             if request.answer.done():  # its client went away: nothing to store
                 continue
-            if cases + len(request.cases) > self._most_cases:
-                groups.append([])
-                cases = 0
-            groups[-1].append(request)
-            cases += len(request.cases)
+            if groups and cases + len(request.cases) <= self._most_cases:
+                groups[-1].append(request)
+                cases += len(request.cases)
+            else:
+                groups.append([request])
+                cases = len(request.cases)
         return groups
 
     def _commit(self, group: list[Request]) -> None:
