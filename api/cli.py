@@ -13,6 +13,7 @@ import click
 from api import components
 from api.cli_common import load_pack, settings_from_env
 from api.model_commands import model
+from api.rescore_commands import rescore
 from api.service_commands import audit_group, keys_group, outcomes_group, serve
 from api.settings import Settings
 from engine.case_input import parse_case
@@ -226,6 +227,7 @@ def check_rules(folder: Path | None) -> None:
 
 
 main.add_command(model)
+main.add_command(rescore)
 main.add_command(serve)
 main.add_command(keys_group)
 main.add_command(audit_group)

@@ -19,6 +19,7 @@ from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS, Case
 from engine.frame import (
     SCREENED_ON,
     Frame,
+    distinct_rows,
     frame_from_cases,
     known,
     member,
@@ -139,21 +140,28 @@ class Enricher:
         facts = row_values(enriched.facts, 0)
         return Enrichment(facts, enriched.travellers[0], escort, enriched.facts)
 
-    def enrich_frame(self, frame: Frame) -> FrameEnrichment:
+    def enrich_frame(
+        self, frame: Frame, escort_travellers: np.ndarray | None = None
+    ) -> FrameEnrichment:
         """Fact columns for every case of `frame`; cases with an escort are linked into the
-        case history in order of screening time."""
+        case history in order of screening time, unless `escort_travellers` gives their counts
+        already (batch rescoring counts them over the whole input first)."""
         facts: Frame = {path: frame[path] for path in SCALAR_FIELDS}
-        travellers, escorts = self._pseudonymise(frame, facts)
+        for path in IDENTIFIER_FIELDS:  # rules may only ask whether an identifier is known
+            facts[path] = _three_valued(known(frame[path]), known(frame[path]))
         facts.update(self._derive(frame))
+        if escort_travellers is not None:
+            facts["escort_travellers"] = escort_travellers
+            empty = np.full(rows(frame), None, dtype=object)
+            return FrameEnrichment(facts, empty, empty)
+        travellers, escorts = self.links(frame)
         facts["escort_travellers"] = self._link_escorts(frame, travellers, escorts)
         return FrameEnrichment(facts, travellers, escorts)
 
-    def _pseudonymise(self, frame: Frame, facts: Frame) -> tuple[np.ndarray, np.ndarray]:
-        """Identifiers become presence marks (rules may only ask whether one is known); escorts
-        and the travellers they are linked to become keyed hashes, so cases link up unread."""
+    def links(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """Pseudonyms of the traveller and of the escort of each case with an escort (None
+        elsewhere): keyed hashes, so that cases link up without anyone reading who they are."""
         token = self.pseudonymiser.token
-        for path in IDENTIFIER_FIELDS:
-            facts[path] = _three_valued(known(frame[path]), known(frame[path]))
         escorts = np.full(rows(frame), None, dtype=object)
         travellers = np.full(rows(frame), None, dtype=object)
         passports, niks = frame["person.passport_no"], frame["person.nik"]
@@ -200,13 +208,13 @@ class Enricher:
         fee = fee_idr(demanded, paid)
         cap = _cached(
             known(destination) & known(occupation),
-            lambda row: (destination[row], occupation[row]),
+            (destination, occupation),
             self.reference.fee_cap,
             number=True,
         )
         market = _cached(
             known(occupation),
-            lambda row: (occupation[row], destination[row]),
+            (occupation, destination),
             self.reference.market_salary,
             number=True,
         )
@@ -226,7 +234,7 @@ class Enricher:
             ),
             "agency_licence_status": _cached(
                 known(licence),
-                lambda row: (licence[row], screened_on[row]),
+                (licence, screened_on),
                 lambda number, day: self.registry.status_on(number, _day(day)),
                 number=False,
             ),
@@ -337,15 +345,22 @@ def _object(value: np.ndarray) -> np.ndarray:
 
 
 def _cached(where: np.ndarray, key: Any, value: Any, *, number: bool) -> np.ndarray:
-    """value(key(row)) for each row where `where` holds, computed once per distinct key."""
+    """value(*key) for each row where `where` holds, computed once per distinct key.
+
+    `key` is a tuple of columns; the distinct combinations are found without a loop over rows
+    (a million rows hold a few hundred of them)."""
     out = np.full(len(where), np.nan) if number else np.full(len(where), None, dtype=object)
-    cache: dict[Any, Any] = {}
-    for row in np.flatnonzero(where):
-        k = key(row)
-        if k not in cache:
-            cache[k] = value(*k)
-        if cache[k] is not None:
-            out[row] = cache[k]
+    rows_in = np.flatnonzero(where)
+    if not len(rows_in):
+        return out
+    keys = tuple(column[rows_in] for column in key)
+    first, inverse = distinct_rows(keys)
+    computed = np.full(len(first), np.nan) if number else np.full(len(first), None, object)
+    for index, row in enumerate(first.tolist()):
+        found = value(*(column[row] for column in keys))
+        if found is not None:
+            computed[index] = found
+    out[rows_in] = computed[inverse]
     return out
 
 

@@ -17,6 +17,8 @@ from operator import attrgetter
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from pandas.core.algorithms import isin
 
 from engine.case import CASE_FIELDS, Case
 
@@ -58,10 +60,36 @@ def column_of(values: Sequence[Any], kind: str) -> np.ndarray:
     return column
 
 
+def unknown_column(count: int, kind: str) -> np.ndarray:
+    """A column of `count` unknowns, in the frame's conventions."""
+    if kind in NUMBER_KINDS:
+        return np.full(count, np.nan)
+    if kind in {"date", "datetime"}:
+        return np.full(
+            count,
+            np.datetime64("NaT"),
+            dtype="datetime64[D]" if kind == "date" else "datetime64[s]",
+        )
+    return np.full(count, None, dtype=object)
+
+
 def member(column: np.ndarray, values: Collection[Any]) -> np.ndarray:
     """Where an object column holds one of `values` (unknown is never a member)."""
-    allowed = frozenset(values)
-    return np.fromiter((value in allowed for value in column), dtype=bool, count=len(column))
+    allowed = np.empty(len(values), dtype=object)
+    allowed[:] = list(values)
+    return np.asarray(isin(column, allowed), dtype=bool)  # a hash table, not a loop in Python
+
+
+def distinct_rows(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct combinations of values across columns of equal length: the first row of
+    each, and which one each row has. Unknowns (None, NaN, NaT) are values like any other."""
+    count = len(columns[0]) if len(columns) else 0
+    codes = np.zeros(count, dtype=np.int64)
+    for column in columns:
+        column_codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        codes, _ = pd.factorize(codes * len(uniques) + column_codes)  # dense again: no overflow
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
 
 
 def rows(frame: Mapping[str, np.ndarray]) -> int:

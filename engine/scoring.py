@@ -84,13 +84,13 @@ class Explainer:
     ) -> None:
         self.scorer = scorer
         titles = titles or {}
-        self._labels = [
+        self.labels = [
             titles[feature].as_dict()
             if feature in titles
             else {lang: labels.fact(feature, lang) for lang in ("id", "en")}
             for feature in scorer.features
         ]
-        self._values = [
+        self.value_labels = [
             [
                 {lang: _value(labels, feature, category, lang) for lang in ("id", "en")}
                 for category in categories
@@ -107,7 +107,7 @@ class Explainer:
         largest_first = sorted(range(len(values)), key=lambda index: -abs(values[index]))
         # The labels are shared by every explanation (read-only): copying them for each of
         # some seventy features was a third of a desk's screening.
-        labels, value_labels = self._labels, self._values
+        labels, value_labels = self.labels, self.value_labels
         contributions = [
             {
                 "feature": features[index],

@@ -27,7 +27,7 @@ from engine.registry import AgencyRegistry
 from engine.rule import Rule
 from engine.rule_pack import RulePack
 from engine.scoring import RULE_PREFIX, Explainer, FrameScores, Scorer, with_rule_columns
-from engine.wording import Text, fill
+from engine.wording import Labels, Text, fill
 
 FACT_KINDS = {path: spec.kind for path, spec in CASE_FIELDS.items()}
 
@@ -161,16 +161,7 @@ class Screener:
         )
 
     def _flag(self, rule: Rule, facts: Mapping[str, Any]) -> Flag:
-        labels = self.pack.labels
-        matched = [
-            (test.field, None if not isinstance(test, Known) else not test.negated)
-            for test in deciding_tests(rule.condition, facts)
-        ]
-        reason = Text(
-            id=fill(rule.reason.id, facts, labels, "id", FACT_KINDS, matched),
-            en=fill(rule.reason.en, facts, labels, "en", FACT_KINDS, matched),
-        )
-        return Flag(rule.id, rule.severity, rule.title, reason, rule.basis, rule.action)
+        return flag_for(rule, facts, self.pack.labels)
 
     def _referral(self, case: Case, flags: list[Flag]) -> Referral:
         urgent = [self.pack.rule(flag.rule_id) for flag in flags if flag.severity == "urgent"]
@@ -185,3 +176,16 @@ class Screener:
             rule_ids=tuple(rule.id for rule in urgent),
             also_notify=tuple(key for key in agencies if key != first.key),
         )
+
+
+def flag_for(rule: Rule, facts: Mapping[str, Any], labels: Labels) -> Flag:
+    """The flag a fired rule raises, its reason quoting the facts that fired it."""
+    matched = [
+        (test.field, None if not isinstance(test, Known) else not test.negated)
+        for test in deciding_tests(rule.condition, facts)
+    ]
+    reason = Text(
+        id=fill(rule.reason.id, facts, labels, "id", FACT_KINDS, matched),
+        en=fill(rule.reason.en, facts, labels, "en", FACT_KINDS, matched),
+    )
+    return Flag(rule.id, rule.severity, rule.title, reason, rule.basis, rule.action)

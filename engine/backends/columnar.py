@@ -29,11 +29,17 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def truth_masks(node: Node, facts: Mapping[str, np.ndarray]) -> Masks:
-    """Where a condition is definitely true and definitely false, for every case at once."""
+def truth_masks(
+    node: Node, facts: Mapping[str, np.ndarray], knowns: dict[str, np.ndarray] | None = None
+) -> Masks:
+    """Where a condition is definitely true and definitely false, for every case at once.
+    `knowns` keeps where each fact is known, for the next condition that reads it."""
+    knowns = {} if knowns is None else knowns
     if isinstance(node, Compare | Member | Known):
         column = facts[node.field]
-        present = known(column)
+        if node.field not in knowns:
+            knowns[node.field] = known(column)
+        present = knowns[node.field]
         if isinstance(node, Known):
             return (~present, present) if node.negated else (present, ~present)
         if isinstance(node, Member):
@@ -44,9 +50,9 @@ def truth_masks(node: Node, facts: Mapping[str, np.ndarray]) -> Masks:
                 holds = np.asarray(_OPS[node.op](column, node.value), dtype=bool)
         return present & holds, present & ~holds
     if isinstance(node, Not):
-        true, false = truth_masks(node.item, facts)
+        true, false = truth_masks(node.item, facts, knowns)
         return false, true
-    masks = [truth_masks(item, facts) for item in node.items]
+    masks = [truth_masks(item, facts, knowns) for item in node.items]
     trues = np.array([true for true, _ in masks])
     falses = np.array([false for _, false in masks])
     if isinstance(node, All):
@@ -64,7 +70,8 @@ class ColumnarBackend:
 
     def fired_frame(self, facts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """For each rule, where it fires."""
-        return {rule_id: truth_masks(node, facts)[0] for rule_id, node in self._rules}
+        knowns: dict[str, np.ndarray] = {}
+        return {rule_id: truth_masks(node, facts, knowns)[0] for rule_id, node in self._rules}
 
     def fired(self, facts: Mapping[str, Any]) -> frozenset[str]:
         frame: Frame = {

@@ -1,0 +1,180 @@
+"""Files of a batch run: cases in (CSV or Parquet, flat dotted columns), read in chunks so that
+memory stays bounded whatever the input's size; decisions and rejects out."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from engine.errors import LindungError
+from engine.rescoring import OUTPUT_COLUMNS
+from engine.table_input import Reject
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("case_id", pa.string()),
+        ("tier", pa.string()),
+        ("risk_score", pa.float64()),
+        ("flags", pa.string()),
+        ("reasons_id", pa.string()),
+        ("reasons_en", pa.string()),
+    ]
+)
+assert tuple(OUTPUT_SCHEMA.names) == OUTPUT_COLUMNS
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+class BatchFileError(LindungError):
+    """An input or output file that cannot be used."""
+
+
+def file_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    if suffix == ".csv":
+        return "csv"
+    raise BatchFileError(f"{path.name}: expected a .csv or .parquet file")
+
+
+def column_names(path: Path) -> list[str]:
+    if file_format(path) == "parquet":
+        return list(_parquet(path).schema_arrow.names)
+    with path.open(newline="", encoding="utf-8") as stream:
+        header = next(csv.reader(stream), None)
+    if not header:
+        raise BatchFileError(f"{path.name}: empty file (expected a header row)")
+    return header
+
+
+def count_rows(path: Path) -> int:
+    """The number of data rows (for CSV, lines: a value holding a line break counts twice)."""
+    if file_format(path) == "parquet":
+        return int(_parquet(path).metadata.num_rows)
+    lines, last = 0, b"\n"
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return max(0, lines + (last != b"\n") - 1)
+
+
+def read_chunks(
+    path: Path, rows: int, columns: Sequence[str] | None = None
+) -> Iterator[tuple[int, pa.Table]]:
+    """(number of the chunk's first row, chunk) for chunks of about `rows` rows, in order.
+
+    CSV cells are read as text, as a JSON client would send them (a NIK keeps its leading
+    zeros); only an empty cell is unknown. Parquet keeps its column types.
+    """
+    first = 1
+    for table in (
+        _parquet_chunks(path, rows, columns)
+        if file_format(path) == "parquet"
+        else (_csv_chunks(path, rows, columns))
+    ):
+        yield first, table
+        first += table.num_rows
+
+
+def _parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise BatchFileError(f"{path.name}: not a readable Parquet file ({error})") from None
+
+
+def _parquet_chunks(path: Path, rows: int, columns: Sequence[str] | None) -> Iterator[pa.Table]:
+    source = _parquet(path)
+    wanted = None if columns is None else [c for c in columns if c in source.schema_arrow.names]
+    for batch in source.iter_batches(batch_size=rows, columns=wanted):
+        yield pa.Table.from_batches([batch])
+
+
+def _csv_chunks(path: Path, rows: int, columns: Sequence[str] | None) -> Iterator[pa.Table]:
+    header = column_names(path)
+    wanted = header if columns is None else [c for c in columns if c in header]
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=True,
+                null_values=[""],
+                include_columns=wanted,
+            ),
+        )
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        for batch in reader:
+            pending.append(batch)
+            held += batch.num_rows
+            while held >= rows:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, rows)
+                rest = table.slice(rows)
+                pending, held = rest.to_batches(), rest.num_rows
+        if held:
+            yield pa.Table.from_batches(pending, schema=reader.schema)
+    except pa.ArrowInvalid as error:
+        raise BatchFileError(f"{path.name}: not a readable CSV file ({error})") from None
+
+
+class DecisionWriter:
+    """Writes decision chunks to a file that appears under its name only once complete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.format = file_format(path)
+        self.partial = path.with_name(path.name + ".partial")
+        self._writer: Any = (
+            pq.ParquetWriter(self.partial, OUTPUT_SCHEMA)
+            if self.format == "parquet"
+            else pacsv.CSVWriter(self.partial, OUTPUT_SCHEMA)
+        )
+
+    def write(self, columns: dict[str, np.ndarray]) -> None:
+        table = pa.table(
+            {
+                name: pa.array(columns[name], OUTPUT_SCHEMA.field(name).type)
+                for name in OUTPUT_COLUMNS
+            }
+        )
+        self._writer.write_table(table)
+
+    def finish(self) -> None:
+        self._writer.close()
+        self.partial.replace(self.path)
+
+    def abandon(self) -> None:
+        self._writer.close()
+        self.partial.unlink(missing_ok=True)
+
+
+class RejectWriter:
+    """Rejected rows as CSV: row (1-based, the header not counted), column, problem."""
+
+    HEADER = ("row", "column", "problem")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._stream: IO[str] = path.open("w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._stream)
+        self._csv.writerow(self.HEADER)
+
+    def write(self, rejects: Sequence[Reject]) -> None:
+        self._csv.writerows((r.row, r.field, r.problem) for r in rejects)
+        self.count += len({r.row for r in rejects})
+
+    def close(self) -> None:
+        self._stream.close()

@@ -1,0 +1,357 @@
+"""Batch rescoring of a case file: chunks on every local core, or on a Dask cluster.
+
+A run makes two passes when the input names escorts. The first validates every chunk and
+collects its escort links (pseudonymised), so that escort_network counts over the whole input in
+order of screening time, as the online history would have; the second rescores each chunk with
+its counts. Chunks are processed in parallel and written in input order, so the output is the
+same whichever engine ran them and however many workers it had.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from api.batch_files import (
+    BatchFileError,
+    DecisionWriter,
+    RejectWriter,
+    column_names,
+    count_rows,
+    read_chunks,
+)
+from engine.decision import TIERS
+from engine.errors import CaseError
+from engine.rescoring import Rescorer, count_escorts
+from engine.table_input import Reject, cases_from_table, check_columns
+
+CHUNK_ROWS = 100_000
+GROUP_COLUMNS = {
+    "channel": "channel",
+    "province": "person.origin_province",
+    "agency": "placement.agency_name",
+    "agency_licence": "placement.agency_license_no",
+}
+Progress = Callable[[str, int, int], None]  # stage, rows done, rows in all
+
+
+@dataclass(frozen=True)
+class Rescorers:
+    """What every worker needs: the rescorer of this run, and of the baseline it is compared to."""
+
+    current: Rescorer
+    baseline: Rescorer | None = None
+
+    def windows(self) -> set[timedelta]:
+        found = {self.current.pack.escort_window}
+        if self.baseline is not None:
+            found.add(self.baseline.pack.escort_window)
+        return found
+
+
+class RowRejected(BatchFileError):
+    def __init__(self, reject: Reject) -> None:
+        self.reject = reject
+        super().__init__(
+            f"row {reject.row}: {reject.field}: {reject.problem} (run with --on-error skip "
+            "to write bad rows to a rejects file and rescore the rest)"
+        )
+
+
+@dataclass(frozen=True)
+class ChunkLinks:
+    count: int  # input rows in the chunk
+    rows: np.ndarray  # input row numbers of the cases with an escort
+    escorts: np.ndarray
+    travellers: np.ndarray
+    times: np.ndarray
+    rejects: list[Reject]
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    rows: int  # input rows in the chunk
+    columns: dict[str, np.ndarray]
+    rejects: list[Reject]
+    details: pa.Table | None  # what a report reads: groups, fired rules, the baseline's decision
+
+
+@dataclass
+class RunSummary:
+    rows: int = 0
+    rescored: int = 0
+    rejected: int = 0
+    tiers: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    engine: str = "local"
+    workers: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "rescored": self.rescored,
+            "rejected": self.rejected,
+            "tiers": {tier: self.tiers.get(tier, 0) for tier in TIERS},
+            "seconds": round(self.seconds, 3),
+            "cases_per_second": round(self.rescored / self.seconds) if self.seconds else None,
+            "engine": self.engine,
+            "workers": self.workers,
+        }
+
+
+_WORK: Rescorers | None = None  # a local worker's rescorers, set once when it starts
+
+
+def _install(work: Rescorers) -> None:
+    global _WORK
+    _WORK = work
+
+
+def _work(given: Rescorers | None) -> Rescorers:
+    work = given if given is not None else _WORK
+    assert work is not None, "a worker without rescorers"
+    return work
+
+
+def chunk_links(given: Rescorers | None, table: pa.Table, first: int) -> ChunkLinks:
+    """Pass one: validate a chunk and keep the escort links of its valid cases."""
+    work = _work(given)
+    with_escort = np.flatnonzero(np.asarray(table["links.escort_ref"].is_valid()))
+    # only cases with an escort link up: validate only them
+    cases = cases_from_table(table.take(pa.array(with_escort)), first, with_escort + first)
+    where, escorts, travellers = work.current.links(cases.frame)
+    times = cases.frame["screened_at"][where]
+    return ChunkLinks(table.num_rows, cases.rows[where], escorts, travellers, times, cases.rejects)
+
+
+def rescore_chunk(
+    given: Rescorers | None,
+    table: pa.Table,
+    first: int,
+    escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]],
+    details: bool,
+) -> ChunkResult:
+    """Pass two: the decisions of a chunk's valid cases, given their escorts' counts."""
+    work = _work(given)
+    cases = cases_from_table(table, first)
+    rescored = work.current.rescore(cases.frame, _counts(cases.rows, escorts, work.current))
+    table_out = None
+    if details:
+        base = None
+        if work.baseline is not None:
+            base = work.baseline.rescore(cases.frame, _counts(cases.rows, escorts, work.baseline))
+        table_out = _details(cases.frame, cases.rows, rescored.columns, base)
+    return ChunkResult(table.num_rows, rescored.columns, cases.rejects, table_out)
+
+
+def _counts(
+    rows: np.ndarray, escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]], rescorer: Rescorer
+) -> np.ndarray:
+    counts = np.full(len(rows), np.nan)
+    linked_rows, linked_counts = escorts.get(
+        rescorer.pack.escort_window, (np.zeros(0, np.int64), np.zeros(0))
+    )
+    if len(linked_rows) and len(rows):
+        at = np.searchsorted(linked_rows, rows)
+        inside = at < len(linked_rows)
+        hit = inside & (linked_rows[np.minimum(at, len(linked_rows) - 1)] == rows)
+        counts[hit] = linked_counts[at[hit]]
+    return counts
+
+
+def _details(
+    frame: dict[str, np.ndarray],
+    rows: np.ndarray,
+    columns: dict[str, np.ndarray],
+    baseline: Any,
+) -> pa.Table:
+    data: dict[str, Any] = {
+        "row": pa.array(rows, pa.int64()),
+        "case_id": pa.array(columns["case_id"], pa.string()),
+        "tier": pa.array(columns["tier"], pa.string()),
+        "flags": pa.array(columns["flags"], pa.string()),
+        "risk_score": pa.array(columns["risk_score"], pa.float64()),
+    }
+    for name, path in GROUP_COLUMNS.items():
+        data[name] = pa.array(frame[path], pa.string())
+    if baseline is not None:
+        data["baseline_tier"] = pa.array(baseline.columns["tier"], pa.string())
+        data["baseline_flags"] = pa.array(baseline.columns["flags"], pa.string())
+        data["baseline_risk_score"] = pa.array(baseline.columns["risk_score"], pa.float64())
+    return pa.table(data)
+
+
+class LocalEngine:
+    """Chunks on this machine's cores, one worker process per core."""
+
+    name = "local"
+
+    def __init__(self, work: Rescorers, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ProcessPoolExecutor(self.workers, initializer=_install, initargs=(work,))
+
+    def submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
+        return self._pool.submit(task, None, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+class DaskEngine:
+    """Chunks on a Dask cluster: the rescorers are sent to every worker once."""
+
+    name = "dask"
+
+    def __init__(self, work: Rescorers, scheduler: str) -> None:
+        import distributed
+
+        self._client: Any = cast(Any, distributed).Client(scheduler, set_as_default=False)
+        self.workers = max(1, sum(self._client.nthreads().values()))
+        [self._work] = self._client.scatter([work], broadcast=True)
+        self._executor: Executor = self._client.get_executor(pure=False)
+
+    def submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
+        return self._executor.submit(task, self._work, *args)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def in_order(engine: LocalEngine | DaskEngine, calls: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+    """Results of `calls` in order, with a few chunks per worker in flight (bounded memory)."""
+    window = 2 * engine.workers
+    pending: deque[Future[Any]] = deque()
+    for call in calls:
+        pending.append(engine.submit(*call))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    source: Path
+    out: Path
+    rejects: Path | None = None  # bad rows go here (skip); None: the first bad row stops the run
+    details: Path | None = None  # per-case details for a what-changed report
+
+
+def rescore_file(
+    files: RunFiles,
+    engine: LocalEngine | DaskEngine,
+    work: Rescorers,
+    progress: Progress = lambda stage, done, total: None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> RunSummary:
+    """Rescore `files.source` into `files.out`; nothing is left under the output's name if the
+    run stops."""
+    started = time.perf_counter()
+    names = column_names(files.source)
+    try:
+        check_columns(names)
+    except CaseError as error:
+        raise BatchFileError(f"{files.source.name}: {error}") from None
+    total = count_rows(files.source)
+    summary = RunSummary(rows=0, engine=engine.name, workers=engine.workers)
+    escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]] = {}
+    if "links.escort_ref" in names:
+        escorts = _escort_counts(files, engine, work, progress, total, chunk_rows)
+    writer = DecisionWriter(files.out)
+    rejects = RejectWriter(files.rejects) if files.rejects else None
+    details = _DetailsWriter(files.details) if files.details else None
+    done = 0
+    try:
+        calls = (
+            (rescore_chunk, table, first, escorts, details is not None)
+            for first, table in read_chunks(files.source, chunk_rows)
+        )
+        for result in in_order(engine, calls):
+            if result.rejects and rejects is None:
+                raise RowRejected(result.rejects[0])
+            writer.write(result.columns)
+            if rejects is not None:
+                rejects.write(result.rejects)
+            if details is not None and result.details is not None:
+                details.write(result.details)
+            done += result.rows
+            summary.rescored += len(result.columns["case_id"])
+            summary.tiers.update(result.columns["tier"].tolist())
+            progress("rescoring", done, total)
+    except BaseException:
+        writer.abandon()
+        if details is not None:
+            details.close()
+        raise
+    finally:
+        if rejects is not None:
+            rejects.close()
+    writer.finish()
+    if details is not None:
+        details.close()
+    summary.rows = done
+    summary.rejected = rejects.count if rejects else 0
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _escort_counts(
+    files: RunFiles,
+    engine: LocalEngine | DaskEngine,
+    work: Rescorers,
+    progress: Progress,
+    total: int,
+    chunk_rows: int,
+) -> dict[timedelta, tuple[np.ndarray, np.ndarray]]:
+    parts: list[ChunkLinks] = []
+    done = 0
+    calls = ((chunk_links, table, first) for first, table in read_chunks(files.source, chunk_rows))
+    for links in in_order(engine, calls):
+        if links.rejects and files.rejects is None:
+            raise RowRejected(links.rejects[0])
+        parts.append(links)
+        done += links.count
+        progress("linking escorts", done, total)
+    rows = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, np.int64)
+    escorts = np.concatenate([p.escorts for p in parts]) if parts else np.zeros(0, object)
+    travellers = np.concatenate([p.travellers for p in parts]) if parts else np.zeros(0, object)
+    times = np.concatenate([p.times for p in parts]) if parts else np.zeros(0, "datetime64[s]")
+    return {
+        window: (rows, count_escorts(times, escorts.tolist(), travellers.tolist(), window))
+        for window in work.windows()
+    }
+
+
+class _DetailsWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def details_path(folder: str | None = None) -> Path:
+    handle, name = tempfile.mkstemp(prefix="lindung-details-", suffix=".parquet", dir=folder)
+    os.close(handle)
+    Path(name).unlink()
+    return Path(name)

@@ -1,0 +1,220 @@
+"""`lindung rescore`: rescore a case file in batch, and see what a new pack or model changes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from api import components
+from api.batch_files import BatchFileError, file_format
+from api.cli_common import load_pack, settings_from_env
+from api.rescore import (
+    CHUNK_ROWS,
+    DaskEngine,
+    LocalEngine,
+    Rescorers,
+    RunFiles,
+    details_path,
+    rescore_file,
+)
+from api.rescore_report import compare_to_baseline, compare_to_previous, write_report
+from api.settings import Settings
+from engine.errors import LindungError
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rescoring import Rescorer
+from engine.rule_pack import RulePack
+from models import artifact
+from models.features import features_for
+
+_FILE = click.Path(path_type=Path, dir_okay=False)
+_FOLDER = click.Path(path_type=Path, file_okay=False)
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--out", required=True, type=_FILE, help="Decisions: a .parquet or .csv file.")
+@click.option("--rule-pack", type=_FOLDER, help="Rule pack folder (default: LINDUNG_RULE_PACK).")
+@click.option(
+    "--model", "model_dir", type=_FOLDER, help="Model folder (default: LINDUNG_MODEL_DIR)."
+)
+@click.option("--registry", type=_FILE, help="Agency registry CSV (default: LINDUNG_REGISTRY).")
+@click.option(
+    "--on-error",
+    type=click.Choice(["stop", "skip"]),
+    default="stop",
+    show_default=True,
+    help="A bad row stops the run, or is skipped into the rejects file.",
+)
+@click.option("--rejects", type=_FILE, help="Where skipped rows go (default: OUT.rejects.csv).")
+@click.option("--compare-to", type=_FILE, help="A previous output to compare with (what changed).")
+@click.option(
+    "--baseline-rule-pack", type=_FOLDER, help="Compare with this pack on the same input."
+)
+@click.option("--baseline-model", type=_FOLDER, help="Compare with this model on the same input.")
+@click.option("--report", type=_FOLDER, help="Report folder (default: OUT's name + '-report').")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786), for --engine dask.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Local worker processes (default: every core)."
+)
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=CHUNK_ROWS, show_default=True)
+@click.option(
+    "--progress/--no-progress", default=None, help="A progress bar (default: on a terminal)."
+)
+def rescore(
+    source: Path,
+    out: Path,
+    rule_pack: Path | None,
+    model_dir: Path | None,
+    registry: Path | None,
+    on_error: str,
+    rejects: Path | None,
+    compare_to: Path | None,
+    baseline_rule_pack: Path | None,
+    baseline_model: Path | None,
+    report: Path | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    chunk_rows: int,
+    progress: bool | None,
+) -> None:
+    """Rescore the cases of SOURCE (CSV or Parquet, flat dotted columns as in case v1).
+
+    Writes case_id, tier, risk_score, flags and the top three reasons (id, en) for every valid
+    row, and prints a summary as JSON. With --compare-to or a baseline pack / model it also
+    writes a what-changed report (report.html, summary.json, moved_cases.csv).
+    """
+    try:
+        file_format(source), file_format(out)
+    except BatchFileError as error:
+        raise click.UsageError(str(error)) from None
+    if engine == "dask" and not scheduler:
+        raise click.UsageError("--engine dask needs --scheduler ADDRESS")
+    if compare_to and (baseline_rule_pack or baseline_model):
+        raise click.UsageError("compare with a previous output or with a baseline, not both")
+    settings = settings_from_env(rule_pack=rule_pack, registry=registry, model_dir=model_dir)
+    current = _rescorer(settings, settings.rule_pack, settings.model_dir)
+    baseline = None
+    if baseline_rule_pack or baseline_model:
+        baseline = _rescorer(
+            settings, baseline_rule_pack or settings.rule_pack, baseline_model or settings.model_dir
+        )
+    work = Rescorers(current, baseline)
+    comparing = bool(compare_to or baseline)
+    files = RunFiles(
+        source,
+        out,
+        rejects=(rejects or out.with_name(out.name + ".rejects.csv"))
+        if on_error == "skip"
+        else None,
+        details=details_path() if comparing else None,
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        summary = _run(files, work, engine, scheduler, workers, chunk_rows, show)
+        result: dict[str, Any] = summary.as_dict()
+        result["out"] = str(out)
+        if files.rejects:
+            result["rejects_file"] = str(files.rejects)
+        if comparing and files.details is not None:
+            folder = report or out.with_name(out.stem + "-report")
+            changes = (
+                compare_to_previous(files.details, compare_to)
+                if compare_to
+                else compare_to_baseline(files.details)
+            )
+            label = {
+                "current": f"{current.pack.label} + {current.scorer.version}",
+                "previous": str(compare_to.name)
+                if compare_to
+                else f"{baseline.pack.label} + {baseline.scorer.version}"
+                if baseline
+                else "",
+            }
+            rule_ids = [rule.id for rule in current.pack.rules]
+            moves = write_report(folder, changes, rule_ids, label)["cases"]
+            result["report"] = {"folder": str(folder), **moves}
+    except LindungError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        if files.details is not None:
+            files.details.unlink(missing_ok=True)
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+def _run(
+    files: RunFiles,
+    work: Rescorers,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
+    chunk_rows: int,
+    show: bool,
+) -> Any:
+    runner: LocalEngine | DaskEngine
+    if engine == "dask":
+        assert scheduler is not None
+        try:
+            runner = DaskEngine(work, scheduler)
+        except (OSError, TimeoutError) as error:
+            raise click.ClickException(f"dask: cannot reach {scheduler}: {error}") from None
+    else:
+        runner = LocalEngine(work, workers)
+    bar = _Bar() if show else None
+    try:
+        return rescore_file(files, runner, work, bar or (lambda *_: None), chunk_rows)
+    finally:
+        runner.close()
+        if bar is not None:
+            bar.close()
+
+
+class _Bar:
+    """A progress bar on stderr, one per stage."""
+
+    def __init__(self) -> None:
+        self._stage = ""
+        self._bar: Any = None
+        self._done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = click.progressbar(length=max(total, 1), label=stage, file=sys.stderr)
+            self._bar.__enter__()
+            self._done = 0
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _rescorer(settings: Settings, pack_dir: Path, model_dir: Path) -> Rescorer:
+    pack: RulePack = load_pack(pack_dir)
+    try:
+        registry = AgencyRegistry.from_csv(settings.registry)
+    except LindungError as error:
+        raise click.ClickException(f"registry: {error}") from None
+    try:
+        if model_dir == settings.model_dir:
+            model = components.load_or_train_model(settings, pack, registry)
+        else:
+            model = artifact.load(model_dir, features_for(pack), settings.model_sha256)
+    except LindungError as error:
+        raise click.ClickException(f"model: {error}") from None
+    return Rescorer(
+        pack,
+        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),
+        registry=registry,
+        scorer=model,
+    )

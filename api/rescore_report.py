@@ -1,0 +1,356 @@
+"""What changed between two rescorings of the same cases: the backtest of a candidate rule pack or
+model before it goes live.
+
+Compares this run's decisions with a previous output (matched on case_id) or with a baseline
+pack / model run on the same rows: how many cases moved between tiers, which rules caused it,
+by province, channel and agency, with the moved cases listed. Writes `summary.json`,
+`report.html` (charts as inline SVG, no script) and `moved_cases.csv`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from api.batch_files import BatchFileError, file_format
+from engine.decision import TIERS
+
+LISTED_IN_HTML = 500
+TOP_GROUPS = 15
+GROUPS = ("province", "channel", "agency")
+_RANK = {tier: rank for rank, tier in enumerate(TIERS)}
+SCORE_ONLY = "(risk score only)"
+
+
+def compare_to_previous(details: Path, previous: Path) -> pd.DataFrame:
+    """This run's decisions side by side with a previous output's, matched on case_id."""
+    current = pq.read_table(details)
+    before = _read_output(previous)
+    _unique(current, "this run")
+    _unique(before, previous.name)
+    before = before.rename_columns(["case_id", "before_tier", "before_flags", "before_score"])
+    joined = current.join(before, "case_id", join_type="full outer", coalesce_keys=True)
+    return _frame(joined)
+
+
+def compare_to_baseline(details: Path) -> pd.DataFrame:
+    """This run's decisions side by side with the baseline pack / model's, row by row."""
+    table = pq.read_table(details)
+    table = table.rename_columns(
+        [
+            {"baseline_tier": "before_tier", "baseline_flags": "before_flags"}.get(
+                name, "before_score" if name == "baseline_risk_score" else name
+            )
+            for name in table.schema.names
+        ]
+    )
+    return _frame(table)
+
+
+def _read_output(path: Path) -> pa.Table:
+    columns = ["case_id", "tier", "flags", "risk_score"]
+    try:
+        if file_format(path) == "parquet":
+            table = pq.read_table(path, columns=columns)
+        else:
+            table = pacsv.read_csv(
+                path,
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=columns,
+                    column_types={
+                        "case_id": pa.string(),
+                        "tier": pa.string(),
+                        "flags": pa.string(),
+                        "risk_score": pa.float64(),
+                    },
+                    strings_can_be_null=False,
+                ),
+            )
+    except (OSError, pa.ArrowInvalid, KeyError) as error:
+        raise BatchFileError(
+            f"{path.name}: not a rescore output (columns {', '.join(columns)}): {error}"
+        ) from None
+    return table.select(columns)
+
+
+def _unique(table: pa.Table, name: str) -> None:
+    if pc.count_distinct(table["case_id"]).as_py() != table.num_rows:
+        counts = pc.value_counts(table["case_id"])
+        repeated = next(item["values"] for item in counts.to_pylist() if item["counts"] > 1)
+        raise BatchFileError(
+            f"{name}: case_id {repeated!r} appears more than once; comparing needs one row per case"
+        )
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """Only the rows a report needs in memory: those that changed or are on one side only."""
+    tier, before = table["tier"], table["before_tier"]
+    changed = pc.or_kleene(
+        pc.or_kleene(
+            pc.not_equal(tier, before), pc.not_equal(table["flags"], table["before_flags"])
+        ),
+        pc.or_kleene(pc.is_null(tier), pc.is_null(before)),
+    )
+    counts = _transitions(table)
+    kept = table.filter(pc.fill_null(changed, True)).to_pandas()
+    kept.attrs["transitions"] = counts
+    kept.attrs["compared"] = int(
+        pc.sum(pc.and_(pc.is_valid(tier), pc.is_valid(before))).as_py() or 0
+    )
+    return kept
+
+
+def _transitions(table: pa.Table) -> dict[str, dict[str, int]]:
+    both = table.filter(pc.and_(pc.is_valid(table["tier"]), pc.is_valid(table["before_tier"])))
+    pairs = pc.binary_join_element_wise(both["before_tier"], both["tier"], ">")
+    counted = {item["values"]: item["counts"] for item in pc.value_counts(pairs).to_pylist()}
+    return {
+        before: {after: int(counted.get(f"{before}>{after}", 0)) for after in TIERS}
+        for before in TIERS
+    }
+
+
+def summarise(
+    changes: pd.DataFrame, rule_ids: Sequence[str], label: Mapping[str, str]
+) -> dict[str, Any]:
+    """The JSON summary of a comparison (`label` names the two sides)."""
+    both = changes[changes["tier"].notna() & changes["before_tier"].notna()]
+    rank_now = both["tier"].map(_RANK).astype(float)
+    rank_before = both["before_tier"].map(_RANK).astype(float)
+    moved = both[rank_now != rank_before]
+    up = moved[rank_now[moved.index] > rank_before[moved.index]]
+    causes = _causes(moved, rule_ids)
+    summary = {
+        "compared": {"current": label["current"], "previous": label["previous"]},
+        "cases": {
+            "compared": changes.attrs["compared"],
+            "moved": len(moved),
+            "moved_up": len(up),
+            "moved_down": len(moved) - len(up),
+            "flags_changed_same_tier": int(
+                ((rank_now == rank_before) & (both["flags"] != both["before_flags"])).sum()
+            ),
+            "only_in_current": int(changes["before_tier"].isna().sum()),
+            "only_in_previous": int(changes["tier"].isna().sum()),
+        },
+        "transitions": changes.attrs["transitions"],
+        "rules": causes,
+        "by": {group: _by_group(moved, up, group) for group in GROUPS if group in moved},
+    }
+    return summary
+
+
+def _flag_sets(column: pd.Series) -> list[set[str]]:
+    return [set(value.split(";")) - {""} if isinstance(value, str) else set() for value in column]
+
+
+def _causes(moved: pd.DataFrame, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Per rule: the moved cases where it newly fired or stopped firing. A case whose flags
+    did not change moved on the risk score alone (a model change, or a threshold)."""
+    added: Counter[str] = Counter()
+    removed: Counter[str] = Counter()
+    score_only = 0
+    for now, before in zip(
+        _flag_sets(moved["flags"]), _flag_sets(moved["before_flags"]), strict=True
+    ):
+        added.update(now - before)
+        removed.update(before - now)
+        score_only += now == before
+    order = {rule: index for index, rule in enumerate(rule_ids)}
+    rules = sorted(
+        set(added) | set(removed), key=lambda r: (-added[r] - removed[r], order.get(r, 0))
+    )
+    rows: list[dict[str, Any]] = [
+        {"rule": rule, "newly_fired": added[rule], "no_longer_fired": removed[rule], "moved": 0}
+        for rule in rules
+    ]
+    if score_only:
+        rows.append(
+            {"rule": SCORE_ONLY, "newly_fired": 0, "no_longer_fired": 0, "moved": score_only}
+        )
+    return rows
+
+
+def _by_group(moved: pd.DataFrame, up: pd.DataFrame, group: str) -> list[dict[str, Any]]:
+    names = moved[group].fillna("(not recorded)")
+    counts = pd.DataFrame(
+        {
+            "moved": names.value_counts(),
+            "moved_up": up[group].fillna("(not recorded)").value_counts(),
+        }
+    ).fillna(0)
+    counts = counts.sort_values(["moved", "moved_up"], ascending=False).head(TOP_GROUPS)
+    return [
+        {
+            group: str(name),
+            "moved": int(row.moved),
+            "moved_up": int(row.moved_up),
+            "moved_down": int(row.moved - row.moved_up),
+        }
+        for name, row in counts.iterrows()
+    ]
+
+
+def moved_cases(changes: pd.DataFrame) -> pd.DataFrame:
+    """The moved cases, most severe move first: ids, tiers, scores and the rules that changed."""
+    both = changes[changes["tier"].notna() & changes["before_tier"].notna()].copy()
+    both = both[both["tier"] != both["before_tier"]]
+    now, before = _flag_sets(both["flags"]), _flag_sets(both["before_flags"])
+    both["rules_added"] = [";".join(sorted(a - b)) for a, b in zip(now, before, strict=True)]
+    both["rules_removed"] = [";".join(sorted(b - a)) for a, b in zip(now, before, strict=True)]
+    both["step"] = both["tier"].map(_RANK).astype(float) - both["before_tier"].map(_RANK).astype(float)
+    both = both.sort_values(["step", "case_id"], ascending=[False, True], kind="stable")
+    wanted = [
+        "case_id",
+        "before_tier",
+        "tier",
+        "before_score",
+        "risk_score",
+        "rules_added",
+        "rules_removed",
+        *[g for g in GROUPS if g in both],
+    ]
+    return both[wanted].rename(
+        columns={"tier": "tier_now", "risk_score": "score_now", "before_score": "score_before"}
+    )
+
+
+def write_report(
+    folder: Path, changes: pd.DataFrame, rule_ids: Sequence[str], label: Mapping[str, str]
+) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = summarise(changes, rule_ids, label)
+    listed = moved_cases(changes)
+    listed.to_csv(folder / "moved_cases.csv", index=False)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    (folder / "report.html").write_text(_html(summary, listed), encoding="utf-8")
+    return summary
+
+
+def _html(summary: Mapping[str, Any], listed: pd.DataFrame) -> str:
+    cases = summary["cases"]
+    shown = f"; the first {LISTED_IN_HTML} are shown" if len(listed) > LISTED_IN_HTML else ""
+    label = summary["compared"]
+    parts = [
+        "<!doctype html><html lang='id'><head><meta charset='utf-8'>",
+        "<title>Lindung: apa yang berubah / what changed</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>Apa yang berubah / What changed</h1>",
+        f"<p>{_e(label['current'])} dibandingkan dengan / compared with "
+        f"{_e(label['previous'])}</p>",
+        "<table class='figures'>",
+        *(
+            f"<tr><th>{_e(words)}</th><td>{cases[key]:,}</td></tr>"
+            for key, words in _CASE_WORDS.items()
+        ),
+        "</table>",
+        "<h2>Perpindahan tingkat / Tier transitions</h2>",
+        _transition_table(summary["transitions"]),
+        "<h2>Aturan penyebab / Rules that caused the moves</h2>",
+        _bars(
+            [
+                (row["rule"], row["newly_fired"] + row["no_longer_fired"] + row.get("moved", 0))
+                for row in summary["rules"]
+            ]
+        ),
+        _rule_table(summary["rules"]),
+    ]
+    for group, rows in summary["by"].items():
+        parts += [
+            f"<h2>Menurut / By {_e(_GROUP_WORDS[group])}</h2>",
+            _bars([(row[group], row["moved"]) for row in rows]),
+        ]
+    parts += [
+        f"<h2>Kasus yang berpindah / Cases that moved ({len(listed):,})</h2>",
+        f"<p>Semua kasus ada di / every case is in <code>moved_cases.csv</code>{shown}.</p>",
+        listed.head(LISTED_IN_HTML).to_html(index=False, na_rep="", float_format="{:.4f}".format),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+_CASE_WORDS = {
+    "compared": "Kasus dibandingkan / cases compared",
+    "moved": "Berpindah tingkat / moved tier",
+    "moved_up": "Naik / moved up",
+    "moved_down": "Turun / moved down",
+    "flags_changed_same_tier": "Tanda berubah, tingkat sama / flags changed, same tier",
+    "only_in_current": "Hanya di hasil ini / only in this run",
+    "only_in_previous": "Hanya di hasil sebelumnya / only in the previous run",
+}
+_GROUP_WORDS = {
+    "province": "provinsi / province",
+    "channel": "kanal / channel",
+    "agency": "agensi / agency",
+}
+_STYLE = (
+    "body{font-family:sans-serif;margin:2rem;max-width:72rem}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}"
+    ".figures td{text-align:right}.heat td{text-align:right}svg text{font-size:12px}"
+)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _transition_table(transitions: Mapping[str, Mapping[str, int]]) -> str:
+    largest = max([1, *(n for row in transitions.values() for n in row.values())])
+    head = "".join(f"<th>{_e(t)}</th>" for t in TIERS)
+    rows = []
+    for before in TIERS:
+        cells = []
+        for after in TIERS:
+            count = transitions[before][after]
+            shade = 0 if before == after else int(200 * count / largest)
+            colour = f"rgb(255,{255 - shade},{255 - shade})"
+            cells.append(f"<td style='background:{colour}'>{count:,}</td>")
+        rows.append(f"<tr><th>{_e(before)}</th>{''.join(cells)}</tr>")
+    return (
+        "<table class='heat'><tr><th>sebelum ↓ / before ↓ — sesudah → / after →</th>"
+        f"{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def _rule_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    body = "".join(
+        f"<tr><td>{_e(r['rule'])}</td><td>{r['newly_fired']:,}</td>"
+        f"<td>{r['no_longer_fired']:,}</td><td>{r['moved'] or ''}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<table><tr><th>aturan / rule</th><th>baru muncul / newly fired</th>"
+        "<th>tidak muncul lagi / no longer fired</th><th>skor saja / score only</th></tr>"
+        f"{body}</table>"
+    )
+
+
+def _bars(items: Sequence[tuple[str, int]]) -> str:
+    """A horizontal bar chart as inline SVG."""
+    if not items:
+        return "<p>—</p>"
+    largest = max([1, *(n for _, n in items)])
+    height = 22
+    bars = []
+    for index, (name, count) in enumerate(items):
+        y = index * height
+        width = 400 * count / largest
+        bars.append(
+            f"<text x='0' y='{y + 15}'>{_e(name)[:40]}</text>"
+            f"<rect x='260' y='{y + 4}' width='{width:.1f}' height='{height - 8}' fill='#c0392b'/>"
+            f"<text x='{265 + width:.1f}' y='{y + 15}'>{count:,}</text>"
+        )
+    return (
+        f"<svg role='img' width='760' height='{height * len(items)}' "
+        f"xmlns='http://www.w3.org/2000/svg'>{''.join(bars)}</svg>"
+    )

@@ -1,0 +1,241 @@
+"""Rescoring many cases at once: the online decision's tier, flags, score and top reasons, over
+whole columns.
+
+The same enrichment, the same rule pack (compiled to column masks, engine/backends/columnar.py)
+and the same model as a desk's screening; the tests hold every case to what `Screener.screen`
+decides for it alone. What this adds is speed: nothing here loops over cases in Python but the
+reasons of flagged cases, and those are worded once per distinct set of quoted facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.backends.columnar import ColumnarBackend
+from engine.condition import fields
+from engine.decision import TIERS
+from engine.enrichment import Enricher
+from engine.frame import Frame, distinct_rows, known, row_values, rows
+from engine.history import InMemoryCaseHistory
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rule import Rule
+from engine.rule_pack import RulePack
+from engine.scoring import RULE_PREFIX, UNKNOWN_CATEGORY, Explainer, Scorer, with_rule_columns
+from engine.screening import flag_for
+from engine.wording import _PLACEHOLDER, Labels
+
+TOP_REASONS = 3
+REASON_SEPARATOR = " | "
+OUTPUT_COLUMNS = ("case_id", "tier", "risk_score", "flags", "reasons_id", "reasons_en")
+_SEVERITY_TIER = {"urgent": 3, "high": 2, "warning": 1, "info": 0}
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """The output columns of a chunk of cases, and where each rule fired (for reports)."""
+
+    columns: dict[str, np.ndarray]
+    fired: dict[str, np.ndarray]
+
+
+class Rescorer:
+    """Rescores frames of cases against one rule pack, registry and model.
+
+    Escort links (escort_network) count over the whole input, in order of screening time, so a
+    run first collects `links` of every chunk, counts them with `count_escorts`, and passes each
+    chunk its counts.
+    """
+
+    def __init__(
+        self,
+        pack: RulePack,
+        *,
+        pseudonymiser: Pseudonymiser,
+        registry: AgencyRegistry,
+        scorer: Scorer,
+    ) -> None:
+        self.pack = pack
+        self.scorer = scorer
+        self.enricher = Enricher(
+            reference=pack.reference,
+            registry=registry,
+            history=InMemoryCaseHistory(),  # never consulted: counts come with each chunk
+            pseudonymiser=pseudonymiser,
+            escort_window=pack.escort_window,
+        )
+        self.backend = ColumnarBackend(pack)
+        self._rules = pack.rules  # in order of severity, as a decision lists its flags
+        self._words = _RuleWords(pack.rules, pack.labels)
+        titles = {f"{RULE_PREFIX}{rule.id}": rule.title for rule in pack.rules}
+        self._factors = _FactorWords(Explainer(scorer, pack.labels, titles), scorer)
+
+    def links(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where cases have an escort, with the escort's and the traveller's pseudonyms."""
+        travellers, escorts = self.enricher.links(frame)
+        where = np.flatnonzero(known(escorts))
+        return where, escorts[where], travellers[where]
+
+    def rescore(self, frame: Frame, escort_travellers: np.ndarray) -> Rescored:
+        facts = self.enricher.enrich_frame(frame, escort_travellers).facts
+        fired = self.backend.fired_frame(facts)
+        scored = self.scorer.score_frame(with_rule_columns(facts, fired))
+        thresholds = self.scorer.thresholds
+        level = (scored.scores >= thresholds.review).astype(np.int64)
+        level[scored.scores >= thresholds.high] = 2
+        for rule in self._rules:
+            where = fired[rule.id]
+            level[where] = np.maximum(level[where], _SEVERITY_TIER[rule.severity])
+        order = np.zeros((len(self._rules), rows(frame)), dtype=bool)
+        for index, rule in enumerate(self._rules):
+            order[index] = fired[rule.id]
+        own = self._words.reasons(order, facts)
+        factors = self._factors.words(scored.contributions, scored.categories)
+        reasons = {lang: _joined(own[lang], factors[lang]) for lang in ("id", "en")}
+        columns = {
+            "case_id": frame["case_id"],
+            "tier": np.array(TIERS, dtype=object)[level],
+            "risk_score": scored.scores,
+            "flags": _flag_lists(order, [rule.id for rule in self._rules]),
+            "reasons_id": reasons["id"],
+            "reasons_en": reasons["en"],
+        }
+        return Rescored(columns, fired)
+
+
+def count_escorts(
+    times: np.ndarray, escorts: Sequence[str], travellers: Sequence[str], window: timedelta
+) -> np.ndarray:
+    """For each link (in input order), how many distinct travellers its escort had in the
+    window up to it: what the online history answers when the cases arrive in time order."""
+    history = InMemoryCaseHistory()
+    counts = np.zeros(len(times), dtype=float)
+    for index in np.argsort(times, kind="stable").tolist():
+        at = times[index].astype("datetime64[us]").item().replace(tzinfo=UTC)
+        counts[index] = history.link(escorts[index], travellers[index], at, window)
+    return counts
+
+
+def _flag_lists(order: np.ndarray, rule_ids: list[str]) -> np.ndarray:
+    """The fired rule ids of each case, joined by ';' in the decision's order."""
+    distinct, inverse = _distinct_columns(order)
+    names = np.array(rule_ids, dtype=object)
+    words = [";".join(names[pattern].tolist()) for pattern in distinct.T]
+    flags: np.ndarray = np.array(words, dtype=object)[inverse]
+    return flags
+
+
+def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct columns of a small-integer matrix, and which one each column is."""
+    if matrix.shape[1] == 0:
+        return matrix, np.zeros(0, dtype=np.int64)
+    if matrix.dtype == bool and len(matrix) <= 63:  # one 64-bit key per column: a fast unique
+        keys = (matrix.astype(np.int64) << np.arange(len(matrix))[:, None]).sum(axis=0)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return matrix[:, first], inverse.reshape(-1)
+    distinct, inverse = np.unique(matrix, axis=1, return_inverse=True)
+    return np.asarray(distinct), np.asarray(inverse).reshape(-1)
+
+
+class _RuleWords:
+    """The reasons of fired rules, worded once per distinct set of the facts they quote."""
+
+    def __init__(self, rules: Sequence[Rule], labels: Labels) -> None:
+        self._rules = rules
+        self._labels = labels
+        self._needs = [_quoted(rule) for rule in rules]
+
+    def reasons(self, order: np.ndarray, facts: Frame) -> dict[str, list[np.ndarray]]:
+        """Per language, TOP_REASONS columns: the reasons of each case's first flags, in the
+        decision's order (None where a case has fewer flags)."""
+        count = order.shape[1]
+        slots = {
+            lang: [np.full(count, None, dtype=object) for _ in range(TOP_REASONS)]
+            for lang in ("id", "en")
+        }
+        position = np.cumsum(order, axis=0) - 1  # the place of each flag among the case's flags
+        for index, (rule, needs) in enumerate(zip(self._rules, self._needs, strict=True)):
+            where = np.flatnonzero(order[index] & (position[index] < TOP_REASONS))
+            if not len(where):
+                continue
+            quoted = {name: facts[name][where] for name in needs if name in facts}
+            first, inverse = distinct_rows(tuple(quoted.values()))
+            words = [
+                flag_for(rule, row_values(quoted, row), self._labels) for row in first.tolist()
+            ]
+            for lang in ("id", "en"):
+                text = np.array([getattr(flag.reason, lang) for flag in words], dtype=object)
+                for slot in range(TOP_REASONS):
+                    here = position[index, where] == slot
+                    slots[lang][slot][where[here]] = text[inverse[here]]
+        return slots
+
+
+def _quoted(rule: Rule) -> tuple[str, ...]:
+    """Every fact a rule's reason may read: its condition's facts and its placeholders."""
+    names = set(fields(rule.condition))
+    for template in (rule.reason.id, rule.reason.en):
+        names.update(match.group(1) for match in _PLACEHOLDER.finditer(template))
+    return tuple(sorted(names))
+
+
+class _FactorWords:
+    """The model's main raising factors of each case, as `label: value` in both languages."""
+
+    def __init__(self, explainer: Explainer, scorer: Scorer) -> None:
+        features = list(scorer.features)
+        self._eligible = np.array([not f.startswith(RULE_PREFIX) for f in features], dtype=bool)
+        self._unknown = np.array(
+            [
+                list(categories).index(UNKNOWN_CATEGORY) if UNKNOWN_CATEGORY in categories else -1
+                for categories in scorer.categories
+            ]
+        )
+        self._offsets = np.cumsum([0, *(len(c) for c in scorer.categories)])[:-1]
+        labels, values = explainer.labels, explainer.value_labels
+        self._words = {
+            lang: np.array(
+                [
+                    f"{labels[f][lang]}: {values[f][c][lang]}"
+                    for f, categories in enumerate(scorer.categories)
+                    for c in range(len(categories))
+                ]
+                + [None],  # the last entry: no factor
+                dtype=object,
+            )
+            for lang in ("id", "en")
+        }
+
+    def words(self, contributions: np.ndarray, categories: np.ndarray) -> dict[str, np.ndarray]:
+        """Per language, a cases x TOP_REASONS array of the top raising factors (None where
+        fewer raise the score), the largest first, ties in feature order as a decision's."""
+        raising = (contributions > 0) & self._eligible & (categories != self._unknown)
+        weight = np.where(raising, contributions, -np.inf)
+        cases = np.arange(len(weight))
+        codes = np.full((len(weight), TOP_REASONS), -1, dtype=np.int64)
+        for slot in range(min(TOP_REASONS, weight.shape[1])):
+            top = weight.argmax(axis=1)  # the first of equals: ties go in feature order
+            chosen = weight[cases, top] > -np.inf
+            codes[chosen, slot] = self._offsets[top[chosen]] + categories[cases, top][chosen]
+            weight[cases, top] = -np.inf
+        return {lang: words[codes] for lang, words in self._words.items()}
+
+
+def _joined(own: list[np.ndarray], factors: np.ndarray) -> np.ndarray:
+    """Flag reasons first, then the model's factors, up to TOP_REASONS in all, joined."""
+    flags = sum((slot != None).astype(np.int64) for slot in own)  # noqa: E711
+    slots = []
+    for slot in range(TOP_REASONS):
+        value = own[slot].copy()
+        for count in range(slot + 1):  # cases with `count` flags take factor slot - count here
+            where = flags == count
+            value[where] = factors[where, slot - count]
+        slots.append(pa.array(value, pa.string()))
+    joined = pc.binary_join_element_wise(*slots, REASON_SEPARATOR, null_handling="skip")
+    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)

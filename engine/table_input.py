@@ -1,0 +1,365 @@
+"""Cases from columns (CSV or Parquet with flat dotted names): validated exactly as one case is.
+
+Reading millions of rows one `parse_case` at a time would take longer than screening them, so each
+column is checked at once:
+- values already in their plain form (`2026-03-01`, `1500000`, a name without stray blanks) are
+  taken as they are, over the whole column;
+- any other value is validated through the field's own pydantic validator, once per distinct
+  value (an enumeration column holds a few dozen);
+- a row with any value that does not validate, or that breaks a rule across fields, goes through
+  `parse_case`, so its problems read exactly as the command line and the HTTP API report them.
+A property test holds this to `parse_case` row by row.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date
+from typing import Annotated, Any, cast
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from engine.case import CASE_FIELDS, GROUPS, MAX_AMOUNT, Case
+from engine.case_input import _unknown_field, parse_case
+from engine.errors import CaseError, FieldProblem
+from engine.frame import (
+    SCREENED_ON,
+    Frame,
+    column_of,
+    frame_from_cases,
+    known,
+    unknown_column,
+)
+
+REQUIRED_COLUMNS = ("channel", "screened_at")
+NO_TIME = "is required to rescore a case (the date and time it was screened)"
+_TEXT_PLACEHOLDERS = ["", "-", "--", "?", "unknown", "n/a", "na", "null", "none"]
+_WHITESPACE = "".join(f"\\x{{{code:x}}}" for code in range(sys.maxunicode) if chr(code).isspace())
+_PLAIN_TEXT = f"(?s)^[^{_WHITESPACE}](.*[^{_WHITESPACE}])?$"
+_PLAIN_NUMBER = r"^(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?$"
+_PLAIN_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_PLAIN_TIME = (
+    r"^(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})[T ](?P<time>(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])"
+    r"(?P<fraction>\.[0-9]{1,6})?(?P<zone>Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?$"
+)
+_DAYS = {
+    "date": (date(1900, 1, 1), date(2100, 1, 1)),
+    "datetime": (date(2000, 1, 1), date(2100, 1, 1)),
+}
+_FREE_TEXT = {
+    "case_id",
+    "person.full_name",
+    "person.nik",
+    "person.passport_no",
+    "placement.agency_name",
+    "placement.job_order_no",
+    "placement.agency_license_no",
+    "links.escort_ref",
+    "links.group_ref",
+}
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One problem of one input row (1-based, the header not counted)."""
+
+    row: int
+    field: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class TableCases:
+    """The valid rows of a chunk as a frame (engine/frame.py), their row numbers, the rest."""
+
+    frame: Frame
+    rows: np.ndarray  # 1-based input row number of each frame row
+    rejects: list[Reject]
+
+
+def check_columns(names: Iterable[str]) -> None:
+    """Refuse a table whose columns are not case fields, or that lacks channel or screened_at."""
+    names = list(names)
+    problems = [
+        FieldProblem(name, _unknown_field(name))
+        for name in names
+        if name not in CASE_FIELDS and name not in GROUPS
+    ]
+    problems += [
+        FieldProblem(name, "column is missing (every case needs it)")
+        for name in REQUIRED_COLUMNS
+        if name not in names
+    ]
+    if problems:
+        raise CaseError(problems)
+
+
+def cases_from_table(
+    table: pa.Table | pa.RecordBatch, first_row: int, numbers: np.ndarray | None = None
+) -> TableCases:
+    """Validate a chunk of rows; `first_row` is the input row number of its first row (or
+    `numbers` gives each row's)."""
+    count = table.num_rows
+    present = set(table.schema.names)
+    check_columns(present)
+    columns: Frame = {}
+    doubtful = np.zeros(count, dtype=bool)
+    for path, spec in CASE_FIELDS.items():
+        if path not in present:
+            columns[path] = unknown_column(count, spec.kind)
+            continue
+        values, bad, local_days = _column(path, _plain_array(table.column(path)))
+        columns[path] = values
+        doubtful |= bad
+        if path == "screened_at":
+            columns[SCREENED_ON] = local_days
+    if numbers is None:
+        numbers = np.arange(first_row, first_row + count)
+    columns["case_id"] = _row_ids(columns["case_id"], numbers)
+    doubtful |= np.isnat(columns["screened_at"]) | ~known(columns["channel"])
+    with np.errstate(invalid="ignore"):
+        doubtful |= columns["person.birth_date"] > columns[SCREENED_ON]
+    return _checked_one_by_one(table, columns, doubtful, numbers)
+
+
+def _checked_one_by_one(
+    table: pa.Table | pa.RecordBatch, columns: Frame, doubtful: np.ndarray, numbers: np.ndarray
+) -> TableCases:
+    rejects: list[Reject] = []
+    keep = ~doubtful
+    parsed: list[Case] = []
+    parsed_at: list[int] = []
+    for index in np.flatnonzero(doubtful).tolist():
+        number = int(numbers[index])
+        record = {name: table.column(name)[index].as_py() for name in table.schema.names}
+        problems = []
+        if record.get("screened_at") in (None, ""):
+            problems.append(FieldProblem("screened_at", NO_TIME))
+            record.pop("screened_at", None)
+        if record.get("case_id") in (None, ""):
+            record["case_id"] = f"row-{number}"
+        try:
+            case = parse_case(record)
+        except CaseError as error:
+            problems += error.problems
+        if problems:
+            rejects += [Reject(number, problem.field, problem.problem) for problem in problems]
+            continue
+        keep[index] = True
+        parsed.append(case)
+        parsed_at.append(index)
+    if parsed:
+        one_by_one = frame_from_cases(parsed)
+        for name, column in columns.items():
+            column[parsed_at] = one_by_one[name]
+    frame = {name: column[keep] for name, column in columns.items()}
+    return TableCases(frame, numbers[keep], rejects)
+
+
+def _row_ids(ids: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """A case without an id is named by its row, so that every run names it the same."""
+    missing = np.flatnonzero(~known(ids))
+    ids[missing] = [f"row-{number}" for number in numbers[missing].tolist()]
+    return ids
+
+
+def _plain_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    return array
+
+
+def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The column in the frame's conventions, where a value did not validate, and (for the
+    screening time) the local date at the desk."""
+    kind = CASE_FIELDS[path].kind
+    count = len(array)
+    pending = np.asarray(array.is_valid(), dtype=bool)
+    values = unknown_column(count, kind)
+    local_days = np.full(count, np.datetime64("NaT"), dtype="datetime64[D]")
+    if kind == "number":
+        _plain_numbers(array, values, pending)
+    elif kind == "date":
+        _plain_dates(array, values, pending)
+    elif kind == "datetime":
+        _plain_times(array, values, local_days, pending)
+    elif path in _FREE_TEXT and pa.types.is_string(array.type):
+        _plain_texts(path, array, values, pending)
+    bad = np.zeros(count, dtype=bool)
+    if pending.any():
+        at = np.flatnonzero(pending)
+        distinct, codes = _distinct(array.take(pa.array(at)))
+        validated = [_validate(path, value) for value in distinct]
+        ok = np.array([good for good, _ in validated], dtype=bool)
+        results = [value if good else None for good, value in validated]
+        if kind == "datetime":
+            utc, days = _times_of(results)
+            values[at], local_days[at] = utc[codes], days[codes]
+        else:
+            values[at] = column_of(results, kind)[codes]
+        bad[at] = ~ok[codes]
+    return values, bad, local_days
+
+
+def _distinct(array: pa.Array) -> tuple[list[Any], np.ndarray]:
+    """The distinct values of an array (no nulls), and where each value is among them."""
+    try:
+        encoded = pc.dictionary_encode(array)
+    except pa.ArrowNotImplementedError:  # lists (transit countries from Parquet)
+        return array.to_pylist(), np.arange(len(array))
+    return encoded.dictionary.to_pylist(), np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
+
+
+def _plain_numbers(array: pa.Array, values: np.ndarray, pending: np.ndarray) -> None:
+    if pa.types.is_string(array.type):
+        plain = _matches(array, _PLAIN_NUMBER) & pending
+        numbers = pc.cast(pc.if_else(pa.array(plain), array, None), pa.float64())
+    elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
+        numbers = pc.cast(array, pa.float64())
+        plain = pending.copy()
+    else:
+        return
+    found = np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=float)
+    with np.errstate(invalid="ignore"):
+        plain &= np.isfinite(found) & (found >= 0) & (found <= MAX_AMOUNT)
+        plain &= np.round(found, 2) == found  # pydantic rounds to cents: take only what it keeps
+    values[plain] = found[plain]
+    pending &= ~plain
+
+
+def _plain_dates(array: pa.Array, values: np.ndarray, pending: np.ndarray) -> None:
+    if pa.types.is_string(array.type):
+        plain = _matches(array, _PLAIN_DATE) & pending
+        parsed = pc.strptime(
+            pc.if_else(pa.array(plain), array, None), "%Y-%m-%d", "s", error_is_null=True
+        )
+        days = pc.cast(parsed, pa.date32())
+    elif pa.types.is_date32(array.type):
+        days, plain = array, pending.copy()
+    else:
+        return
+    found = np.asarray(days.to_numpy(zero_copy_only=False), dtype="datetime64[D]")
+    plain &= _within(found, "date")
+    values[plain] = found[plain]
+    pending &= ~plain
+
+
+def _plain_times(
+    array: pa.Array, values: np.ndarray, local_days: np.ndarray, pending: np.ndarray
+) -> None:
+    if pa.types.is_string(array.type):
+        parts = pc.extract_regex(array, _PLAIN_TIME)
+        plain = np.asarray(parts.is_valid(), dtype=bool) & pending
+        wall = pc.strptime(
+            pc.binary_join_element_wise(parts.field("day"), parts.field("time"), "T"),
+            "%Y-%m-%dT%H:%M:%S",
+            "s",
+            error_is_null=True,
+        )
+        local = np.asarray(wall.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
+        zones, codes = _distinct(pc.fill_null(parts.field("zone"), ""))
+        offsets = np.array([_offset_seconds(zone) for zone in zones], dtype=np.int64)[codes]
+        utc = local - offsets.astype("timedelta64[s]")
+        plain &= ~np.isnat(local)
+    elif pa.types.is_timestamp(array.type):
+        if array.type.tz is None:  # a time without a zone is read as UTC, as one case is
+            local = np.asarray(array.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
+            utc = local
+        else:
+            utc = np.asarray(array.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
+            local = np.asarray(
+                pc.local_timestamp(array).to_numpy(zero_copy_only=False), dtype="datetime64[s]"
+            )
+        plain = pending.copy()
+    else:
+        return
+    days = local.astype("datetime64[D]")
+    plain &= _within(days, "datetime")
+    values[plain], local_days[plain] = utc[plain], days[plain]
+    pending &= ~plain
+
+
+def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.ndarray) -> None:
+    plain = _matches(array, _PLAIN_TEXT) & pending
+    if path == "case_id":
+        plain &= np.asarray(pc.fill_null(pc.utf8_length(array), 0), dtype=int) <= 200
+    else:
+        placeholder = pc.is_in(pc.utf8_lower(array), pa.array(_TEXT_PLACEHOLDERS))
+        plain &= ~np.asarray(pc.fill_null(placeholder, False), dtype=bool)
+    found = array.to_numpy(zero_copy_only=False)
+    values[plain] = found[plain]
+    pending &= ~plain
+
+
+def _matches(array: pa.Array, pattern: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.match_substring_regex(array, pattern), False), dtype=bool)
+
+
+def _within(days: np.ndarray, kind: str) -> np.ndarray:
+    low, high = (np.datetime64(day, "D") for day in _DAYS[kind])
+    return np.asarray(~np.isnat(days) & (days >= low) & (days < high), dtype=bool)
+
+
+def _offset_seconds(zone: str | None) -> int:
+    if not zone or zone == "Z":
+        return 0
+    sign = -1 if zone[0] == "-" else 1
+    return sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+
+
+def _times_of(results: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """UTC instants and local dates of validated screening times (None where not valid)."""
+    aware = [
+        None if value is None else value if value.tzinfo else value.replace(tzinfo=UTC)
+        for value in results
+    ]
+    utc = column_of(aware, "datetime")
+    days = np.array([None if v is None else v.date() for v in aware], dtype="datetime64[D]")
+    return utc, days
+
+
+def _validate(path: str, value: Any) -> tuple[bool, Any]:
+    """A value through its field's validator (cached: a column repeats its values)."""
+    cache = _CACHE.setdefault(path, {})
+    key = (type(value), value)
+    hashable = True
+    try:
+        return cache[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value (a list of countries from Parquet)
+        hashable = False
+    try:
+        result: tuple[bool, Any] = (True, _ADAPTERS[path].validate_python(value))
+    except (ValidationError, ValueError):
+        result = (False, None)
+    if hashable:
+        if len(cache) > 100_000:
+            cache.clear()
+        cache[key] = result
+    return result
+
+
+_CACHE: dict[str, dict[Any, tuple[bool, Any]]] = {}
+
+
+def _adapters(model: type[BaseModel], prefix: str = "") -> Mapping[str, TypeAdapter[Any]]:
+    found: dict[str, TypeAdapter[Any]] = {}
+    config = ConfigDict(str_strip_whitespace=True)
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.update(_adapters(annotation, f"{prefix}{name}."))
+            continue
+        typed = Annotated[annotation, *info.metadata] if info.metadata else annotation
+        found[f"{prefix}{name}"] = TypeAdapter(cast(Any, typed), config=config)
+    return found
+
+
+_ADAPTERS = _adapters(Case)

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.case_input import parse_case
+from engine.decision import Decision
+from engine.examples import EXAMPLE_KEY
+from engine.frame import Frame
+from engine.pseudonym import Pseudonymiser
+from engine.registry import AgencyRegistry
+from engine.rescoring import REASON_SEPARATOR, Rescored, Rescorer, count_escorts
+from engine.rule import example_record
+from engine.rule_pack import RulePack
+from engine.screening import Screener
+from engine.table_input import cases_from_table
+from models.artifact import TrainedModel
+from tests.factories import cases, documented_worker, merge, tourist
+
+KEY = "test-key"
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _table(records: list[dict[str, Any]]) -> pa.Table:
+    rows = [_flat(record) for record in records]
+    names = sorted({name for row in rows for name in row})
+
+    def cell(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, list):
+            return ";".join(value)
+        return str(value)
+
+    return pa.table({n: pa.array([cell(row.get(n)) for row in rows], pa.string()) for n in names})
+
+
+def rescore_records(rescorer: Rescorer, records: list[dict[str, Any]]) -> tuple[Rescored, Frame]:
+    """What a batch run does with one chunk: validate, count escorts over it, rescore."""
+    checked = cases_from_table(_table(records), first_row=1)
+    assert checked.rejects == []
+    where, escorts, travellers = rescorer.links(checked.frame)
+    counts = np.full(len(checked.rows), np.nan)
+    counts[where] = count_escorts(
+        checked.frame["screened_at"][where],
+        escorts.tolist(),
+        travellers.tolist(),
+        rescorer.pack.escort_window,
+    )
+    return rescorer.rescore(checked.frame, counts), checked.frame
+
+
+def online(screener: Screener, records: list[dict[str, Any]]) -> list[Decision]:
+    """Each case through the desk's path, one at a time, in order of screening time."""
+    parsed = [parse_case(record) for record in records]
+    order = sorted(range(len(parsed)), key=lambda i: parsed[i].screened_at)
+    decisions: dict[int, Decision] = {}
+    for index in order:
+        decisions[index] = screener.screen(parsed[index])
+    return [decisions[i] for i in range(len(parsed))]
+
+
+@pytest.fixture
+def rescorer(pack: RulePack, registry: AgencyRegistry, trained: TrainedModel) -> Rescorer:
+    return Rescorer(pack, pseudonymiser=Pseudonymiser(KEY), registry=registry, scorer=trained)
+
+
+def _screener(pack: RulePack, registry: AgencyRegistry, trained: TrainedModel) -> Screener:
+    return Screener(pack, pseudonymiser=Pseudonymiser(KEY), registry=registry, scorer=trained)
+
+
+def _same_as_online(rescored: Rescored, decisions: list[Decision]) -> None:
+    columns = rescored.columns
+    for row, decision in enumerate(decisions):
+        assert columns["case_id"][row] == decision.case_id
+        assert columns["tier"][row] == decision.tier
+        assert columns["flags"][row] == ";".join(flag.rule_id for flag in decision.flags)
+        assert columns["risk_score"][row] == decision.risk_score
+        for language in ("id", "en"):
+            reasons = columns[f"reasons_{language}"][row].split(REASON_SEPARATOR)
+            own = [getattr(flag.reason, language) for flag in decision.flags][:3]
+            assert reasons[: len(own)] == own
+            assert len(reasons) <= 3
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(cases(), min_size=1, max_size=25))
+def test_batch_gives_every_case_the_online_tier_flags_score_and_reasons(
+    pack: RulePack, registry: AgencyRegistry, trained: TrainedModel, records: list[dict[str, Any]]
+) -> None:
+    rescorer = Rescorer(pack, pseudonymiser=Pseudonymiser(KEY), registry=registry, scorer=trained)
+    rescored, _ = rescore_records(rescorer, records)
+    _same_as_online(rescored, online(_screener(pack, registry, trained), records))
+
+
+def test_escort_network_counts_across_the_whole_input_in_time_order(
+    pack: RulePack, registry: AgencyRegistry, trained: TrainedModel, rescorer: Rescorer
+) -> None:
+    escort = {"links": {"escort_ref": "+62 812 5555 0101"}}
+    records = [
+        merge(
+            tourist(),
+            {
+                **escort,
+                "case_id": f"T{i}",
+                "person": {"passport_no": f"X{i}"},
+                "screened_at": f"2026-03-0{5 - i}T10:00:00+07:00",
+            },
+        )
+        for i in range(3)
+    ]  # the file lists them newest first: the first row is the third traveller in time
+    rescored, _ = rescore_records(rescorer, records)
+    decisions = online(_screener(pack, registry, trained), records)
+    _same_as_online(rescored, decisions)
+    assert "escort_network" in rescored.columns["flags"][0].split(";")
+    assert rescored.columns["tier"][0] == "urgent"
+    assert "3 different travellers" in rescored.columns["reasons_en"][0]
+    assert "escort_network" not in rescored.columns["flags"][1]
+    assert "escort_network" not in rescored.columns["flags"][2]
+
+
+def test_reasons_name_the_flags_first_then_what_raises_the_score(
+    rescorer: Rescorer, pack: RulePack
+) -> None:
+    flagged = merge(documented_worker(), {"case_id": "W", "travel": {"visa_type": "tourist"}})
+    rescored, _ = rescore_records(rescorer, [documented_worker(case_id="D"), flagged])
+    clear_reasons = rescored.columns["reasons_en"][0]
+    assert rescored.columns["flags"][0] == ""
+    assert "There are signs" not in clear_reasons
+    reasons = rescored.columns["reasons_en"][1].split(REASON_SEPARATOR)
+    assert rescored.columns["flags"][1].split(";")[0] == "work_intent_without_work_visa"
+    assert "tourist visa" in reasons[0]
+    indonesian = rescored.columns["reasons_id"][1].split(REASON_SEPARATOR)
+    assert "visa turis" in indonesian[0]
+
+
+def test_every_rule_example_fires_in_batch_as_it_does_online(pack: RulePack) -> None:
+    """Each example (with its registry and the cases screened before it) rescored as a file."""
+    failures = []
+    for rule in pack.rules:
+        for example in rule.examples:
+            registry = (
+                AgencyRegistry.from_rows(example.registry, source="example")
+                if example.registry is not None
+                else AgencyRegistry.empty()
+            )
+            rescorer = Rescorer(
+                pack,
+                pseudonymiser=Pseudonymiser(EXAMPLE_KEY),
+                registry=registry,
+                scorer=_NoScore(),
+            )
+            records = [
+                example_record(case, pack.effective_date)
+                for case in [*example.prior_cases, example.case]
+            ]
+            rescored, _ = rescore_records(rescorer, records)
+            fired = rule.id in rescored.columns["flags"][-1].split(";")
+            if fired != example.fires:
+                failures.append(f"{rule.id}: {example.note}")
+    assert failures == []
+
+
+class _NoScore:
+    """A model that scores everyone at the average: examples are about rules."""
+
+    version = "none"
+    features: tuple[str, ...] = ()
+    categories: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def thresholds(self) -> Any:
+        from engine.decision import Thresholds
+
+        return Thresholds(review=1.0, high=1.0)
+
+    def score_frame(self, facts: Any) -> Any:
+        from engine.scoring import FrameScores
+
+        count = len(next(iter(facts.values())))
+        return FrameScores(
+            scores=np.full(count, 0.5),
+            logits=np.zeros(count),
+            base=0.0,
+            contributions=np.zeros((count, 0)),
+            categories=np.zeros((count, 0), dtype=np.int64),
+            limit=np.zeros(count),
+        )

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.case import CASE_FIELDS
+from engine.case_input import parse_case
+from engine.errors import CaseError
+from engine.frame import frame_from_cases, row_values
+from engine.table_input import NO_TIME, Reject, cases_from_table, check_columns
+from tests.factories import cases
+
+# How a CSV export or a hand-kept spreadsheet writes values: the same facts, other spellings.
+_SPELLINGS = {
+    True: ["true", "True", "TRUE", "yes", "1", " true "],
+    False: ["false", "False", "no", "0", "n"],
+}
+_ODD = [
+    "",
+    " ",
+    "-",
+    "unknown",
+    "Unknown",
+    "n/a",
+    "??",
+    "-5",
+    "1e400",
+    "abc",
+    "2026-02-30",
+    "x" * 300,
+]
+
+
+def _spelled(path: str, value: Any, choice: int) -> str | None:
+    """One way of writing `value` as a CSV cell."""
+    if value is None:
+        return None
+    kind = CASE_FIELDS[path].kind
+    if isinstance(value, bool):
+        options = _SPELLINGS[value]
+        return options[choice % len(options)]
+    if isinstance(value, list):
+        return ";".join(value) if choice % 2 else ", ".join(code.lower() for code in value)
+    if kind in {"enum", "country", "text"} and choice % 5 == 1:
+        return f" {value} "
+    if kind == "country" and choice % 5 == 2:
+        return str(value).lower()
+    if kind in {"int", "number"} and choice % 4 == 1:
+        return f"{float(value)!r}"
+    return str(value)
+
+
+@st.composite
+def csv_rows(draw: st.DrawFn) -> dict[str, str | None]:
+    """A case as a CSV row of text cells; sometimes one cell is odd or wrong."""
+    record = draw(cases())
+    row = {path: _spelled(path, value, draw(st.integers(0, 9))) for path, value in record.items()}
+    if draw(st.booleans()):
+        row[draw(st.sampled_from(sorted(CASE_FIELDS)))] = draw(st.sampled_from(_ODD))
+    return row
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    names = sorted({name for row in rows for name in row} | {"channel", "screened_at"})
+    return pa.table(
+        {name: pa.array([row.get(name) for row in rows], pa.string()) for name in names}
+    )
+
+
+def _one_by_one(row: dict[str, Any], number: int) -> list[tuple[str, str]] | dict[str, Any]:
+    """What parse_case makes of a row: its problems, or the case's plain facts."""
+    record = {name: value for name, value in row.items()}
+    problems = []
+    if record.get("screened_at") in (None, ""):
+        problems.append(("screened_at", NO_TIME))
+        record.pop("screened_at", None)
+    if record.get("case_id") in (None, ""):
+        record["case_id"] = f"row-{number}"
+    try:
+        case = parse_case(record)
+    except CaseError as error:
+        problems += [(p.field, p.problem) for p in error.problems]
+    if problems:
+        return problems
+    return row_values(frame_from_cases([case]), 0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(csv_rows(), min_size=1, max_size=12))
+def test_columns_validate_every_row_as_parse_case_does(rows: list[dict[str, Any]]) -> None:
+    checked = cases_from_table(_table(rows), first_row=5)
+    kept = {int(number): i for i, number in enumerate(checked.rows)}
+    for index, row in enumerate(rows):
+        number = 5 + index
+        expected = _one_by_one(row, number)
+        if isinstance(expected, list):
+            assert number not in kept
+            got = [(r.field, r.problem) for r in checked.rejects if r.row == number]
+            assert got == expected
+        else:
+            assert row_values(checked.frame, kept[number]) == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(cases(), min_size=1, max_size=12))
+def test_typed_parquet_columns_read_as_the_same_cases(records: list[dict[str, Any]]) -> None:
+    """Parquet keeps types: booleans, numbers, dates and lists arrive as such, not as text."""
+    names = sorted({name for record in records for name in record})
+    columns = {}
+    for name in names:
+        values = [record.get(name) for record in records]
+        if CASE_FIELDS[name].kind == "date":
+            values = [None if v is None else date.fromisoformat(v) for v in values]
+        if CASE_FIELDS[name].kind == "number":
+            values = [None if v is None else float(v) for v in values]
+        if CASE_FIELDS[name].kind == "enum":
+            values = [None if v is None else str(v) for v in values]
+        columns[name] = pa.array(values)
+    checked = cases_from_table(pa.table(columns), first_row=1)
+    assert checked.rejects == []
+    for index, record in enumerate(records):
+        expected = row_values(frame_from_cases([parse_case(record)]), 0)
+        assert row_values(checked.frame, index) == expected
+
+
+def test_a_bad_row_is_named_by_row_and_column_and_the_rest_are_kept() -> None:
+    rows = [
+        {"case_id": "A", "channel": "port_desk", "screened_at": "2026-03-01T10:00:00+07:00"},
+        {
+            "case_id": "B",
+            "channel": "port_desk",
+            "screened_at": "2026-03-01T10:00:00+07:00",
+            "travel.visa_type": "tourst",
+        },
+        {"case_id": "C", "channel": "port_desk", "screened_at": None},
+        {"case_id": "D", "channel": "airport", "screened_at": "2026-03-01T10:00:00Z"},
+    ]
+    checked = cases_from_table(_table(rows), first_row=1)
+    assert list(checked.frame["case_id"]) == ["A"]
+    assert [(r.row, r.field) for r in checked.rejects] == [
+        (2, "travel.visa_type"),
+        (3, "screened_at"),
+        (4, "channel"),
+    ]
+    assert "did you mean tourist?" in checked.rejects[0].problem
+
+
+def test_identifiers_in_the_wrong_column_are_never_echoed() -> None:
+    rows = [
+        {
+            "channel": "port_desk",
+            "screened_at": "2026-03-01T10:00:00Z",
+            "person.age": "3201234567890001",
+        }
+    ]
+    [reject] = cases_from_table(_table(rows), first_row=1).rejects
+    assert reject == Reject(1, "person.age", reject.problem)
+    assert "3201234567890001" not in reject.problem
+
+
+def test_a_case_without_an_id_is_named_by_its_row() -> None:
+    rows = [{"channel": "batch", "screened_at": "2026-03-01T10:00:00Z"}] * 2
+    checked = cases_from_table(_table(rows), first_row=41)
+    assert list(checked.frame["case_id"]) == ["row-41", "row-42"]
+
+
+def test_the_local_date_at_the_desk_judges_ages_and_licences() -> None:
+    rows = [{"channel": "port_desk", "screened_at": "2026-03-01T23:30:00-05:00"}]
+    frame = cases_from_table(_table(rows), first_row=1).frame
+    assert frame["screened_on"][0] == np.datetime64("2026-03-01")
+    assert frame["screened_at"][0] == np.datetime64("2026-03-02T04:30:00")
+
+
+def test_columns_that_are_not_case_fields_are_refused_whole() -> None:
+    with pytest.raises(CaseError) as caught:
+        check_columns(["channel", "screened_at", "travel.visa_typ", "extra"])
+    assert [p.field for p in caught.value.problems] == ["travel.visa_typ", "extra"]
+    assert "did you mean travel.visa_type?" in str(caught.value)
+    with pytest.raises(CaseError, match="screened_at: column is missing"):
+        check_columns(["channel"])
