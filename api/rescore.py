@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from api.batch_files import (
@@ -38,12 +39,7 @@ from engine.rescoring import Rescorer, count_escorts
 from engine.table_input import Reject, cases_from_table, check_columns
 
 CHUNK_ROWS = 100_000
-GROUP_COLUMNS = {
-    "channel": "channel",
-    "province": "person.origin_province",
-    "agency": "placement.agency_name",
-    "agency_licence": "placement.agency_license_no",
-}
+GROUP_COLUMNS = {"channel": "channel", "province": "person.origin_province"}
 Progress = Callable[[str, int, int], None]  # stage, rows done, rows in all
 
 
@@ -186,6 +182,9 @@ def _details(
     }
     for name, path in GROUP_COLUMNS.items():
         data[name] = pa.array(frame[path], pa.string())
+    # an agency by its name as stated, else by its licence number
+    named = pa.array(frame["placement.agency_name"], pa.string())
+    data["agency"] = pc.coalesce(named, pa.array(frame["placement.agency_license_no"], pa.string()))
     if baseline is not None:
         data["baseline_tier"] = pa.array(baseline.columns["tier"], pa.string())
         data["baseline_flags"] = pa.array(baseline.columns["flags"], pa.string())

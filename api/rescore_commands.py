@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -176,27 +176,33 @@ def _run(
 
 
 class _Bar:
-    """A progress bar on stderr, one per stage."""
+    """A progress bar on stderr, a line a stage: `rescoring [#####     ] 45% 45,000 / 100,000`."""
 
-    def __init__(self) -> None:
+    WIDTH = 30
+
+    def __init__(self, stream: IO[str] = sys.stderr) -> None:
+        self._stream = stream
         self._stage = ""
-        self._bar: Any = None
-        self._done = 0
+        self._shown = -1
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage != self._stage:
             self.close()
-            self._stage = stage
-            self._bar = click.progressbar(length=max(total, 1), label=stage, file=sys.stderr)
-            self._bar.__enter__()
-            self._done = 0
-        self._bar.update(done - self._done)
-        self._done = done
+            self._stage, self._shown = stage, -1
+        percent = min(100, done * 100 // max(total, 1))
+        if percent == self._shown:
+            return
+        self._shown = percent
+        filled = self.WIDTH * percent // 100
+        bar = "#" * filled + " " * (self.WIDTH - filled)
+        self._stream.write(f"\r{stage:<16} [{bar}] {percent:3d}% {done:,} / {total:,} rows")
+        self._stream.flush()
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
+        if self._stage:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._stage = ""
 
 
 def _rescorer(settings: Settings, pack_dir: Path, model_dir: Path) -> Rescorer:

@@ -208,7 +208,9 @@ def moved_cases(changes: pd.DataFrame) -> pd.DataFrame:
     now, before = _flag_sets(both["flags"]), _flag_sets(both["before_flags"])
     both["rules_added"] = [";".join(sorted(a - b)) for a, b in zip(now, before, strict=True)]
     both["rules_removed"] = [";".join(sorted(b - a)) for a, b in zip(now, before, strict=True)]
-    both["step"] = both["tier"].map(_RANK).astype(float) - both["before_tier"].map(_RANK).astype(float)
+    both["step"] = both["tier"].map(_RANK).astype(float) - both["before_tier"].map(_RANK).astype(
+        float
+    )
     both = both.sort_values(["step", "case_id"], ascending=[False, True], kind="stable")
     wanted = [
         "case_id",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -66,7 +66,7 @@ class Rescorer:
         self.enricher = Enricher(
             reference=pack.reference,
             registry=registry,
-            history=InMemoryCaseHistory(),  # never consulted: counts come with each chunk
+            history=_CountsGiven(),
             pseudonymiser=pseudonymiser,
             escort_window=pack.escort_window,
         )
@@ -107,6 +107,14 @@ class Rescorer:
             "reasons_en": reasons["en"],
         }
         return Rescored(columns, fired)
+
+
+class _CountsGiven:
+    """The history of a rescorer: never asked, as every chunk comes with its escorts' counts
+    (and, unlike a live history, it travels to other processes)."""
+
+    def link(self, escort: str, traveller: str, at: datetime, window: timedelta) -> int:
+        raise AssertionError("a rescorer is given escort counts; it never links cases itself")
 
 
 def count_escorts(

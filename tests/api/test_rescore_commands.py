@@ -1,0 +1,313 @@
+"""`lindung rescore` as an analyst runs it: the installed console script on real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from tests.api.test_cli import run
+from tests.conftest import DEFAULT_PACK
+
+DESTINATIONS = ["MY", "SG", "KH", "SA", "TW"]
+VISAS = ["work", "tourist", "visa_on_arrival", None]
+EXITS = [
+    ("BTM", "ferry_terminal", "sea"),
+    ("CGK", "airport", "air"),
+    ("DUM", "ferry_terminal", "sea"),
+]
+
+
+def case_rows(count: int) -> list[dict[str, str | None]]:
+    """Varied departures as CSV cells: tourists and workers, some escorted by the same people."""
+    rows = []
+    for n in range(count):
+        worker = n % 2 == 0
+        exit_point, kind, mode = EXITS[n % 3] if worker else EXITS[1]
+        rows.append(
+            {
+                "case_id": f"C-{n:04d}",
+                "channel": ["port_desk", "immigration_desk", "ltsa_counter"][n % 3],
+                "screened_at": f"2026-03-{1 + n % 28:02d}T{8 + n % 10:02d}:{n % 60:02d}:00+07:00",
+                "person.passport_no": f"X{n:07d}",
+                "person.age": str(16 + n % 40),
+                "person.origin_province": ["NTB", "NTT", "Jawa Timur"][n % 3],
+                "travel.exit_point": exit_point,
+                "travel.exit_point_type": kind,
+                "travel.mode": mode,
+                "travel.destination_country": DESTINATIONS[n % 5],
+                "travel.declared_purpose": "work" if worker else "tourism",
+                "travel.visa_type": VISAS[n % 4] if worker else "tourist",
+                "travel.ticket": ["return", "one_way"][n % 4 // 2] if worker else "return",
+                "placement.occupation": "domestic_worker" if worker and n % 3 == 0 else None,
+                "placement.agency_name": f"PT Agensi {n % 4}" if worker else None,
+                "recruitment.channel": "individual_broker" if n % 7 == 0 else None,
+                "recruitment.fee_paid_idr": str(n % 5 * 5_000_000) if worker else None,
+                "links.escort_ref": f"+62 812 000{n % 9}" if n % 4 == 0 else None,
+            }
+        )
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    names = list(rows[0])
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, names)
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    return path
+
+
+def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
+    names = list(rows[0])
+    pq.write_table(pa.table({n: pa.array([r[n] for r in rows], pa.string()) for n in names}), path)
+    return path
+
+
+def read_output(path: Path) -> pa.Table:
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    return pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            strings_can_be_null=False, column_types={"flags": pa.string(), "case_id": pa.string()}
+        ),
+    )
+
+
+def rescore(*args: str) -> dict[str, Any]:
+    result = run("rescore", *args)
+    assert result.returncode == 0, result.stderr
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+@pytest.fixture
+def cases_csv(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "cases.csv", case_rows(600))
+
+
+@pytest.fixture
+def candidate_pack(tmp_path: Path) -> Path:
+    """The default pack with a stricter escort rule: two travellers with one escort suffice."""
+    folder = tmp_path / "candidate"
+    shutil.copytree(DEFAULT_PACK, folder)
+    rule = folder / "rules" / "escort_network.yaml"
+    rule.write_text(rule.read_text().replace("escort_travellers >= 3", "escort_travellers >= 2"))
+    pack = folder / "pack.yaml"
+    pack.write_text(pack.read_text().replace('version: "2026.11.2"', 'version: "2026.12.0"'))
+    return folder
+
+
+def test_csv_and_parquet_in_and_out_give_the_same_decisions(tmp_path: Path) -> None:
+    rows = case_rows(600)
+    source_csv = write_csv(tmp_path / "in.csv", rows)
+    source_parquet = write_parquet(tmp_path / "in.parquet", rows)
+    summary = rescore(
+        str(source_csv), "--out", str(tmp_path / "out.parquet"), "--chunk-rows", "128"
+    )
+    rescore(str(source_parquet), "--out", str(tmp_path / "out.csv"), "--workers", "1")
+    first, second = read_output(tmp_path / "out.parquet"), read_output(tmp_path / "out.csv")
+    assert first.schema.names == [
+        "case_id",
+        "tier",
+        "risk_score",
+        "flags",
+        "reasons_id",
+        "reasons_en",
+    ]
+    assert first.column("case_id").to_pylist() == [row["case_id"] for row in rows]
+    for name in first.schema.names:
+        assert first.column(name).to_pylist() == second.column(name).to_pylist(), name
+    assert summary["rows"] == summary["rescored"] == 600
+    assert summary["rejected"] == 0
+    assert sum(summary["tiers"].values()) == 600
+    tiers = first.column("tier").to_pylist()
+    assert {"clear", "urgent"} <= set(tiers)
+    urgent = tiers.index("urgent")
+    assert first.column("reasons_en")[urgent].as_py()
+    assert first.column("reasons_id")[urgent].as_py() != first.column("reasons_en")[urgent].as_py()
+
+
+def test_a_bad_row_stops_the_run_and_leaves_no_output(tmp_path: Path) -> None:
+    rows = case_rows(300)
+    rows[200]["travel.visa_type"] = "tourst"
+    source = write_csv(tmp_path / "in.csv", rows)
+    out = tmp_path / "out.parquet"
+    result = run("rescore", str(source), "--out", str(out), "--chunk-rows", "64")
+    assert result.returncode == 1
+    assert "row 201: travel.visa_type: 'tourst' is not allowed" in result.stderr
+    assert "did you mean tourist?" in result.stderr
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_bad_rows_are_skipped_into_the_rejects_file_never_dropped(tmp_path: Path) -> None:
+    rows = case_rows(300)
+    rows[10]["person.age"] = "-4"
+    rows[250]["screened_at"] = None
+    rows[251]["travel.destination_country"] = "Malaysia"
+    source = write_csv(tmp_path / "in.csv", rows)
+    out = tmp_path / "out.csv"
+    summary = rescore(str(source), "--out", str(out), "--on-error", "skip", "--chunk-rows", "100")
+    assert summary["rescored"] == 297
+    assert summary["rejected"] == 3
+    with Path(summary["rejects_file"]).open(newline="") as stream:
+        rejects = list(csv.DictReader(stream))
+    assert [(r["row"], r["column"]) for r in rejects] == [
+        ("11", "person.age"),
+        ("251", "screened_at"),
+        ("252", "travel.destination_country"),
+    ]
+    assert rejects[0]["problem"] == "must be at least 0, got '-4'"
+    kept = read_output(out).column("case_id").to_pylist()
+    assert len(kept) == 297
+    assert "C-0010" not in kept
+
+
+def test_unknown_columns_and_files_are_refused_before_any_work(tmp_path: Path) -> None:
+    rows = [{**row, "travel.visa_typ": "work"} for row in case_rows(3)]
+    result = run(
+        "rescore", str(write_csv(tmp_path / "in.csv", rows)), "--out", str(tmp_path / "o.csv")
+    )
+    assert result.returncode == 1
+    assert "travel.visa_typ: unknown field, did you mean travel.visa_type?" in result.stderr
+    result = run("rescore", str(tmp_path / "in.csv"), "--out", str(tmp_path / "o.xlsx"))
+    assert result.returncode == 2
+    assert "expected a .csv or .parquet file" in result.stderr
+
+
+def test_a_progress_bar_shows_each_stage(tmp_path: Path, cases_csv: Path) -> None:
+    result = run(
+        "rescore",
+        str(cases_csv),
+        "--out",
+        str(tmp_path / "o.parquet"),
+        "--progress",
+        "--chunk-rows",
+        "100",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "linking escorts" in result.stderr
+    assert "rescoring" in result.stderr
+    assert "100%" in result.stderr
+
+
+def _moves(before: pa.Table, after: pa.Table) -> int:
+    old = dict(zip(before["case_id"].to_pylist(), before["tier"].to_pylist(), strict=True))
+    return sum(
+        old[case] != tier
+        for case, tier in zip(after["case_id"].to_pylist(), after["tier"].to_pylist(), strict=True)
+    )
+
+
+def test_compare_to_a_previous_output_reports_what_moved_and_why(
+    tmp_path: Path, cases_csv: Path, candidate_pack: Path
+) -> None:
+    previous = tmp_path / "live.parquet"
+    rescore(str(cases_csv), "--out", str(previous))
+    out = tmp_path / "candidate.parquet"
+    summary = rescore(
+        str(cases_csv),
+        "--out",
+        str(out),
+        "--rule-pack",
+        str(candidate_pack),
+        "--compare-to",
+        str(previous),
+    )
+    moved = _moves(read_output(previous), read_output(out))
+    assert moved > 0
+    report = Path(summary["report"]["folder"])
+    assert report == tmp_path / "candidate-report"
+    figures = json.loads((report / "summary.json").read_text())
+    assert figures["cases"]["compared"] == 600
+    assert figures["cases"]["moved"] == moved == figures["cases"]["moved_up"]
+    assert figures["rules"][0] == {
+        "rule": "escort_network",
+        "newly_fired": moved,
+        "no_longer_fired": 0,
+        "moved": 0,
+    }
+    assert (
+        sum(figures["transitions"][tier]["urgent"] for tier in ("clear", "review", "high")) == moved
+    )
+    assert sum(row["moved"] for row in figures["by"]["channel"]) == moved
+    with (report / "moved_cases.csv").open(newline="") as stream:
+        listed = list(csv.DictReader(stream))
+    assert len(listed) == moved
+    assert all(
+        row["tier_now"] == "urgent" and row["rules_added"] == "escort_network" for row in listed
+    )
+    page = (report / "report.html").read_text()
+    assert "Perpindahan tingkat / Tier transitions" in page
+    assert "<svg" in page
+    assert listed[0]["case_id"] in page
+
+
+def test_a_baseline_pack_on_the_same_input_reports_the_same_moves(
+    tmp_path: Path, cases_csv: Path, candidate_pack: Path
+) -> None:
+    previous = tmp_path / "live.parquet"
+    rescore(str(cases_csv), "--out", str(previous))
+    summary = rescore(
+        str(cases_csv),
+        "--out",
+        str(tmp_path / "candidate.csv"),
+        "--rule-pack",
+        str(candidate_pack),
+        "--baseline-rule-pack",
+        str(DEFAULT_PACK),
+        "--report",
+        str(tmp_path / "backtest"),
+    )
+    figures = json.loads((tmp_path / "backtest" / "summary.json").read_text())
+    moved = _moves(read_output(previous), read_output(tmp_path / "candidate.csv"))
+    assert figures["cases"]["moved"] == moved == summary["report"]["moved"]
+    assert "2026.11.2" in figures["compared"]["previous"]
+    assert "2026.12.0" in figures["compared"]["current"]
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler() -> Iterator[str]:
+    """A local Dask cluster of two worker processes."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield str(cluster.scheduler_address)
+
+
+def test_dask_gives_the_same_output_as_the_local_run(
+    tmp_path: Path, cases_csv: Path, dask_scheduler: str
+) -> None:
+    local = rescore(str(cases_csv), "--out", str(tmp_path / "local.parquet"), "--chunk-rows", "97")
+    remote = rescore(
+        str(cases_csv),
+        "--out",
+        str(tmp_path / "dask.parquet"),
+        "--chunk-rows",
+        "97",
+        "--engine",
+        "dask",
+        "--scheduler",
+        dask_scheduler,
+    )
+    assert remote["engine"] == "dask"
+    assert remote["workers"] == 2
+    assert remote["tiers"] == local["tiers"]
+    assert read_output(tmp_path / "dask.parquet").equals(read_output(tmp_path / "local.parquet"))
+
+
+def test_dask_without_a_scheduler_is_a_usage_error(tmp_path: Path, cases_csv: Path) -> None:
+    result = run("rescore", str(cases_csv), "--out", str(tmp_path / "o.csv"), "--engine", "dask")
+    assert result.returncode == 2
+    assert "--engine dask needs --scheduler" in result.stderr
