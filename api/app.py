@@ -22,7 +22,17 @@ from api.deps import KeyCache
 from api.metrics import ERRORS, LATENCY
 from api.problems import Problem
 from api.responses import JSONResponse
-from api.routes import activation, decisions, health, keys, referrals, registry, rules, screenings
+from api.routes import (
+    activation,
+    decisions,
+    health,
+    jobs,
+    keys,
+    referrals,
+    registry,
+    rules,
+    screenings,
+)
 from api.service import Service
 from api.settings import Settings
 from api.storage.database import connect
@@ -57,10 +67,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.service = service
     app.state.keys = KeyCache()
-    for module in (screenings, decisions, referrals, rules, registry, activation, keys, health):
+    routers = (screenings, decisions, referrals, rules, registry, activation, keys, jobs, health)
+    for module in routers:
         app.include_router(module.router)
     _handle_errors(app)
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    # a rescore job's file is streamed to disk, under its own limit (LINDUNG_MAX_UPLOAD_BYTES)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=("/v1/rescore-jobs",))
     app.add_middleware(RequestTimer)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -136,11 +148,11 @@ class RequestTimer:
 class BodyLimit:
     """Refuses a body over `limit` bytes with 413, whether or not it declares its length."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
+        self.app, self.limit, self.exempt = app, limit, exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

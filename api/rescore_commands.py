@@ -16,6 +16,7 @@ from api.rescore import (
     CHUNK_ROWS,
     DaskEngine,
     LocalEngine,
+    Progress,
     Rescorers,
     RunFiles,
     details_path,
@@ -66,6 +67,7 @@ _FOLDER = click.Path(path_type=Path, file_okay=False)
 @click.option(
     "--progress/--no-progress", default=None, help="A progress bar (default: on a terminal)."
 )
+@click.option("--progress-json", is_flag=True, hidden=True, help="Progress as JSON lines.")
 def rescore(
     source: Path,
     out: Path,
@@ -83,6 +85,7 @@ def rescore(
     workers: int | None,
     chunk_rows: int,
     progress: bool | None,
+    progress_json: bool,
 ) -> None:
     """Rescore the cases of SOURCE (CSV or Parquet, flat dotted columns as in case v1).
 
@@ -116,8 +119,9 @@ def rescore(
         details=details_path() if comparing else None,
     )
     show = sys.stderr.isatty() if progress is None else progress
+    bar: Progress | None = _json_progress if progress_json else _Bar() if show else None
     try:
-        summary = _run(files, work, engine, scheduler, workers, chunk_rows, show)
+        summary = _run(files, work, engine, scheduler, workers, chunk_rows, bar)
         result: dict[str, Any] = summary.as_dict()
         result["out"] = str(out)
         if files.rejects:
@@ -155,7 +159,7 @@ def _run(
     scheduler: str | None,
     workers: int | None,
     chunk_rows: int,
-    show: bool,
+    bar: Progress | None,
 ) -> Any:
     runner: LocalEngine | DaskEngine
     if engine == "dask":
@@ -166,13 +170,17 @@ def _run(
             raise click.ClickException(f"dask: cannot reach {scheduler}: {error}") from None
     else:
         runner = LocalEngine(work, workers)
-    bar = _Bar() if show else None
     try:
         return rescore_file(files, runner, work, bar or (lambda *_: None), chunk_rows)
     finally:
         runner.close()
-        if bar is not None:
+        if isinstance(bar, _Bar):
             bar.close()
+
+
+def _json_progress(stage: str, done: int, total: int) -> None:
+    sys.stderr.write(json.dumps({"stage": stage, "done": done, "total": total}) + "\n")
+    sys.stderr.flush()
 
 
 class _Bar:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 
 from api import components, library
 from api.group_commit import GroupCommit
+from api.jobs import JobRunner
 from api.problems import Conflict
 from api.settings import Settings
 from api.storage import activation, database, decisions
@@ -48,6 +49,7 @@ class Service:
         self._parts: components.Components | None = None
         self.registry_summary: dict[str, Any] = {}
         self.group = GroupCommit(self._store_group)
+        self.jobs = JobRunner(settings, engine)
         self._checkpoints: database.WalCheckpoints | None = None
 
     def start(self) -> None:
@@ -61,6 +63,7 @@ class Service:
             self._checkpoints.start()
 
     def stop(self) -> None:
+        self.jobs.stop()
         if self._checkpoints is not None:
             self._checkpoints.stop()
             self._checkpoints = None

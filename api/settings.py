@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     model_library: Path = Path("var/models")  # more models an admin may activate, one per folder
     referral_hours: dict[str, float] = Field(default_factory=dict)  # agency -> deadline, hours
     max_request_bytes: int = Field(default=4_000_000, ge=10_000)  # larger bodies get 413
+    job_dir: Path = Path("var/jobs")  # analysts' rescore jobs: uploads, outputs, reports
+    max_upload_bytes: int = Field(default=4_000_000_000, ge=10_000)  # a rescore job's file
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:

@@ -178,3 +178,21 @@ activations = Table(
     Column("rule_pack", String(200), nullable=False),
     Column("model", String(200), nullable=False),
 )
+
+rescore_jobs = Table(  # analysts' batch rescoring jobs: the files live under LINDUNG_JOB_DIR
+    "rescore_jobs",
+    metadata,
+    Column("job_id", String(ID), primary_key=True),
+    Column("key_id", String(ID), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("status", String(16), nullable=False),  # queued, running, done, failed
+    Column("source_name", String(200), nullable=False),
+    Column("options", Text, nullable=False),  # JSON
+    Column("progress", Text),  # JSON: stage, done, total
+    Column("summary", Text),  # JSON: what `lindung rescore` printed
+    Column("error", Text),
+    Column("runner", String(200)),  # host:pid of the server process running it
+    Index(None, "created_at"),
+)

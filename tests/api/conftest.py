@@ -54,6 +54,7 @@ def settings(database_url: str, model_dir: Path, tmp_path: Path) -> Settings:
         model_dir=model_dir,
         pack_library=tmp_path / "packs",
         model_library=tmp_path / "models",
+        job_dir=tmp_path / "jobs",
     )
 
 

@@ -79,6 +79,15 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/keys"): ADMIN,
     ("POST", "/v1/keys"): ADMIN,
     ("DELETE", "/v1/keys/{key_id}"): ADMIN,
+    # batch rescoring: analysts
+    ("POST", "/v1/rescore-jobs"): ANALYST,
+    ("GET", "/v1/rescore-jobs"): ANALYST,
+    ("GET", "/v1/rescore-jobs/{job_id}"): ANALYST,
+    ("GET", "/v1/rescore-jobs/{job_id}/result"): ANALYST,
+    ("GET", "/v1/rescore-jobs/{job_id}/rejects"): ANALYST,
+    ("GET", "/v1/rescore-jobs/{job_id}/report"): ANALYST,
+    ("GET", "/v1/rescore-jobs/{job_id}/report.json"): ANALYST,
+    ("GET", "/v1/rescore-jobs/{job_id}/moved-cases"): ANALYST,
 }
 
 # Who calls: a key of each role, no key, a key that was never issued, a key that was revoked.
@@ -118,7 +127,7 @@ def test_every_route_is_in_the_policy(app: FastAPI) -> None:
         if isinstance(context.original_route, APIRoute)
         for method in context.methods or ()
     }
-    assert len(api_routes) == 27, sorted(api_routes)  # the docs are the other four
+    assert len(api_routes) == 35, sorted(api_routes)  # the docs are the other four
     assert all(roles == ANYONE or roles <= ANY_ROLE for roles in POLICY.values())
 
 
@@ -178,6 +187,24 @@ class World:
         return self.key("desk")[0]
 
     @cached_property
+    def job_id(self) -> str:
+        """A finished rescore job with every file: decisions, rejects and a report."""
+        headers = {**self.headers("analyst"), "Content-Type": "text/csv"}
+        answer = self.client.post(
+            "/v1/rescore-jobs?on_error=skip&baseline=true", content=JOB_CSV, headers=headers
+        )
+        assert answer.status_code == 202, answer.text
+        job_id = str(answer.json()["job_id"])
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            job = self.client.get(f"/v1/rescore-jobs/{job_id}", headers=headers).json()
+            if job["status"] in ("done", "failed"):
+                assert job["status"] == "done", job["error"]
+                return job_id
+            time.sleep(0.2)
+        raise AssertionError(f"rescore job {job_id} did not finish")
+
+    @cached_property
     def activation(self) -> dict[str, str]:
         """The active rule pack and model (activating them again changes nothing)."""
         answer = self.client.get("/v1/activation", headers=self.headers("admin"))
@@ -198,6 +225,11 @@ class Call:
 
 
 SAMPLE_CSV = bundled("registry", "sample.csv").read_bytes()
+JOB_CSV = (
+    b"case_id,channel,screened_at,travel.visa_type\n"
+    b"J-1,port_desk,2026-03-01T10:00:00+07:00,tourist\n"
+    b"J-2,port_desk,2026-03-01T10:05:00+07:00,tourst\n"
+)
 
 # (method, path template) -> a valid request for it, so an allowed caller sees a success.
 CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
@@ -248,6 +280,17 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
         "/v1/keys", 201, json={"role": "desk", "name": "second desk, Soekarno-Hatta"}
     ),
     ("DELETE", "/v1/keys/{key_id}"): lambda w: Call(f"/v1/keys/{w.spare_key_id}"),
+    ("POST", "/v1/rescore-jobs"): lambda w: Call(
+        "/v1/rescore-jobs", 202, content=JOB_CSV, headers={"Content-Type": "text/csv"}
+    ),
+    ("GET", "/v1/rescore-jobs"): lambda w: Call("/v1/rescore-jobs"),
+    ("GET", "/v1/rescore-jobs/{job_id}"): lambda w: Call(f"/v1/rescore-jobs/{w.job_id}"),
+    **{
+        ("GET", f"/v1/rescore-jobs/{{job_id}}/{name}"): (
+            lambda w, name=name: Call(f"/v1/rescore-jobs/{w.job_id}/{name}")
+        )
+        for name in ("result", "rejects", "report", "report.json", "moved-cases")
+    },
 }
 
 

@@ -1,0 +1,202 @@
+"""Rescore jobs run by the service for analysts: each one is `lindung rescore` in a process of
+its own (all cores, and the server's event loop never waits on it), one job at a time per server
+process; its progress, summary or error go to the database, where every process reads them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from api import library
+from api.settings import Settings
+from api.storage import activation, database, jobs
+
+PROGRESS_EVERY = 0.5  # seconds between progress writes
+FILES = {
+    "result": "out",
+    "rejects": "rejects.csv",
+    "report": "report/report.html",
+    "report.json": "report/summary.json",
+    "moved-cases": "report/moved_cases.csv",
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def runner() -> str:
+    """host:pid of this server process (a job it started dies with it)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobRunner:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._slot = threading.Semaphore(1)
+        self._running: dict[str, subprocess.Popen[str]] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def folder(self, job_id: str) -> Path:
+        return self.settings.job_dir / job_id
+
+    def file(self, job: dict[str, Any], name: str) -> Path:
+        relative = FILES[name]
+        if name == "result":
+            relative = f"out.{job['options']['output']}"
+        return self.folder(job["job_id"]) / relative
+
+    def start(self, job_id: str, source: Path, options: dict[str, Any]) -> None:
+        """Run the job in the background (queued until this process's slot is free)."""
+        thread = threading.Thread(
+            target=self._run, args=(job_id, source, options), name=f"job-{job_id}", daemon=True
+        )
+        thread.start()
+
+    def command(self, job_id: str, source: Path, options: dict[str, Any]) -> list[str]:
+        """The `lindung rescore` command a job runs, on the pack, model and registry in use."""
+        folder = self.folder(job_id)
+        with database.transaction(self.engine) as connection:
+            chosen = activation.current(connection)
+            uploaded = activation.newest_registry(connection)
+        settings = self.settings
+        live_pack = library.pack_folder(settings, chosen["rule_pack"]) if chosen else None
+        live_model = library.model_folder(settings, chosen["model"]) if chosen else None
+        live_pack = live_pack or settings.rule_pack
+        live_model = live_model or settings.model_dir
+        pack = (
+            library.pack_folder(settings, options["rule_pack"])
+            if options["rule_pack"]
+            else live_pack
+        )
+        model = library.model_folder(settings, options["model"]) if options["model"] else live_model
+        registry = settings.registry
+        if uploaded:
+            registry = folder / "registry.csv"
+            registry.write_text(uploaded[0], encoding="utf-8")
+        out = folder / f"out.{options['output']}"
+        command = [
+            sys.executable,
+            "-m",
+            "api",
+            "rescore",
+            str(source),
+            "--out",
+            str(out),
+            "--rule-pack",
+            str(pack),
+            "--model",
+            str(model),
+            "--registry",
+            str(registry),
+            "--on-error",
+            options["on_error"],
+            "--progress-json",
+            "--report",
+            str(folder / "report"),
+        ]
+        if options["on_error"] == "skip":
+            command += ["--rejects", str(folder / FILES["rejects"])]
+        if options["baseline"]:
+            command += ["--baseline-rule-pack", str(live_pack), "--baseline-model", str(live_model)]
+        if options["compare_to"]:
+            command += ["--compare-to", str(options["compare_to_file"])]
+        return command
+
+    def _run(self, job_id: str, source: Path, options: dict[str, Any]) -> None:
+        with self._slot:
+            if self._stopping:
+                return
+            try:
+                command = self.command(job_id, source, options)
+                with database.transaction(self.engine) as connection:
+                    jobs.started(connection, job_id, runner(), now())
+                code, summary, error = self._follow(job_id, command)
+            except Exception as problem:  # the job fails; the server goes on
+                code, summary, error = 1, None, f"the job could not start: {problem}"
+            with database.transaction(self.engine) as connection:
+                if code == 0 and summary is not None:
+                    jobs.finished(connection, job_id, summary, now())
+                else:
+                    jobs.failed(connection, job_id, error or f"exit status {code}", now())
+
+    def _follow(self, job_id: str, command: list[str]) -> tuple[int, dict[str, Any] | None, str]:
+        environment = {**os.environ, **self._environment()}
+        said: deque[str] = deque(maxlen=20)
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        ) as process:
+            with self._lock:
+                self._running[job_id] = process
+            assert process.stderr is not None
+            assert process.stdout is not None
+            written = 0.0
+            for line in process.stderr:
+                try:
+                    progress = json.loads(line)
+                except ValueError:
+                    progress = None
+                if not isinstance(progress, dict) or set(progress) != {"stage", "done", "total"}:
+                    said.append(line.rstrip())  # what the command says: its error, if it fails
+                    continue
+                finished = progress["done"] == progress["total"]
+                if finished or time.monotonic() - written >= PROGRESS_EVERY:
+                    written = time.monotonic()
+                    with database.transaction(self.engine) as connection:
+                        jobs.progressed(connection, job_id, progress)
+            output = process.stdout.read()
+            code = process.wait()
+        with self._lock:
+            self._running.pop(job_id, None)
+        summary = json.loads(output) if code == 0 and output.strip() else None
+        error = "\n".join(line for line in said if line).removeprefix("Error: ")
+        return code, summary, error or ("stopped" if self._stopping else "")
+
+    def _environment(self) -> dict[str, str]:
+        settings = self.settings
+        found = {
+            "LINDUNG_ENVIRONMENT": settings.environment,
+            "LINDUNG_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+            "LINDUNG_MODEL_DIR": str(settings.model_dir),
+            "LINDUNG_TRAINING_ROWS": str(settings.training_rows),
+        }
+        if settings.model_sha256:
+            found["LINDUNG_MODEL_SHA256"] = settings.model_sha256
+        return found
+
+    def stop(self) -> None:
+        """Stop the jobs this process runs (they are marked failed: interrupted)."""
+        self._stopping = True
+        with self._lock:
+            running = list(self._running.values())
+        for process in running:
+            process.terminate()
+
+
+def interrupted(job: dict[str, Any]) -> bool:
+    """A queued or running job whose server process on this host has gone."""
+    if job["status"] not in ("queued", "running") or not job.get("runner"):
+        return False
+    host, _, pid = str(job["runner"]).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

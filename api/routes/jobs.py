@@ -1,0 +1,265 @@
+"""Batch rescoring over HTTP, for analysts: upload a case file, poll the job, download the
+decisions, the rejects and the what-changed report."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from api import library
+from api.batch_files import BatchFileError, column_names
+from api.deps import Analyst, ServiceDep
+from api.jobs import interrupted, now, runner
+from api.problems import Conflict, Invalid, NotFound, Problem
+from api.responses import JSONResponse
+from api.service import Service
+from api.storage import database, jobs
+from engine.table_input import check_columns
+
+router = APIRouter(prefix="/v1/rescore-jobs", tags=["rescore jobs"])
+
+FORMATS = {
+    "text/csv": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+}
+MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+class UnsupportedMedia(Problem):
+    status = 415
+
+
+class TooLarge(Problem):
+    status = 413
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Start a rescore job on an uploaded case file",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+        }
+    },
+)
+async def create(
+    request: Request,
+    service: ServiceDep,
+    caller: Analyst,
+    on_error: Annotated[
+        Literal["stop", "skip"],
+        Query(description="a bad row stops the job, or is skipped into the rejects file"),
+    ] = "stop",
+    output: Annotated[
+        Literal["parquet", "csv"], Query(description="format of the decisions file")
+    ] = "parquet",
+    rule_pack: Annotated[
+        str | None,
+        Query(description="a pack label from GET /v1/rule-packs (default: the active one)"),
+    ] = None,
+    model: Annotated[
+        str | None,
+        Query(description="a model version from GET /v1/models (default: the active one)"),
+    ] = None,
+    baseline: Annotated[
+        bool, Query(description="compare with the active pack and model on the same cases")
+    ] = False,
+    compare_to: Annotated[
+        str | None, Query(description="compare with the decisions of an earlier job (its id)")
+    ] = None,
+    name: Annotated[
+        str, Query(max_length=200, description="what the file is (for the job list)")
+    ] = "upload",
+) -> JSONResponse:
+    """The body is the file itself (CSV or Parquet, flat dotted columns as in case v1). Its
+    columns are checked at once (422 names any that is not a case field); the rows are checked
+    as the job runs. Poll `GET /v1/rescore-jobs/{job_id}`."""
+    kind = FORMATS.get(request.headers.get("content-type", "").split(";")[0].strip().lower())
+    if kind is None:
+        raise UnsupportedMedia(
+            f"send the file as {' or '.join(FORMATS)} (Content-Type)", "Content-Type"
+        )
+    settings = service.settings
+    for label, listing, field in (
+        (rule_pack, library.packs(settings), "rule_pack"),
+        (model, library.models(settings), "model"),
+    ):
+        if label is not None and label not in listing:
+            raise NotFound(f"no {field.replace('_', ' ')} {label!r} in the library", field)
+    if baseline and compare_to:
+        raise Invalid("compare with the active pack and model, or with a job, not both", "baseline")
+    earlier = None
+    if compare_to is not None:
+        earlier = await run_in_threadpool(_job, service, compare_to, "compare_to")
+        if earlier["status"] != "done":
+            raise Conflict(f"job {compare_to} is {earlier['status']}, not done", "compare_to")
+    job_id = uuid.uuid4().hex
+    folder = service.jobs.folder(job_id)
+    folder.mkdir(parents=True)
+    source = folder / f"in.{kind}"
+    try:
+        await _receive(request, source, settings.max_upload_bytes)
+        await run_in_threadpool(_check_columns, source)
+        options: dict[str, Any] = {
+            "on_error": on_error,
+            "output": output,
+            "rule_pack": rule_pack,
+            "model": model,
+            "baseline": baseline,
+            "compare_to": compare_to,
+            "compare_to_file": str(service.jobs.file(earlier, "result")) if earlier else None,
+        }
+        await run_in_threadpool(_store, service, job_id, caller.key_id, name, options)
+    except BaseException:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+        raise
+    service.jobs.start(job_id, source, options)
+    return JSONResponse(_view(service, _job(service, job_id)), status_code=202)
+
+
+async def _receive(request: Request, path: Any, limit: int) -> None:
+    seen = 0
+    with path.open("wb") as stream:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                raise TooLarge(f"the file is over {limit:,} bytes", "body")
+            stream.write(chunk)
+    if not seen:
+        raise Invalid("the body is empty: send the case file", "body")
+
+
+def _check_columns(source: Any) -> None:
+    try:
+        check_columns(column_names(source))
+    except BatchFileError as error:
+        raise Invalid(str(error).replace(source.name, "the file"), "body") from None
+
+
+def _store(service: Service, job_id: str, key_id: str, name: str, options: dict[str, Any]) -> None:
+    with database.transaction(service.engine) as connection:
+        jobs.create(connection, job_id, key_id, name, options, now(), runner())
+
+
+@router.get("", summary="Rescore jobs, newest first")
+def listing(
+    service: ServiceDep,
+    caller: Analyst,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    with service.engine.connect() as connection:
+        found = jobs.listing(connection, limit)
+    return JSONResponse({"jobs": [_view(service, _settled(service, job)) for job in found]})
+
+
+@router.get("/{job_id}", summary="A rescore job: status, progress, summary")
+def get(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
+    return JSONResponse(_view(service, _job(service, job_id)))
+
+
+def _download(job_id: str, service: Service, name: str) -> FileResponse:
+    job = _job(service, job_id)
+    if job["status"] != "done":
+        raise Conflict(f"the job is {job['status']}; its files come when it is done", "job_id")
+    path = service.jobs.file(job, name)
+    if not path.exists():
+        why = {
+            "rejects": "the job stops at a bad row (on_error=stop): it has no rejects file",
+        }.get(name, "the job compared nothing (baseline or compare_to): it has no report")
+        raise NotFound(why, "job_id")
+    media = {
+        "result": MEDIA[job["options"]["output"]],
+        "rejects": "text/csv",
+        "moved-cases": "text/csv",
+        "report": "text/html; charset=utf-8",
+        "report.json": "application/json",
+    }[name]
+    filename = f"rescore-{job_id}-{path.name}"
+    return FileResponse(path, media_type=media, filename=filename)
+
+
+@router.get("/{job_id}/result", summary="The decisions of a finished job")
+def result(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
+    return _download(job_id, service, "result")
+
+
+@router.get("/{job_id}/rejects", summary="The rows a job skipped, with the problem of each")
+def rejects(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
+    return _download(job_id, service, "rejects")
+
+
+@router.get("/{job_id}/report", summary="What changed: the HTML report")
+def report(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
+    return _download(job_id, service, "report")
+
+
+@router.get("/{job_id}/report.json", summary="What changed: the JSON summary")
+def report_json(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
+    return _download(job_id, service, "report.json")
+
+
+@router.get("/{job_id}/moved-cases", summary="What changed: every case that moved tier (CSV)")
+def moved_cases(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
+    return _download(job_id, service, "moved-cases")
+
+
+def _job(service: Service, job_id: str, field: str = "job_id") -> dict[str, Any]:
+    with service.engine.connect() as connection:
+        job = jobs.get(connection, job_id)
+    if job is None:
+        raise NotFound("no rescore job with this id", field)
+    return _settled(service, job)
+
+
+def _settled(service: Service, job: dict[str, Any]) -> dict[str, Any]:
+    """The job, marked failed if the server process running it has gone."""
+    if interrupted(job):
+        with database.transaction(service.engine) as connection:
+            jobs.failed(
+                connection, job["job_id"], "interrupted: the server running it stopped", now()
+            )
+            job = jobs.get(connection, job["job_id"]) or job
+    return job
+
+
+def _view(service: Service, job: dict[str, Any]) -> dict[str, Any]:
+    base = f"/v1/rescore-jobs/{job['job_id']}"
+    options = {k: v for k, v in job["options"].items() if k != "compare_to_file"}
+    links = {"self": base}
+    if job["status"] == "done":
+        links["result"] = f"{base}/result"
+        if options["on_error"] == "skip":
+            links["rejects"] = f"{base}/rejects"
+        if options["baseline"] or options["compare_to"]:
+            links |= {
+                "report": f"{base}/report",
+                "report.json": f"{base}/report.json",
+                "moved-cases": f"{base}/moved-cases",
+            }
+    return {
+        "job_id": job["job_id"],
+        "name": job["source_name"],
+        "status": job["status"],
+        "created_at": job["created_at"],
+        "started_at": job["started_at"],
+        "finished_at": job["finished_at"],
+        "options": options,
+        "progress": job["progress"],
+        "summary": job["summary"],
+        "error": job["error"],
+        "links": links,
+    }

@@ -1,0 +1,76 @@
+"""Rescore jobs: what an analyst asked for, how far it got, and what it produced."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from api.storage import tables
+
+STATUSES = ("queued", "running", "done", "failed")
+_JOBS = tables.rescore_jobs
+
+
+def create(
+    connection: Connection,
+    job_id: str,
+    key_id: str,
+    source_name: str,
+    options: dict[str, Any],
+    at: datetime,
+    runner: str,
+) -> None:
+    """A queued job, held by the server process `runner` (host:pid) until it starts it."""
+    connection.execute(
+        _JOBS.insert().values(
+            job_id=job_id,
+            runner=runner,
+            key_id=key_id,
+            created_at=at,
+            status="queued",
+            source_name=source_name,
+            options=json.dumps(options),
+        )
+    )
+
+
+def get(connection: Connection, job_id: str) -> dict[str, Any] | None:
+    row = connection.execute(select(_JOBS).where(_JOBS.c.job_id == job_id)).mappings().first()
+    return _plain(row) if row else None
+
+
+def listing(connection: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    query = select(_JOBS).order_by(_JOBS.c.created_at.desc(), _JOBS.c.job_id).limit(limit)
+    return [_plain(row) for row in connection.execute(query).mappings()]
+
+
+def started(connection: Connection, job_id: str, runner: str, at: datetime) -> None:
+    _set(connection, job_id, status="running", started_at=at, runner=runner)
+
+
+def progressed(connection: Connection, job_id: str, progress: dict[str, Any]) -> None:
+    _set(connection, job_id, progress=json.dumps(progress))
+
+
+def finished(connection: Connection, job_id: str, summary: dict[str, Any], at: datetime) -> None:
+    _set(connection, job_id, status="done", summary=json.dumps(summary), finished_at=at)
+
+
+def failed(connection: Connection, job_id: str, error: str, at: datetime) -> None:
+    _set(connection, job_id, status="failed", error=error, finished_at=at)
+
+
+def _set(connection: Connection, job_id: str, **values: Any) -> None:
+    connection.execute(update(_JOBS).where(_JOBS.c.job_id == job_id).values(**values))
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    found = dict(row)
+    for name in ("options", "progress", "summary"):
+        found[name] = json.loads(found[name]) if found[name] else None
+    for name in ("created_at", "started_at", "finished_at"):
+        found[name] = found[name].isoformat() if found[name] else None
+    return found

@@ -1,0 +1,151 @@
+"""Batch rescoring over HTTP, as an analyst's script uses it: upload, poll, download."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.settings import Settings
+from api.storage import tables
+from tests.api.calls import Headers, rows
+from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
+from tests.conftest import DEFAULT_PACK
+
+CSV = {"Content-Type": "text/csv"}
+
+
+def upload(
+    client: TestClient, headers: Headers, body: bytes, query: str = "", media: dict[str, str] = CSV
+) -> Any:
+    return client.post(f"/v1/rescore-jobs{query}", content=body, headers={**headers, **media})
+
+
+def wait(client: TestClient, headers: Headers, job_id: str, seconds: float = 180) -> dict[str, Any]:
+    """The job once it is done or failed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/rescore-jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job['status']} after {seconds} s")
+
+
+def started(client: TestClient, headers: Headers, body: bytes, query: str = "") -> dict[str, Any]:
+    answer = upload(client, headers, body, query)
+    assert answer.status_code == 202, answer.text
+    return wait(client, headers, answer.json()["job_id"])
+
+
+def test_an_uploaded_file_is_rescored_as_the_command_line_does(
+    client: TestClient, analyst: Headers, tmp_path: Path
+) -> None:
+    source = write_csv(tmp_path / "cases.csv", case_rows(400))
+    answer = upload(client, analyst, source.read_bytes(), "?name=NTB%202025")
+    assert answer.status_code == 202, answer.text
+    queued = answer.json()
+    assert queued["status"] in ("queued", "running")
+    assert queued["name"] == "NTB 2025"
+    job = wait(client, analyst, queued["job_id"])
+    assert job["status"] == "done", job["error"]
+    assert job["summary"]["rescored"] == 400
+    assert job["progress"] == {"stage": "rescoring", "done": 400, "total": 400}
+    result = client.get(job["links"]["result"], headers=analyst)
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "application/vnd.apache.parquet"
+    served = pq.read_table(io.BytesIO(result.content))
+    rescore(str(source), "--out", str(tmp_path / "cli.parquet"))
+    assert served.equals(read_output(tmp_path / "cli.parquet"))
+    listed = client.get("/v1/rescore-jobs", headers=analyst).json()["jobs"]
+    assert [j["job_id"] for j in listed] == [job["job_id"]]
+
+
+def test_bad_rows_fail_the_job_or_are_skipped_into_rejects(
+    client: TestClient, analyst: Headers, tmp_path: Path
+) -> None:
+    cases = case_rows(50)
+    cases[7]["travel.mode"] = "ship"
+    body = write_csv(tmp_path / "cases.csv", cases).read_bytes()
+    stopped = started(client, analyst, body)
+    assert stopped["status"] == "failed"
+    assert "row 8: travel.mode: 'ship' is not allowed" in stopped["error"]
+    assert (
+        client.get(f"/v1/rescore-jobs/{stopped['job_id']}/result", headers=analyst).status_code
+        == 409
+    )
+    skipped = started(client, analyst, body, "?on_error=skip&output=csv")
+    assert skipped["status"] == "done", skipped["error"]
+    assert skipped["summary"]["rejected"] == 1
+    rejects = client.get(skipped["links"]["rejects"], headers=analyst)
+    assert rejects.text.splitlines()[1].startswith("8,travel.mode,")
+    decisions = pacsv.read_csv(
+        io.BytesIO(client.get(skipped["links"]["result"], headers=analyst).content)
+    )
+    assert decisions.num_rows == 49
+
+
+def test_a_candidate_pack_is_backtested_against_the_live_one(
+    client: TestClient, analyst: Headers, settings: Settings, tmp_path: Path
+) -> None:
+    candidate = settings.pack_library / "candidate"
+    shutil.copytree(DEFAULT_PACK, candidate)
+    rule = candidate / "rules" / "escort_network.yaml"
+    rule.write_text(rule.read_text().replace("escort_travellers >= 3", "escort_travellers >= 2"))
+    pack = candidate / "pack.yaml"
+    pack.write_text(pack.read_text().replace('version: "2026.11.2"', 'version: "2026.12.0"'))
+    labels = [
+        p["label"] for p in client.get("/v1/rule-packs", headers=analyst).json()["rule_packs"]
+    ]
+    label = next(label for label in labels if label.endswith("2026.12.0"))
+    body = write_csv(tmp_path / "cases.csv", case_rows(600)).read_bytes()
+    live = started(client, analyst, body)
+    backtest = started(client, analyst, body, f"?rule_pack={label}&compare_to={live['job_id']}")
+    assert backtest["status"] == "done", backtest["error"]
+    figures = client.get(backtest["links"]["report.json"], headers=analyst).json()
+    assert figures["cases"]["moved"] > 0
+    assert figures["rules"][0]["rule"] == "escort_network"
+    page = client.get(backtest["links"]["report"], headers=analyst)
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Perpindahan tingkat / Tier transitions" in page.text
+    moved = client.get(backtest["links"]["moved-cases"], headers=analyst).text.splitlines()
+    assert len(moved) == figures["cases"]["moved"] + 1
+    same = started(client, analyst, body, f"?rule_pack={label}&baseline=true")
+    assert same["status"] == "done", same["error"]
+    again = client.get(same["links"]["report.json"], headers=analyst).json()
+    assert again["cases"]["moved"] == figures["cases"]["moved"]
+
+
+def test_a_file_that_cannot_be_rescored_is_refused_before_a_job_exists(
+    client: TestClient, analyst: Headers, engine: Engine, settings: Settings
+) -> None:
+    header_only = b"case_id,channel,screened_at,travel.visa_typ\n"
+    answer = upload(client, analyst, header_only)
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "travel.visa_typ"
+    assert "did you mean travel.visa_type?" in answer.json()["detail"]
+    answer = upload(client, analyst, b"{}", media={"Content-Type": "application/json"})
+    assert answer.status_code == 415
+    assert answer.json()["field"] == "Content-Type"
+    answer = upload(client, analyst, header_only, "?rule_pack=nope@1")
+    assert answer.status_code == 404
+    assert answer.json()["field"] == "rule_pack"
+    answer = upload(client, analyst, header_only, "?on_error=later")
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "on_error"
+    assert rows(engine, tables.rescore_jobs) == 0
+    assert not any(settings.job_dir.iterdir()) if settings.job_dir.exists() else True
+
+
+def test_an_unknown_job_is_404(client: TestClient, analyst: Headers) -> None:
+    answer = client.get("/v1/rescore-jobs/0123456789abcdef", headers=analyst)
+    assert answer.status_code == 404
+    assert json.loads(answer.text)["field"] == "job_id"
