@@ -47,6 +47,7 @@ class JobRunner:
         self.engine = engine
         self._slot = threading.Semaphore(1)
         self._running: dict[str, subprocess.Popen[str]] = {}
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -64,6 +65,8 @@ class JobRunner:
         thread = threading.Thread(
             target=self._run, args=(job_id, source, options), name=f"job-{job_id}", daemon=True
         )
+        with self._lock:
+            self._threads.append(thread)
         thread.start()
 
     def command(self, job_id: str, source: Path, options: dict[str, Any]) -> list[str]:
@@ -119,6 +122,8 @@ class JobRunner:
     def _run(self, job_id: str, source: Path, options: dict[str, Any]) -> None:
         with self._slot:
             if self._stopping:
+                with database.transaction(self.engine) as connection:
+                    jobs.failed(connection, job_id, "stopped: the server shut down", now())
                 return
             try:
                 command = self.command(job_id, source, options)
@@ -163,7 +168,7 @@ class JobRunner:
             self._running.pop(job_id, None)
         summary = json.loads(output) if code == 0 and output.strip() else None
         error = "\n".join(line for line in said if line).removeprefix("Error: ")
-        return code, summary, error or ("stopped" if self._stopping else "")
+        return code, summary, error or ("stopped: the server shut down" if self._stopping else "")
 
     def _environment(self) -> dict[str, str]:
         settings = self.settings
@@ -177,13 +182,18 @@ class JobRunner:
             found["LINDUNG_MODEL_SHA256"] = settings.model_sha256
         return found
 
-    def stop(self) -> None:
-        """Stop the jobs this process runs (they are marked failed: interrupted)."""
+    def stop(self, wait: float = 30.0) -> None:
+        """Stop the jobs this process runs or holds (each is marked failed), and wait for their
+        threads to record it while the database is still there."""
         self._stopping = True
         with self._lock:
             running = list(self._running.values())
+            threads = list(self._threads)
         for process in running:
             process.terminate()
+        deadline = time.monotonic() + wait
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def interrupted(job: dict[str, Any]) -> bool:

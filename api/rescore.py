@@ -208,6 +208,27 @@ class LocalEngine:
         self._pool.shutdown(cancel_futures=True)
 
 
+class InlineEngine:
+    """Chunks in this process: for a file of one chunk, starting workers would cost more."""
+
+    name = "local"
+    workers = 1
+
+    def __init__(self, work: Rescorers) -> None:
+        self._work = work
+
+    def submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        try:
+            done.set_result(task(self._work, *args))
+        except BaseException as error:  # the caller's .result() raises it, as a pool's would
+            done.set_exception(error)
+        return done
+
+    def close(self) -> None:
+        pass
+
+
 class DaskEngine:
     """Chunks on a Dask cluster: the rescorers are sent to every worker once."""
 
@@ -228,7 +249,10 @@ class DaskEngine:
         self._client.close()
 
 
-def in_order(engine: LocalEngine | DaskEngine, calls: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+Engine = LocalEngine | InlineEngine | DaskEngine
+
+
+def in_order(engine: Engine, calls: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
     """Results of `calls` in order, with a few chunks per worker in flight (bounded memory)."""
     window = 2 * engine.workers
     pending: deque[Future[Any]] = deque()
@@ -250,7 +274,7 @@ class RunFiles:
 
 def rescore_file(
     files: RunFiles,
-    engine: LocalEngine | DaskEngine,
+    engine: Engine,
     work: Rescorers,
     progress: Progress = lambda stage, done, total: None,
     chunk_rows: int = CHUNK_ROWS,
@@ -308,7 +332,7 @@ def rescore_file(
 
 def _escort_counts(
     files: RunFiles,
-    engine: LocalEngine | DaskEngine,
+    engine: Engine,
     work: Rescorers,
     progress: Progress,
     total: int,

@@ -10,11 +10,13 @@ from typing import IO, Any
 import click
 
 from api import components
-from api.batch_files import BatchFileError, file_format
+from api.batch_files import BatchFileError, count_rows, file_format
 from api.cli_common import load_pack, settings_from_env
 from api.rescore import (
     CHUNK_ROWS,
     DaskEngine,
+    Engine,
+    InlineEngine,
     LocalEngine,
     Progress,
     Rescorers,
@@ -161,13 +163,15 @@ def _run(
     chunk_rows: int,
     bar: Progress | None,
 ) -> Any:
-    runner: LocalEngine | DaskEngine
+    runner: Engine
     if engine == "dask":
         assert scheduler is not None
         try:
             runner = DaskEngine(work, scheduler)
         except (OSError, TimeoutError) as error:
             raise click.ClickException(f"dask: cannot reach {scheduler}: {error}") from None
+    elif workers == 1 or count_rows(files.source) <= chunk_rows:
+        runner = InlineEngine(work)  # one chunk: workers would only add their start-up
     else:
         runner = LocalEngine(work, workers)
     try:

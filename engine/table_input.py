@@ -181,6 +181,8 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     kind = CASE_FIELDS[path].kind
     count = len(array)
     pending = np.asarray(array.is_valid(), dtype=bool)
+    if path == "case_id" and pa.types.is_string(array.type):  # "" is no id: the row names it
+        pending &= ~np.asarray(pc.fill_null(pc.equal(array, ""), False), dtype=bool)
     values = unknown_column(count, kind)
     local_days = np.full(count, np.datetime64("NaT"), dtype="datetime64[D]")
     if kind == "number":
@@ -239,6 +241,7 @@ def _plain_dates(array: pa.Array, values: np.ndarray, pending: np.ndarray) -> No
         parsed = pc.strptime(
             pc.if_else(pa.array(plain), array, None), "%Y-%m-%d", "s", error_is_null=True
         )
+        plain &= _round_trips(parsed, array, "%Y-%m-%d")  # strptime rolls 02-30 into March
         days = pc.cast(parsed, pa.date32())
     elif pa.types.is_date32(array.type):
         days, plain = array, pending.copy()
@@ -256,12 +259,9 @@ def _plain_times(
     if pa.types.is_string(array.type):
         parts = pc.extract_regex(array, _PLAIN_TIME)
         plain = np.asarray(parts.is_valid(), dtype=bool) & pending
-        wall = pc.strptime(
-            pc.binary_join_element_wise(parts.field("day"), parts.field("time"), "T"),
-            "%Y-%m-%dT%H:%M:%S",
-            "s",
-            error_is_null=True,
-        )
+        stamp = pc.binary_join_element_wise(parts.field("day"), parts.field("time"), "T")
+        wall = pc.strptime(stamp, "%Y-%m-%dT%H:%M:%S", "s", error_is_null=True)
+        plain &= _round_trips(wall, stamp, "%Y-%m-%dT%H:%M:%S")
         local = np.asarray(wall.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
         zones, codes = _distinct(pc.fill_null(parts.field("zone"), ""))
         offsets = np.array([_offset_seconds(zone) for zone in zones], dtype=np.int64)[codes]
@@ -295,6 +295,12 @@ def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.nda
     found = array.to_numpy(zero_copy_only=False)
     values[plain] = found[plain]
     pending &= ~plain
+
+
+def _round_trips(parsed: pa.Array, text: pa.Array, form: str) -> np.ndarray:
+    """Where the parsed time prints back as the text it came from (a real calendar day)."""
+    printed = pc.strftime(parsed, form)
+    return np.asarray(pc.fill_null(pc.equal(printed, text), False), dtype=bool)
 
 
 def _matches(array: pa.Array, pattern: str) -> np.ndarray:

@@ -184,3 +184,21 @@ def test_columns_that_are_not_case_fields_are_refused_whole() -> None:
     assert "did you mean travel.visa_type?" in str(caught.value)
     with pytest.raises(CaseError, match="screened_at: column is missing"):
         check_columns(["channel"])
+
+
+def test_a_day_that_is_not_in_the_calendar_is_refused_not_rolled_over() -> None:
+    rows = [
+        {"channel": "port_desk", "screened_at": "2026-03-01T10:00:00Z", "person.birth_date": day}
+        for day in ("2000-02-30", "2000-02-29")
+    ] + [{"channel": "port_desk", "screened_at": "2026-02-30T10:00:00Z"}]
+    checked = cases_from_table(_table(rows), first_row=1)
+    assert [(r.row, r.field) for r in checked.rejects] == [
+        (1, "person.birth_date"),
+        (3, "screened_at"),
+    ]
+    assert checked.frame["person.birth_date"][0] == np.datetime64("2000-02-29")
+
+
+def test_an_empty_case_id_is_no_id() -> None:
+    rows = [{"case_id": "", "channel": "batch", "screened_at": "2026-03-01T10:00:00Z"}]
+    assert list(cases_from_table(_table(rows), first_row=7).frame["case_id"]) == ["row-7"]
