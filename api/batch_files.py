@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -142,14 +141,8 @@ class DecisionWriter:
             else pacsv.CSVWriter(self.partial, OUTPUT_SCHEMA)
         )
 
-    def write(self, columns: dict[str, np.ndarray]) -> None:
-        table = pa.table(
-            {
-                name: pa.array(columns[name], OUTPUT_SCHEMA.field(name).type)
-                for name in OUTPUT_COLUMNS
-            }
-        )
-        self._writer.write_table(table)
+    def write(self, columns: dict[str, pa.Array]) -> None:
+        self._writer.write_table(pa.table({name: columns[name] for name in OUTPUT_COLUMNS}))
 
     def finish(self) -> None:
         self._writer.close()

@@ -79,7 +79,7 @@ class ChunkLinks:
 @dataclass(frozen=True)
 class ChunkResult:
     rows: int  # input rows in the chunk
-    columns: dict[str, np.ndarray]
+    columns: dict[str, pa.Array]
     rejects: list[Reject]
     details: pa.Table | None  # what a report reads: groups, fired rules, the baseline's decision
 
@@ -170,25 +170,20 @@ def _counts(
 def _details(
     frame: dict[str, np.ndarray],
     rows: np.ndarray,
-    columns: dict[str, np.ndarray],
+    columns: dict[str, pa.Array],
     baseline: Any,
 ) -> pa.Table:
-    data: dict[str, Any] = {
-        "row": pa.array(rows, pa.int64()),
-        "case_id": pa.array(columns["case_id"], pa.string()),
-        "tier": pa.array(columns["tier"], pa.string()),
-        "flags": pa.array(columns["flags"], pa.string()),
-        "risk_score": pa.array(columns["risk_score"], pa.float64()),
-    }
+    data: dict[str, Any] = {"row": pa.array(rows, pa.int64())}
+    data |= {name: columns[name] for name in ("case_id", "tier", "flags", "risk_score")}
     for name, path in GROUP_COLUMNS.items():
         data[name] = pa.array(frame[path], pa.string())
     # an agency by its name as stated, else by its licence number
     named = pa.array(frame["placement.agency_name"], pa.string())
     data["agency"] = pc.coalesce(named, pa.array(frame["placement.agency_license_no"], pa.string()))
     if baseline is not None:
-        data["baseline_tier"] = pa.array(baseline.columns["tier"], pa.string())
-        data["baseline_flags"] = pa.array(baseline.columns["flags"], pa.string())
-        data["baseline_risk_score"] = pa.array(baseline.columns["risk_score"], pa.float64())
+        data["baseline_tier"] = baseline.columns["tier"]
+        data["baseline_flags"] = baseline.columns["flags"]
+        data["baseline_risk_score"] = baseline.columns["risk_score"]
     return pa.table(data)
 
 
@@ -311,7 +306,8 @@ def rescore_file(
                 details.write(result.details)
             done += result.rows
             summary.rescored += len(result.columns["case_id"])
-            summary.tiers.update(result.columns["tier"].tolist())
+            counted = pc.value_counts(result.columns["tier"]).to_pylist()
+            summary.tiers.update({item["values"]: item["counts"] for item in counted})
             progress("rescoring", done, total)
     except BaseException:
         writer.abandon()

@@ -41,7 +41,7 @@ _SEVERITY_TIER = {"urgent": 3, "high": 2, "warning": 1, "info": 0}
 class Rescored:
     """The output columns of a chunk of cases, and where each rule fired (for reports)."""
 
-    columns: dict[str, np.ndarray]
+    columns: dict[str, pa.Array]
     fired: dict[str, np.ndarray]
 
 
@@ -95,13 +95,14 @@ class Rescorer:
         order = np.zeros((len(self._rules), rows(frame)), dtype=bool)
         for index, rule in enumerate(self._rules):
             order[index] = fired[rule.id]
-        own = self._words.reasons(order, facts)
-        factors = self._factors.words(scored.contributions, scored.categories)
-        reasons = {lang: _joined(own[lang], factors[lang]) for lang in ("id", "en")}
+        words = _Words(self._factors.vocabulary)
+        own = self._words.reasons(order, facts, words)
+        factors = self._factors.codes(scored.contributions, scored.categories)
+        reasons = words.joined(own, factors)
         columns = {
-            "case_id": frame["case_id"],
-            "tier": np.array(TIERS, dtype=object)[level],
-            "risk_score": scored.scores,
+            "case_id": pa.array(frame["case_id"], pa.string()),
+            "tier": pc.take(pa.array(TIERS), pa.array(level)),
+            "risk_score": pa.array(scored.scores, pa.float64()),
             "flags": _flag_lists(order, [rule.id for rule in self._rules]),
             "reasons_id": reasons["id"],
             "reasons_en": reasons["en"],
@@ -130,13 +131,12 @@ def count_escorts(
     return counts
 
 
-def _flag_lists(order: np.ndarray, rule_ids: list[str]) -> np.ndarray:
+def _flag_lists(order: np.ndarray, rule_ids: list[str]) -> pa.Array:
     """The fired rule ids of each case, joined by ';' in the decision's order."""
     distinct, inverse = _distinct_columns(order)
     names = np.array(rule_ids, dtype=object)
     words = [";".join(names[pattern].tolist()) for pattern in distinct.T]
-    flags: np.ndarray = np.array(words, dtype=object)[inverse]
-    return flags
+    return pc.take(pa.array(words, pa.string()), pa.array(inverse))
 
 
 def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +151,48 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(distinct), np.asarray(inverse).reshape(-1)
 
 
+class _Words:
+    """The texts of one chunk's reasons in both languages, each kept once: cases hold codes
+    into them (the model's factor words first, then the flags' reasons as they are worded)."""
+
+    def __init__(self, vocabulary: dict[str, list[str]]) -> None:
+        self.texts = {lang: list(words) for lang, words in vocabulary.items()}
+        self.factors = len(self.texts["en"])
+
+    def add(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Codes of new (id, en) texts."""
+        start = len(self.texts["en"])
+        self.texts["id"] += [text_id for text_id, _ in pairs]
+        self.texts["en"] += [text_en for _, text_en in pairs]
+        return np.arange(start, start + len(pairs), dtype=np.int64)
+
+    def joined(self, own: np.ndarray, factors: np.ndarray) -> dict[str, pa.Array]:
+        """Per language, each case's flag reasons first, then the model's factors, up to
+        TOP_REASONS in all, joined; worded once per distinct combination of codes."""
+        flags = (own >= 0).sum(axis=1)
+        chosen = own.copy()
+        for slot in range(TOP_REASONS):
+            for count in range(slot + 1):  # a case with `count` flags has factor slot - count here
+                where = flags == count
+                chosen[where, slot] = factors[where, slot - count]
+        size = len(self.texts["en"]) + 1
+        if size**TOP_REASONS < 2**62:  # one integer key per case: a fast unique
+            keys = np.zeros(len(chosen), dtype=np.int64)
+            for slot in range(TOP_REASONS):
+                keys = keys * size + (chosen[:, slot] + 1)
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        else:
+            _, first, inverse = np.unique(chosen, axis=0, return_index=True, return_inverse=True)
+        out = {}
+        for lang, texts in self.texts.items():
+            words = [
+                REASON_SEPARATOR.join(texts[code] for code in combination if code >= 0)
+                for combination in chosen[first].tolist()
+            ]
+            out[lang] = pc.take(pa.array(words, pa.string()), pa.array(inverse.reshape(-1)))
+        return out
+
+
 class _RuleWords:
     """The reasons of fired rules, worded once per distinct set of the facts they quote."""
 
@@ -159,14 +201,10 @@ class _RuleWords:
         self._labels = labels
         self._needs = [_quoted(rule) for rule in rules]
 
-    def reasons(self, order: np.ndarray, facts: Frame) -> dict[str, list[np.ndarray]]:
-        """Per language, TOP_REASONS columns: the reasons of each case's first flags, in the
-        decision's order (None where a case has fewer flags)."""
-        count = order.shape[1]
-        slots = {
-            lang: [np.full(count, None, dtype=object) for _ in range(TOP_REASONS)]
-            for lang in ("id", "en")
-        }
+    def reasons(self, order: np.ndarray, facts: Frame, words: _Words) -> np.ndarray:
+        """Cases x TOP_REASONS codes of the reasons of each case's first flags, in the
+        decision's order (-1 where a case has fewer flags)."""
+        slots = np.full((order.shape[1], TOP_REASONS), -1, dtype=np.int64)
         position = np.cumsum(order, axis=0) - 1  # the place of each flag among the case's flags
         for index, (rule, needs) in enumerate(zip(self._rules, self._needs, strict=True)):
             where = np.flatnonzero(order[index] & (position[index] < TOP_REASONS))
@@ -174,14 +212,11 @@ class _RuleWords:
                 continue
             quoted = {name: facts[name][where] for name in needs if name in facts}
             first, inverse = distinct_rows(tuple(quoted.values()))
-            words = [
+            flags = [
                 flag_for(rule, row_values(quoted, row), self._labels) for row in first.tolist()
             ]
-            for lang in ("id", "en"):
-                text = np.array([getattr(flag.reason, lang) for flag in words], dtype=object)
-                for slot in range(TOP_REASONS):
-                    here = position[index, where] == slot
-                    slots[lang][slot][where[here]] = text[inverse[here]]
+            codes = words.add([(flag.reason.id, flag.reason.en) for flag in flags])
+            slots[where, position[index, where]] = codes[inverse]
         return slots
 
 
@@ -207,21 +242,17 @@ class _FactorWords:
         )
         self._offsets = np.cumsum([0, *(len(c) for c in scorer.categories)])[:-1]
         labels, values = explainer.labels, explainer.value_labels
-        self._words = {
-            lang: np.array(
-                [
-                    f"{labels[f][lang]}: {values[f][c][lang]}"
-                    for f, categories in enumerate(scorer.categories)
-                    for c in range(len(categories))
-                ]
-                + [None],  # the last entry: no factor
-                dtype=object,
-            )
+        self.vocabulary = {
+            lang: [
+                f"{labels[f][lang]}: {values[f][c][lang]}"
+                for f, categories in enumerate(scorer.categories)
+                for c in range(len(categories))
+            ]
             for lang in ("id", "en")
         }
 
-    def words(self, contributions: np.ndarray, categories: np.ndarray) -> dict[str, np.ndarray]:
-        """Per language, a cases x TOP_REASONS array of the top raising factors (None where
+    def codes(self, contributions: np.ndarray, categories: np.ndarray) -> np.ndarray:
+        """Cases x TOP_REASONS codes (into `vocabulary`) of the top raising factors (-1 where
         fewer raise the score), the largest first, ties in feature order as a decision's."""
         raising = (contributions > 0) & self._eligible & (categories != self._unknown)
         weight = np.where(raising, contributions, -np.inf)
@@ -232,18 +263,4 @@ class _FactorWords:
             chosen = weight[cases, top] > -np.inf
             codes[chosen, slot] = self._offsets[top[chosen]] + categories[cases, top][chosen]
             weight[cases, top] = -np.inf
-        return {lang: words[codes] for lang, words in self._words.items()}
-
-
-def _joined(own: list[np.ndarray], factors: np.ndarray) -> np.ndarray:
-    """Flag reasons first, then the model's factors, up to TOP_REASONS in all, joined."""
-    flags = sum((slot != None).astype(np.int64) for slot in own)  # noqa: E711
-    slots = []
-    for slot in range(TOP_REASONS):
-        value = own[slot].copy()
-        for count in range(slot + 1):  # cases with `count` flags take factor slot - count here
-            where = flags == count
-            value[where] = factors[where, slot - count]
-        slots.append(pa.array(value, pa.string()))
-    joined = pc.binary_join_element_wise(*slots, REASON_SEPARATOR, null_handling="skip")
-    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
+        return codes

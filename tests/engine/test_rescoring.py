@@ -51,7 +51,10 @@ def _table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.table({n: pa.array([cell(row.get(n)) for row in rows], pa.string()) for n in names})
 
 
-def rescore_records(rescorer: Rescorer, records: list[dict[str, Any]]) -> tuple[Rescored, Frame]:
+Columns = dict[str, list[Any]]
+
+
+def rescore_records(rescorer: Rescorer, records: list[dict[str, Any]]) -> tuple[Columns, Frame]:
     """What a batch run does with one chunk: validate, count escorts over it, rescore."""
     checked = cases_from_table(_table(records), first_row=1)
     assert checked.rejects == []
@@ -63,7 +66,8 @@ def rescore_records(rescorer: Rescorer, records: list[dict[str, Any]]) -> tuple[
         travellers.tolist(),
         rescorer.pack.escort_window,
     )
-    return rescorer.rescore(checked.frame, counts), checked.frame
+    rescored: Rescored = rescorer.rescore(checked.frame, counts)
+    return {name: column.to_pylist() for name, column in rescored.columns.items()}, checked.frame
 
 
 def online(screener: Screener, records: list[dict[str, Any]]) -> list[Decision]:
@@ -85,8 +89,7 @@ def _screener(pack: RulePack, registry: AgencyRegistry, trained: TrainedModel) -
     return Screener(pack, pseudonymiser=Pseudonymiser(KEY), registry=registry, scorer=trained)
 
 
-def _same_as_online(rescored: Rescored, decisions: list[Decision]) -> None:
-    columns = rescored.columns
+def _same_as_online(columns: Columns, decisions: list[Decision]) -> None:
     for row, decision in enumerate(decisions):
         assert columns["case_id"][row] == decision.case_id
         assert columns["tier"][row] == decision.tier
@@ -128,11 +131,11 @@ def test_escort_network_counts_across_the_whole_input_in_time_order(
     rescored, _ = rescore_records(rescorer, records)
     decisions = online(_screener(pack, registry, trained), records)
     _same_as_online(rescored, decisions)
-    assert "escort_network" in rescored.columns["flags"][0].split(";")
-    assert rescored.columns["tier"][0] == "urgent"
-    assert "3 different travellers" in rescored.columns["reasons_en"][0]
-    assert "escort_network" not in rescored.columns["flags"][1]
-    assert "escort_network" not in rescored.columns["flags"][2]
+    assert "escort_network" in rescored["flags"][0].split(";")
+    assert rescored["tier"][0] == "urgent"
+    assert "3 different travellers" in rescored["reasons_en"][0]
+    assert "escort_network" not in rescored["flags"][1]
+    assert "escort_network" not in rescored["flags"][2]
 
 
 def test_reasons_name_the_flags_first_then_what_raises_the_score(
@@ -140,13 +143,13 @@ def test_reasons_name_the_flags_first_then_what_raises_the_score(
 ) -> None:
     flagged = merge(documented_worker(), {"case_id": "W", "travel": {"visa_type": "tourist"}})
     rescored, _ = rescore_records(rescorer, [documented_worker(case_id="D"), flagged])
-    clear_reasons = rescored.columns["reasons_en"][0]
-    assert rescored.columns["flags"][0] == ""
+    clear_reasons = rescored["reasons_en"][0]
+    assert rescored["flags"][0] == ""
     assert "There are signs" not in clear_reasons
-    reasons = rescored.columns["reasons_en"][1].split(REASON_SEPARATOR)
-    assert rescored.columns["flags"][1].split(";")[0] == "work_intent_without_work_visa"
+    reasons = rescored["reasons_en"][1].split(REASON_SEPARATOR)
+    assert rescored["flags"][1].split(";")[0] == "work_intent_without_work_visa"
     assert "tourist visa" in reasons[0]
-    indonesian = rescored.columns["reasons_id"][1].split(REASON_SEPARATOR)
+    indonesian = rescored["reasons_id"][1].split(REASON_SEPARATOR)
     assert "visa turis" in indonesian[0]
 
 
@@ -171,7 +174,7 @@ def test_every_rule_example_fires_in_batch_as_it_does_online(pack: RulePack) -> 
                 for case in [*example.prior_cases, example.case]
             ]
             rescored, _ = rescore_records(rescorer, records)
-            fired = rule.id in rescored.columns["flags"][-1].split(";")
+            fired = rule.id in rescored["flags"][-1].split(";")
             if fired != example.fires:
                 failures.append(f"{rule.id}: {example.note}")
     assert failures == []

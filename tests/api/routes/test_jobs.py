@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -69,6 +70,11 @@ def test_an_uploaded_file_is_rescored_as_the_command_line_does(
     assert [j["job_id"] for j in listed] == [job["job_id"]]
 
 
+# The job runs the same on both databases (the first test shows it); the rest run on SQLite.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
 def test_bad_rows_fail_the_job_or_are_skipped_into_rejects(
     client: TestClient, analyst: Headers, tmp_path: Path
 ) -> None:
@@ -93,6 +99,7 @@ def test_bad_rows_fail_the_job_or_are_skipped_into_rejects(
     assert decisions.num_rows == 49
 
 
+@SQLITE_ONLY
 def test_a_candidate_pack_is_backtested_against_the_live_one(
     client: TestClient, analyst: Headers, settings: Settings, tmp_path: Path
 ) -> None:
