@@ -16,15 +16,19 @@ from engine.errors import LindungError
 from engine.rescoring import OUTPUT_COLUMNS
 from engine.table_input import Reject
 
+CODED = pa.dictionary(pa.int32(), pa.string())  # repeated texts: stored once per row group
 OUTPUT_SCHEMA = pa.schema(
     [
         ("case_id", pa.string()),
-        ("tier", pa.string()),
+        ("tier", CODED),
         ("risk_score", pa.float64()),
-        ("flags", pa.string()),
-        ("reasons_id", pa.string()),
-        ("reasons_en", pa.string()),
+        ("flags", CODED),
+        ("reasons_id", CODED),
+        ("reasons_en", CODED),
     ]
+)
+TEXT_SCHEMA = pa.schema(
+    [(f.name, pa.string() if f.type == CODED else f.type) for f in OUTPUT_SCHEMA]
 )
 assert tuple(OUTPUT_SCHEMA.names) == OUTPUT_COLUMNS
 PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -138,11 +142,13 @@ class DecisionWriter:
         self._writer: Any = (
             pq.ParquetWriter(self.partial, OUTPUT_SCHEMA)
             if self.format == "parquet"
-            else pacsv.CSVWriter(self.partial, OUTPUT_SCHEMA)
+            else pacsv.CSVWriter(self.partial, TEXT_SCHEMA)
         )
 
     def write(self, columns: dict[str, pa.Array]) -> None:
-        self._writer.write_table(pa.table({name: columns[name] for name in OUTPUT_COLUMNS}))
+        table = pa.table({name: columns[name] for name in OUTPUT_COLUMNS})
+        schema = OUTPUT_SCHEMA if self.format == "parquet" else TEXT_SCHEMA
+        self._writer.write_table(table.cast(schema))
 
     def finish(self) -> None:
         self._writer.close()

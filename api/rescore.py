@@ -174,17 +174,21 @@ def _details(
     baseline: Any,
 ) -> pa.Table:
     data: dict[str, Any] = {"row": pa.array(rows, pa.int64())}
-    data |= {name: columns[name] for name in ("case_id", "tier", "flags", "risk_score")}
+    data |= {name: _text(columns[name]) for name in ("case_id", "tier", "flags", "risk_score")}
     for name, path in GROUP_COLUMNS.items():
         data[name] = pa.array(frame[path], pa.string())
     # an agency by its name as stated, else by its licence number
     named = pa.array(frame["placement.agency_name"], pa.string())
     data["agency"] = pc.coalesce(named, pa.array(frame["placement.agency_license_no"], pa.string()))
     if baseline is not None:
-        data["baseline_tier"] = baseline.columns["tier"]
-        data["baseline_flags"] = baseline.columns["flags"]
+        data["baseline_tier"] = _text(baseline.columns["tier"])
+        data["baseline_flags"] = _text(baseline.columns["flags"])
         data["baseline_risk_score"] = baseline.columns["risk_score"]
     return pa.table(data)
+
+
+def _text(column: pa.Array) -> pa.Array:
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
 
 class LocalEngine:

@@ -80,7 +80,17 @@ def _read_output(path: Path) -> pa.Table:
         raise BatchFileError(
             f"{path.name}: not a rescore output (columns {', '.join(columns)}): {error}"
         ) from None
-    return table.select(columns)
+    table = table.select(columns)
+    return table.cast(
+        pa.schema(
+            [
+                ("case_id", pa.string()),
+                ("tier", pa.string()),
+                ("flags", pa.string()),
+                ("risk_score", pa.float64()),
+            ]
+        )
+    )
 
 
 def _unique(table: pa.Table, name: str) -> None:

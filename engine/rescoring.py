@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.backends.columnar import ColumnarBackend
 from engine.condition import fields
 from engine.decision import TIERS
 from engine.enrichment import Enricher
 from engine.frame import Frame, distinct_rows, known, row_values, rows
-from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule import Rule
@@ -101,13 +100,19 @@ class Rescorer:
         reasons = words.joined(own, factors)
         columns = {
             "case_id": pa.array(frame["case_id"], pa.string()),
-            "tier": pc.take(pa.array(TIERS), pa.array(level)),
+            "tier": coded(TIERS, level),
             "risk_score": pa.array(scored.scores, pa.float64()),
             "flags": _flag_lists(order, [rule.id for rule in self._rules]),
             "reasons_id": reasons["id"],
             "reasons_en": reasons["en"],
         }
         return Rescored(columns, fired)
+
+
+def coded(words: Sequence[str], codes: np.ndarray) -> pa.DictionaryArray:
+    """A text column kept as its distinct values and a code per case: reasons repeat, and a
+    Parquet file stores them so without hashing each again."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(words, pa.string()))
 
 
 class _CountsGiven:
@@ -122,12 +127,38 @@ def count_escorts(
     times: np.ndarray, escorts: Sequence[str], travellers: Sequence[str], window: timedelta
 ) -> np.ndarray:
     """For each link (in input order), how many distinct travellers its escort had in the
-    window up to it: what the online history answers when the cases arrive in time order."""
-    history = InMemoryCaseHistory()
-    counts = np.zeros(len(times), dtype=float)
-    for index in np.argsort(times, kind="stable").tolist():
-        at = times[index].astype("datetime64[us]").item().replace(tzinfo=UTC)
-        counts[index] = history.link(escorts[index], travellers[index], at, window)
+    window up to it: what the online history (`InMemoryCaseHistory.link`) answers when the
+    cases arrive in order of screening time, the input's order among equal times.
+
+    Each escort's links are walked once, oldest first, with the window's travellers counted as
+    it slides (a test holds this to the online history)."""
+    count = len(times)
+    counts = np.zeros(count, dtype=float)
+    if not count:
+        return counts
+    seconds = np.asarray(times, dtype="datetime64[s]").astype(np.int64)
+    escort_codes, _ = pd.factorize(np.asarray(escorts, dtype=object))
+    traveller_codes, _ = pd.factorize(np.asarray(travellers, dtype=object))
+    order = np.lexsort((np.arange(count), seconds, escort_codes))  # by escort, time, input order
+    span = int(window.total_seconds())
+    sorted_escorts = escort_codes[order].tolist()
+    sorted_seconds = seconds[order].tolist()
+    sorted_travellers = traveller_codes[order].tolist()
+    start = 0
+    inside: dict[int, int] = {}
+    for position, index in enumerate(order.tolist()):
+        if position and sorted_escorts[position] != sorted_escorts[position - 1]:
+            start, inside = position, {}
+        at = sorted_seconds[position]
+        while sorted_seconds[start] <= at - span:  # out of (at - window, at]
+            gone = sorted_travellers[start]
+            inside[gone] -= 1
+            if not inside[gone]:
+                del inside[gone]
+            start += 1
+        who = sorted_travellers[position]
+        inside[who] = inside.get(who, 0) + 1
+        counts[index] = len(inside)
     return counts
 
 
@@ -136,7 +167,7 @@ def _flag_lists(order: np.ndarray, rule_ids: list[str]) -> pa.Array:
     distinct, inverse = _distinct_columns(order)
     names = np.array(rule_ids, dtype=object)
     words = [";".join(names[pattern].tolist()) for pattern in distinct.T]
-    return pc.take(pa.array(words, pa.string()), pa.array(inverse))
+    return coded(words, inverse)
 
 
 def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +220,7 @@ class _Words:
                 REASON_SEPARATOR.join(texts[code] for code in combination if code >= 0)
                 for combination in chosen[first].tolist()
             ]
-            out[lang] = pc.take(pa.array(words, pa.string()), pa.array(inverse.reshape(-1)))
+            out[lang] = coded(words, inverse.reshape(-1))
         return out
 
 

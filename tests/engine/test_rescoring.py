@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from engine.case_input import parse_case
 from engine.decision import Decision
 from engine.examples import EXAMPLE_KEY
 from engine.frame import Frame
+from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rescoring import REASON_SEPARATOR, Rescored, Rescorer, count_escorts
@@ -205,3 +207,35 @@ class _NoScore:
             categories=np.zeros((count, 0), dtype=np.int64),
             limit=np.zeros(count),
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3), st.integers(0, 4), st.integers(0, 60).map(lambda h: h * 43_200)
+        ),
+        max_size=60,
+    ),
+    st.integers(1, 10),
+)
+def test_escort_counts_are_what_the_online_history_answers(
+    links: list[tuple[int, int, int]], days: int
+) -> None:
+    """Links (escort, traveller, second) in any order, counted as the cases would arrive at
+    the desks: in order of time, the input's order among equal times."""
+    window = timedelta(days=days)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    times = np.array(
+        [np.datetime64(start.replace(tzinfo=None) + timedelta(seconds=s), "s") for *_, s in links],
+        dtype="datetime64[s]",
+    )
+    escorts = [f"e{e}" for e, *_ in links]
+    travellers = [f"t{t}" for _, t, _ in links]
+    counts = count_escorts(times, escorts, travellers, window)
+    history = InMemoryCaseHistory()
+    expected = np.zeros(len(links))
+    for index in sorted(range(len(links)), key=lambda i: links[i][2]):
+        at = start + timedelta(seconds=links[index][2])
+        expected[index] = history.link(escorts[index], travellers[index], at, window)
+    assert counts.tolist() == expected.tolist()
