@@ -181,7 +181,8 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     kind = CASE_FIELDS[path].kind
     count = len(array)
     pending = np.asarray(array.is_valid(), dtype=bool)
-    if path == "case_id" and pa.types.is_string(array.type):  # "" is no id: the row names it
+    if path in {"case_id", "screened_at"} and pa.types.is_string(array.type):
+        # "" is no id (the row names the case) and no time (a rescored case needs its own)
         pending &= ~np.asarray(pc.fill_null(pc.equal(array, ""), False), dtype=bool)
     values = unknown_column(count, kind)
     local_days = np.full(count, np.datetime64("NaT"), dtype="datetime64[D]")
@@ -241,7 +242,7 @@ def _plain_dates(array: pa.Array, values: np.ndarray, pending: np.ndarray) -> No
         parsed = pc.strptime(
             pc.if_else(pa.array(plain), array, None), "%Y-%m-%d", "s", error_is_null=True
         )
-        plain &= _round_trips(parsed, array, "%Y-%m-%d")  # strptime rolls 02-30 into March
+        plain &= _real_day(parsed, pc.if_else(pa.array(plain), array, None))
         days = pc.cast(parsed, pa.date32())
     elif pa.types.is_date32(array.type):
         days, plain = array, pending.copy()
@@ -261,7 +262,7 @@ def _plain_times(
         plain = np.asarray(parts.is_valid(), dtype=bool) & pending
         stamp = pc.binary_join_element_wise(parts.field("day"), parts.field("time"), "T")
         wall = pc.strptime(stamp, "%Y-%m-%dT%H:%M:%S", "s", error_is_null=True)
-        plain &= _round_trips(wall, stamp, "%Y-%m-%dT%H:%M:%S")
+        plain &= _real_day(wall, stamp)
         local = np.asarray(wall.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
         zones, codes = _distinct(pc.fill_null(parts.field("zone"), ""))
         offsets = np.array([_offset_seconds(zone) for zone in zones], dtype=np.int64)[codes]
@@ -297,10 +298,14 @@ def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.nda
     pending &= ~plain
 
 
-def _round_trips(parsed: pa.Array, text: pa.Array, form: str) -> np.ndarray:
-    """Where the parsed time prints back as the text it came from (a real calendar day)."""
-    printed = pc.strftime(parsed, form)
-    return np.asarray(pc.fill_null(pc.equal(printed, text), False), dtype=bool)
+def _real_day(parsed: pa.Array, text: pa.Array) -> np.ndarray:
+    """Where the parsed time has the month and day its text gives (strptime rolls 02-30 into
+    March). `text` starts YYYY-MM-DD, as both plain forms do, where it parsed."""
+    text = pc.if_else(pc.is_valid(parsed), text, None)
+    month = pc.cast(pc.utf8_slice_codeunits(text, 5, 7), pa.int64())
+    day = pc.cast(pc.utf8_slice_codeunits(text, 8, 10), pa.int64())
+    same = pc.and_(pc.equal(pc.month(parsed), month), pc.equal(pc.day(parsed), day))
+    return np.asarray(pc.fill_null(same, False), dtype=bool)
 
 
 def _matches(array: pa.Array, pattern: str) -> np.ndarray:

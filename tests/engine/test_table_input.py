@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import Any
 
@@ -91,7 +92,11 @@ def _one_by_one(row: dict[str, Any], number: int) -> list[tuple[str, str]] | dic
     return row_values(frame_from_cases([case]), 0)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("LINDUNG_TEST_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(csv_rows(), min_size=1, max_size=12))
 def test_columns_validate_every_row_as_parse_case_does(rows: list[dict[str, Any]]) -> None:
     checked = cases_from_table(_table(rows), first_row=5)
@@ -202,3 +207,9 @@ def test_a_day_that_is_not_in_the_calendar_is_refused_not_rolled_over() -> None:
 def test_an_empty_case_id_is_no_id() -> None:
     rows = [{"case_id": "", "channel": "batch", "screened_at": "2026-03-01T10:00:00Z"}]
     assert list(cases_from_table(_table(rows), first_row=7).frame["case_id"]) == ["row-7"]
+
+
+def test_an_empty_screening_time_is_no_time() -> None:
+    rows = [{"case_id": "E", "channel": "batch", "screened_at": ""}]
+    [reject] = cases_from_table(_table(rows), first_row=1).rejects
+    assert (reject.field, reject.problem) == ("screened_at", NO_TIME)
