@@ -72,13 +72,13 @@ class TrainedModel:
 
     def score_frame(self, facts: Mapping[str, np.ndarray]) -> FrameScores:
         codes = encode(facts, self.model.features)
-        raw = self.model.decision_function(codes)
+        raw, contributions = self.model.logits_and_contributions(codes)
         logits = np.clip(raw, -LOGIT_LIMIT, LOGIT_LIMIT)
         return FrameScores(
             scores=1.0 / (1.0 + np.exp(-logits)),
             logits=logits,
             base=self.model.base_,
-            contributions=self.model.explain(codes),
+            contributions=contributions,
             categories=codes,
             limit=logits - raw,
         )

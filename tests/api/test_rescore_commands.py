@@ -137,6 +137,30 @@ def test_csv_and_parquet_in_and_out_give_the_same_decisions(tmp_path: Path) -> N
     assert first.column("reasons_id")[urgent].as_py() != first.column("reasons_en")[urgent].as_py()
 
 
+def test_every_case_gets_the_decision_lindung_screen_gives_it(tmp_path: Path) -> None:
+    """The same cases one by one through the online engine (durable-rules), in order of
+    screening time as desks would have seen them, and in batch: the same tier, flags, score."""
+    rows = case_rows(300)
+    source = write_csv(tmp_path / "in.csv", rows)
+    rescore(str(source), "--out", str(tmp_path / "out.parquet"), "--chunk-rows", "70")
+    batch = read_output(tmp_path / "out.parquet").to_pylist()
+    in_time_order = sorted(rows, key=lambda row: str(row["screened_at"]))
+    lines = "\n".join(
+        json.dumps({k: v for k, v in r.items() if v is not None}) for r in in_time_order
+    )
+    result = run("screen", "-", stdin=lines)
+    assert result.returncode == 0, result.stderr
+    online = {d["case_id"]: d for d in map(json.loads, result.stdout.splitlines())}
+    assert len(online) == len(batch) == 300
+    for decided in batch:
+        alone = online[decided["case_id"]]
+        assert decided["tier"] == alone["tier"], decided["case_id"]
+        assert decided["flags"] == ";".join(f["rule_id"] for f in alone["flags"])
+        assert decided["risk_score"] == alone["risk_score"]
+    assert {d["tier"] for d in batch} >= {"clear", "urgent"}
+    assert any("escort_network" in d["flags"] for d in batch)
+
+
 def test_a_bad_row_stops_the_run_and_leaves_no_output(tmp_path: Path) -> None:
     rows = case_rows(300)
     rows[200]["travel.visa_type"] = "tourst"

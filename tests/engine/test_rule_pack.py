@@ -78,8 +78,9 @@ def test_every_rule_has_examples_both_ways(pack: RulePack) -> None:
         assert {example.fires for example in rule.examples} == {True, False}, rule.id
 
 
-def test_examples_also_hold_on_the_reference_backend(pack: RulePack) -> None:
-    assert [r.describe() for r in run_examples(pack, backend="reference") if not r.ok] == []
+@pytest.mark.parametrize("backend", ["reference", "columnar"])
+def test_examples_also_hold_on_the_other_backends(pack: RulePack, backend: str) -> None:
+    assert [r.describe() for r in run_examples(pack, backend=backend) if not r.ok] == []
 
 
 def test_a_pack_version_is_an_immutable_object(pack: RulePack) -> None:

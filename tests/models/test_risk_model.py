@@ -51,6 +51,16 @@ def test_explanations_are_exact_and_equal_to_shap(trained: TrainedModel, codes: 
     )
 
 
+@settings(max_examples=30, deadline=None)
+@given(codes_strategy)
+def test_logits_and_contributions_at_once_are_the_same_numbers(
+    trained: TrainedModel, codes: np.ndarray
+) -> None:
+    logits, contributions = trained.model.logits_and_contributions(codes)
+    assert np.array_equal(logits, trained.model.decision_function(codes))
+    assert np.array_equal(contributions, trained.model.explain(codes))
+
+
 def test_training_is_reproducible(trained: TrainedModel) -> None:
     rng = np.random.default_rng(0)
     codes = np.column_stack([rng.integers(0, len(f.categories), 4_000) for f in FEATURES])
