@@ -152,6 +152,17 @@ def rescore_chunk(
     return ChunkResult(table.num_rows, rescored.columns, cases.rejects, table_out)
 
 
+def _within(
+    escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]], first: int, count: int
+) -> dict[timedelta, tuple[np.ndarray, np.ndarray]]:
+    """The escort counts of one chunk's rows (a chunk is sent only its own)."""
+    found = {}
+    for window, (rows, counts) in escorts.items():
+        low, high = np.searchsorted(rows, [first, first + count])
+        found[window] = (rows[low:high], counts[low:high])
+    return found
+
+
 def _counts(
     rows: np.ndarray, escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]], rescorer: Rescorer
 ) -> np.ndarray:
@@ -296,8 +307,9 @@ def rescore_file(
     details = _DetailsWriter(files.details) if files.details else None
     done = 0
     try:
+        keep_details = details is not None
         calls = (
-            (rescore_chunk, table, first, escorts, details is not None)
+            (rescore_chunk, table, first, _within(escorts, first, table.num_rows), keep_details)
             for first, table in read_chunks(files.source, chunk_rows)
         )
         for result in in_order(engine, calls):
