@@ -38,7 +38,7 @@ from engine.errors import CaseError
 from engine.rescoring import Rescorer, count_escorts
 from engine.table_input import Reject, cases_from_table, check_columns
 
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 50_000  # rows a worker holds at once: peak memory, not speed, sets it
 GROUP_COLUMNS = {"channel": "channel", "province": "person.origin_province"}
 Progress = Callable[[str, int, int], None]  # stage, rows done, rows in all
 
@@ -360,11 +360,11 @@ def _escort_counts(
         done += links.count
         progress("linking escorts", done, total)
     rows = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, np.int64)
-    escorts = np.concatenate([p.escorts for p in parts]) if parts else np.zeros(0, object)
-    travellers = np.concatenate([p.travellers for p in parts]) if parts else np.zeros(0, object)
+    escorts = np.concatenate([p.escorts for p in parts]) if parts else np.zeros(0, "S16")
+    travellers = np.concatenate([p.travellers for p in parts]) if parts else np.zeros(0, "S16")
     times = np.concatenate([p.times for p in parts]) if parts else np.zeros(0, "datetime64[s]")
     return {
-        window: (rows, count_escorts(times, escorts.tolist(), travellers.tolist(), window))
+        window: (rows, count_escorts(times, escorts, travellers, window))
         for window in work.windows()
     }
 

@@ -45,6 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("rows", nargs="?", type=int, default=10_000_000)
     parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--chunk-rows", type=int)
     args = parser.parse_args()
     environment = dict(os.environ)
     if args.model_dir:
@@ -58,6 +59,8 @@ def main() -> int:
             f"{time.perf_counter() - started:.0f} s"
         )
         command = [LINDUNG, "rescore", str(source), "--out", str(out)]
+        if args.chunk_rows:
+            command += ["--chunk-rows", str(args.chunk_rows)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, env=environment, text=True)
         peak = 0
         while process.poll() is None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from engine.backends.columnar import ColumnarBackend
@@ -76,10 +75,11 @@ class Rescorer:
         self._factors = _FactorWords(Explainer(scorer, pack.labels, titles), scorer)
 
     def links(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Where cases have an escort, with the escort's and the traveller's pseudonyms."""
+        """Where cases have an escort, with the escort's and the traveller's pseudonyms as
+        16-byte digests (a million links fit in 32 MB, where their text took ten times more)."""
         travellers, escorts = self.enricher.links(frame)
         where = np.flatnonzero(known(escorts))
-        return where, escorts[where], travellers[where]
+        return where, _digests(escorts[where]), _digests(travellers[where])
 
     def rescore(self, frame: Frame, escort_travellers: np.ndarray) -> Rescored:
         facts = self.enricher.enrich_frame(frame, escort_travellers).facts
@@ -109,6 +109,11 @@ class Rescorer:
         return Rescored(columns, fired)
 
 
+def _digests(tokens: np.ndarray) -> np.ndarray:
+    """`kind:hex` pseudonyms as their 16 bytes (the kind is already inside the keyed hash)."""
+    return np.array([bytes.fromhex(t.rpartition(":")[2]) for t in tokens.tolist()], dtype="S16")
+
+
 def coded(words: Sequence[str], codes: np.ndarray) -> pa.DictionaryArray:
     """A text column kept as its distinct values and a code per case: reasons repeat, and a
     Parquet file stores them so without hashing each again."""
@@ -124,7 +129,10 @@ class _CountsGiven:
 
 
 def count_escorts(
-    times: np.ndarray, escorts: Sequence[str], travellers: Sequence[str], window: timedelta
+    times: np.ndarray,
+    escorts: np.ndarray | Sequence[str],
+    travellers: np.ndarray | Sequence[str],
+    window: timedelta,
 ) -> np.ndarray:
     """For each link (in input order), how many distinct travellers its escort had in the
     window up to it: what the online history (`InMemoryCaseHistory.link`) answers when the
@@ -137,8 +145,8 @@ def count_escorts(
     if not count:
         return counts
     seconds = np.asarray(times, dtype="datetime64[s]").astype(np.int64)
-    escort_codes, _ = pd.factorize(np.asarray(escorts, dtype=object))
-    traveller_codes, _ = pd.factorize(np.asarray(travellers, dtype=object))
+    escort_codes = np.unique(np.asarray(escorts), return_inverse=True)[1].reshape(-1)
+    traveller_codes = np.unique(np.asarray(travellers), return_inverse=True)[1].reshape(-1)
     order = np.lexsort((np.arange(count), seconds, escort_codes))  # by escort, time, input order
     span = int(window.total_seconds())
     sorted_escorts = escort_codes[order].tolist()

@@ -63,10 +63,7 @@ def rescore_records(rescorer: Rescorer, records: list[dict[str, Any]]) -> tuple[
     where, escorts, travellers = rescorer.links(checked.frame)
     counts = np.full(len(checked.rows), np.nan)
     counts[where] = count_escorts(
-        checked.frame["screened_at"][where],
-        escorts.tolist(),
-        travellers.tolist(),
-        rescorer.pack.escort_window,
+        checked.frame["screened_at"][where], escorts, travellers, rescorer.pack.escort_window
     )
     rescored: Rescored = rescorer.rescore(checked.frame, counts)
     return {name: column.to_pylist() for name, column in rescored.columns.items()}, checked.frame
