@@ -13,28 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from desk_cases import DESTINATIONS, EXITS, OCCUPATIONS, PURPOSES, VISAS  # the same mix
 
-DESTINATIONS = ["MY", "TW", "HK", "SG", "SA", "KH", "JP", "KR", "AE", "TH"]
-OCCUPATIONS = [
-    "domestic_worker",
-    "caregiver",
-    "plantation_worker",
-    "manufacturing",
-    "it_customer_service",
-    "construction",
-    "fishing_crew",
-    "hospitality",
-]
-PURPOSES = ["work", "tourism", "religious", "family_visit", "business"]
-VISAS = ["work", "tourist", "visa_on_arrival", "visa_free", "umrah"]
-EXITS = [
-    ("CGK", "airport", "air"),
-    ("SUB", "airport", "air"),
-    ("BTM", "ferry_terminal", "sea"),
-    ("NNX", "ferry_terminal", "sea"),
-    ("DUM", "ferry_terminal", "sea"),
-    ("JETTY", "unofficial", "sea"),
-]
 PROVINCES = ["NTB", "NTT", "Jawa Timur", "Jawa Barat", "Jawa Tengah", "Lampung"]
 START = np.datetime64("2026-01-01T00:00:00")
 
