@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import Engine
@@ -42,6 +43,15 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (OpenAPI at /docs), storing decisions in LINDUNG_DATABASE_URL."""
     import uvicorn
 
+    reserved = None
+    if workers > 1:  # each worker listens on a socket of its own (api/serving.py)
+        from api import serving
+
+        try:
+            reserved = serving.reserve(host, port)
+        except OSError as error:
+            raise click.ClickException(f"cannot serve on {host}:{port}: {error.strerror}") from None
+        port = reserved.getsockname()[1]
     settings = settings_from_env()
     engine = database.connect(settings.database_url)
     database.upgrade(engine)  # once, before the workers start
@@ -50,15 +60,12 @@ def serve(host: str, port: int, workers: int) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lindung-metrics-")
     click.echo(f"Lindung serving on http://{host}:{port} (API docs at /docs)", err=True)
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
-    )
+    options: dict[str, Any] = {"factory": True, "access_log": False, "log_level": "warning"}
+    if reserved is None:
+        uvicorn.run("api.app:app_from_env", host=host, port=port, **options)
+        return
+    config = uvicorn.Config("api.app:app_from_env", host=host, port=port, **options)
+    sys.exit(serving.serve_workers(config, workers, reserved))
 
 
 @click.group("keys")

@@ -17,8 +17,8 @@ fixed rate.
 wrk, the server and (on PostgreSQL) the database share this machine's cores; the CPU each took
 during the throughput run is printed, since wrk's share is not available to the service.
 With --profile DIR, py-spy (pip install py-spy into the venv) samples every worker during the
-throughput run and keeps the raw stacks in DIR: --profile-mode wall (default) prints the lines
-where request threads spend their time, waiting included; gil prints what takes Python's CPU.
+throughput run (--profile-run rate: the fixed-rate run) and keeps the raw stacks in DIR:
+--profile-mode wall (default) prints the lines where request threads spend their time, waiting included; gil prints what takes Python's CPU.
 
 Targets (the HTTP service issue): >= 500 screenings/s stored on a 2-core machine; p99 < 10 ms
 at 200 requests/s.
@@ -570,7 +570,7 @@ class Bench:
                 args.duration,
                 0,
                 "none",
-                profile=args.profile,
+                profile=args.profile if args.profile_run == "throughput" else None,
             )
             pause = mean_pause(args)
             fixed = self.wrk(
@@ -580,6 +580,7 @@ class Bench:
                 args.rate_duration,
                 pause,
                 args.pacing,
+                profile=args.profile if args.profile_run == "rate" else None,
             )
             runs += [throughput, fixed]
             total_stored = self.stored()
@@ -587,7 +588,8 @@ class Bench:
             self.stop_server()
             self.drop_database()
         if args.profile:
-            print_profile(args.profile, args.profile_mode, int(args.duration))
+            seconds = args.duration if args.profile_run == "throughput" else args.rate_duration
+            print_profile(args.profile, args.profile_mode, int(seconds))
         return summary(args, self.label, runs, total_stored, quiet)
 
 
@@ -773,7 +775,13 @@ def main() -> int:
         "whatever the latency, as independent desks), exponential (each connection pauses a "
         "random time after its answer: slow answers lower the rate) or fixed (equal pauses)",
     )
-    parser.add_argument("--profile", type=Path, help="py-spy the workers in the throughput run")
+    parser.add_argument("--profile", type=Path, help="py-spy the workers in one run")
+    parser.add_argument(
+        "--profile-run",
+        choices=["throughput", "rate"],
+        default="throughput",
+        help="the run --profile samples: the throughput run or the fixed-rate one",
+    )
     parser.add_argument(
         "--profile-mode",
         choices=sorted(PROFILE_MODES),

@@ -1,0 +1,156 @@
+"""`lindung serve --workers N`: a socket for each worker, a worker that dies replaced, all
+stopped together."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.servers import LINDUNG, Server, create_key, free_port, server_env
+from tests.factories import tourist
+
+
+@pytest.fixture
+def env(model_dir: Path, tmp_path: Path) -> dict[str, str]:
+    return server_env(f"sqlite:///{tmp_path / 'lindung.db'}", model_dir, tmp_path)
+
+
+@pytest.fixture
+def served(env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    server = Server(env, tmp_path / "server.log", "--workers", "2")
+    try:
+        server.wait_ready()  # the first worker is ready: wait for the second one too
+        wait_for(lambda: listening(server) == 2)
+        yield server
+    finally:
+        server.stop()
+
+
+def workers(pid: int) -> list[int]:
+    """The processes `pid` started that serve (not multiprocessing's helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+ESTABLISHED, LISTENING = "01", "0A"  # states in /proc/net/tcp
+
+
+def sockets_held(pid: int, port: int, state: str = ESTABLISHED) -> int:
+    """Sockets on local `port`, in `state`, that process `pid` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    held = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            held += fields[9] in inodes
+    return held
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s")
+        time.sleep(0.2)
+
+
+def desks_per_worker(server: Server, desks: int = 40) -> dict[int, int]:
+    """Connections held by each worker once `desks` desks have connected together and each
+    had an answer."""
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(desks)
+    ]
+    for connection in connections:
+        connection.connect()
+    try:
+        for connection in connections:
+            connection.request("GET", "/healthz")
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+        return {pid: sockets_held(pid, server.port) for pid in workers(server.process.pid)}
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def test_desks_connecting_together_are_spread_over_the_workers(served: Server) -> None:
+    # With one listening socket shared by the workers, 18 of 20 such desks went to one worker.
+    held = desks_per_worker(served)
+    assert len(held) == 2, held
+    assert sum(held.values()) == 40, held
+    assert max(held.values()) <= 30, f"one worker holds {max(held.values())} of the 40 desks"
+
+
+def test_a_worker_that_dies_is_replaced(served: Server, env: dict[str, str]) -> None:
+    first = workers(served.process.pid)
+    assert len(first) == 2
+    os.kill(first[0], signal.SIGKILL)
+    wait_for(lambda: len(set(workers(served.process.pid)) - set(first)) == 1)
+    [replacement] = set(workers(served.process.pid)) - set(first)
+    wait_for(lambda: listening(served) == 2)
+    held = desks_per_worker(served)
+    assert set(held) == {first[1], replacement}
+    assert held[replacement] > 0, held
+    status, decision = served.post("/v1/screenings", tourist(), create_key(env, "desk", "D1"))
+    assert status == 201
+    assert decision["tier"] in {"clear", "review", "high", "urgent"}
+
+
+def listening(server: Server) -> int:
+    return sum(sockets_held(pid, server.port, LISTENING) for pid in workers(server.process.pid))
+
+
+def test_stopping_the_service_stops_every_worker(served: Server) -> None:
+    started = workers(served.process.pid)
+    assert len(started) == 2
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=60) == 0
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists()]
+
+
+@pytest.mark.parametrize("holder", ["plain", "shared"])
+def test_a_port_in_use_is_refused_before_start_up(env: dict[str, str], holder: str) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        if holder == "shared":  # as another `lindung serve --workers` holds it
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        started = time.monotonic()
+        refused = subprocess.run(
+            [LINDUNG, "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert refused.returncode != 0
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in refused.stderr
+    assert time.monotonic() - started < 10  # before migrating and loading the model
