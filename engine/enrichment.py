@@ -17,6 +17,7 @@ import numpy as np
 
 from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS, Case
 from engine.frame import (
+    FEW_ROWS,
     SCREENED_ON,
     Frame,
     distinct_rows,
@@ -352,6 +353,12 @@ def _cached(where: np.ndarray, key: Any, value: Any, *, number: bool) -> np.ndar
     out = np.full(len(where), np.nan) if number else np.full(len(where), None, dtype=object)
     rows_in = np.flatnonzero(where)
     if not len(rows_in):
+        return out
+    if len(rows_in) <= FEW_ROWS:  # a desk's case or a small group: finding repeats costs more
+        for row in rows_in.tolist():
+            found = value(*(column[row] for column in key))
+            if found is not None:
+                out[row] = found
         return out
     keys = tuple(column[rows_in] for column in key)
     first, inverse = distinct_rows(keys)

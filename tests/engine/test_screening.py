@@ -14,7 +14,7 @@ from engine.backends.columnar import ColumnarBackend
 from engine.backends.reference import ReferenceBackend
 from engine.case_input import parse_case
 from engine.decision import Decision
-from engine.frame import frame_from_cases
+from engine.frame import FEW_ROWS, frame_from_cases, row_values
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack
@@ -312,6 +312,21 @@ def test_columns_fire_what_each_case_fires_alone(
     for row, case in enumerate(batch):
         alone = reference.fired(screener.enricher.enrich(case).facts)
         assert {rule for rule, mask in fired.items() if mask[row]} == alone
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(cases(), min_size=1, max_size=12))
+def test_a_large_frame_enriches_each_case_as_it_would_alone(
+    pack: RulePack, registry: AgencyRegistry, records: list[dict[str, Any]]
+) -> None:
+    # Frames of more than FEW_ROWS rows take the vectorised paths (repeats found once); a case
+    # alone takes the loops for a desk's case.
+    screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry)
+    batch = [parse_case({**r, "links.escort_ref": None}) for r in records]
+    batch = batch * (FEW_ROWS // len(batch) + 1)
+    facts = screener.enricher.enrich_frame(frame_from_cases(batch)).facts
+    for row, case in enumerate(batch):
+        assert row_values(facts, row) == screener.enricher.enrich(case).facts
 
 
 def test_unknown_backend_is_refused(pack: RulePack) -> None:
