@@ -18,7 +18,8 @@ wrk, the server and (on PostgreSQL) the database share this machine's cores; the
 during the throughput run is printed, since wrk's share is not available to the service.
 With --profile DIR, py-spy (pip install py-spy into the venv) samples every worker during the
 throughput run (--profile-run rate: the fixed-rate run) and keeps the raw stacks in DIR:
---profile-mode wall (default) prints the lines where request threads spend their time, waiting included; gil prints what takes Python's CPU.
+--profile-mode wall (default) prints the lines where request threads spend their time, waiting
+included; gil prints what takes Python's CPU.
 
 Targets (the HTTP service issue): >= 500 screenings/s stored on a 2-core machine; p99 < 10 ms
 at 200 requests/s.
