@@ -81,13 +81,22 @@ def wait_for(check: Callable[[], bool], seconds: float = 60) -> None:
 
 
 def desks_per_worker(server: Server, desks: int = 40) -> dict[int, int]:
-    """Connections held by each worker once `desks` desks have connected together and each
-    had an answer."""
+    """Connections held by each worker once `desks` desks have connected while the workers
+    were busy (stopped: the kernel queues the connections), the first worker had a moment to
+    itself and each desk had an answer."""
     connections = [
         http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(desks)
     ]
-    for connection in connections:
-        connection.connect()
+    busy = workers(server.process.pid)
+    for pid in busy:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for connection in connections:
+            connection.connect()
+    finally:
+        for pid in busy:
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.5)
     try:
         for connection in connections:
             connection.request("GET", "/healthz")
@@ -101,11 +110,15 @@ def desks_per_worker(server: Server, desks: int = 40) -> dict[int, int]:
 
 
 def test_desks_connecting_together_are_spread_over_the_workers(served: Server) -> None:
-    # With one listening socket shared by the workers, 18 of 20 such desks went to one worker.
-    held = desks_per_worker(served)
-    assert len(held) == 2, held
-    assert sum(held.values()) == 40, held
-    assert max(held.values()) <= 30, f"one worker holds {max(held.values())} of the 40 desks"
+    # With one listening socket shared by the workers, the first worker to wake took every
+    # desk waiting (40 of 40) and kept them, the other idling. A fair spread puts more than 30
+    # of 40 on one worker once in 450 rounds: two rounds of three, once in 70,000.
+    rounds = [desks_per_worker(served) for _ in range(3)]
+    for held in rounds:
+        assert len(held) == 2, held
+        assert sum(held.values()) == 40, held
+    lopsided = [held for held in rounds if max(held.values()) > 30]
+    assert len(lopsided) <= 1, f"desks per worker in three rounds: {rounds}"
 
 
 def test_a_worker_that_dies_is_replaced(served: Server, env: dict[str, str]) -> None:
