@@ -54,6 +54,7 @@ _HEAD = (
     .where(tables.audit_head.c.id == 1)
     .with_for_update()
 )
+_INSERT_ENTRIES = tables.audit_log.insert()
 _MOVE_HEAD = (
     update(tables.audit_head)
     .where(tables.audit_head.c.id == 1)
@@ -111,7 +112,7 @@ def write(connection: Connection, chained: Chained) -> None:
     """Write chained entries and move the head (statements whose answers nobody reads, so
     that on PostgreSQL they can share one round trip in `pipelined`)."""
     if chained.rows:
-        connection.execute(tables.audit_log.insert(), chained.rows)
+        connection.execute(_INSERT_ENTRIES, chained.rows)
         connection.execute(_MOVE_HEAD, chained.head)
 
 
