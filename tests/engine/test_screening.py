@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from engine.backends.columnar import ColumnarBackend
 from engine.backends.reference import ReferenceBackend
+from engine.case import Case
 from engine.case_input import parse_case
 from engine.decision import Decision
-from engine.frame import FEW_ROWS, frame_from_cases, row_values
+from engine.frame import FEW_ROWS, Frame, frame_from_cases, row_values
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack
@@ -304,10 +305,8 @@ def test_columns_fire_what_each_case_fires_alone(
     pack: RulePack, registry: AgencyRegistry, records: list[dict[str, Any]]
 ) -> None:
     screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry)
-    batch = [parse_case({**r, "links.escort_ref": None}) for r in records]
-    fired = ColumnarBackend(pack).fired_frame(
-        screener.enricher.enrich_frame(frame_from_cases(batch)).facts
-    )
+    batch = without_escorts(records)
+    fired = ColumnarBackend(pack).fired_frame(facts_together(screener, batch))
     reference = ReferenceBackend(pack)
     for row, case in enumerate(batch):
         alone = reference.fired(screener.enricher.enrich(case).facts)
@@ -322,11 +321,20 @@ def test_a_large_frame_enriches_each_case_as_it_would_alone(
     # Frames of more than FEW_ROWS rows take the vectorised paths (repeats found once); a case
     # alone takes the loops for a desk's case.
     screener = Screener(pack, pseudonymiser=Pseudonymiser("k"), registry=registry)
-    batch = [parse_case({**r, "links.escort_ref": None}) for r in records]
+    batch = without_escorts(records)
     batch = batch * (FEW_ROWS // len(batch) + 1)
-    facts = screener.enricher.enrich_frame(frame_from_cases(batch)).facts
+    facts = facts_together(screener, batch)
     for row, case in enumerate(batch):
         assert row_values(facts, row) == screener.enricher.enrich(case).facts
+
+
+def without_escorts(records: list[dict[str, Any]]) -> list[Case]:
+    """The cases, none linked to an escort (enrichment then reads no history)."""
+    return [parse_case({**r, "links.escort_ref": None}) for r in records]
+
+
+def facts_together(screener: Screener, batch: list[Case]) -> Frame:
+    return screener.enricher.enrich_frame(frame_from_cases(batch)).facts
 
 
 def test_unknown_backend_is_refused(pack: RulePack) -> None:
