@@ -20,7 +20,9 @@ from engine.frame import (
     FEW_ROWS,
     SCREENED_ON,
     Frame,
+    column_from_codes,
     distinct_rows,
+    equals,
     frame_from_cases,
     known,
     member,
@@ -230,8 +232,8 @@ class Enricher:
             "agency_involved": _object(
                 known(frame["placement.agency_name"])
                 | known(licence)
-                | (frame["placement.scheme"] == "p3mi")
-                | (frame["recruitment.channel"] == "licensed_agency")
+                | equals(frame["placement.scheme"], "p3mi")
+                | equals(frame["recruitment.channel"], "licensed_agency")
             ),
             "agency_licence_status": _cached(
                 known(licence),
@@ -256,7 +258,7 @@ class Enricher:
         exit_point, mode, kind = travel["exit_point"], travel["mode"], travel["exit_point_type"]
         destination = travel["destination_country"]
         by_sea = (
-            (mode == "sea")
+            equals(mode, "sea")
             | member(kind, ["ferry_terminal", "unofficial"])
             | member(exit_point, list(routes))
         )
@@ -291,14 +293,14 @@ def work_intent(frame: Mapping[str, np.ndarray]) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         fee = (frame["recruitment.fee_demanded_idr"] > 0) | (frame["recruitment.fee_paid_idr"] > 0)
     signs = (
-        (purpose == "work")
-        | (known(scheme) & (scheme != "none"))
+        equals(purpose, "work")
+        | (known(scheme) & ~equals(scheme, "none"))
         | known(frame["placement.agency_name"])
         | known(frame["placement.agency_license_no"])
         | known(frame["placement.job_order_no"])
         | known(frame["placement.occupation"])
         | fee
-        | (known(channel) & (channel != "family_friend"))
+        | (known(channel) & ~equals(channel, "family_friend"))
     )
     return _three_valued(signs, signs | known(purpose))
 
@@ -336,13 +338,15 @@ def _day_of_year_key(days: np.ndarray) -> np.ndarray:
 
 def _three_valued(value: np.ndarray, decided: np.ndarray) -> np.ndarray:
     """An object column: True/False where decided, None where not."""
-    out = np.full(len(value), None, dtype=object)
-    out[decided] = np.asarray(value, dtype=bool)[decided]
-    return out
+    codes = np.where(decided, np.asarray(value, dtype=np.int64), -1)
+    return column_from_codes(codes, _TRUTHS)
 
 
 def _object(value: np.ndarray) -> np.ndarray:
-    return np.asarray(value, dtype=bool).astype(object)
+    return column_from_codes(np.asarray(value, dtype=np.int64), _TRUTHS)
+
+
+_TRUTHS = (False, True)  # a yes/no column's values, in the order of their codes
 
 
 def _cached(where: np.ndarray, key: Any, value: Any, *, number: bool) -> np.ndarray:

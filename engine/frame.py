@@ -11,7 +11,9 @@ Online screening builds a one-row frame, so a single case and a million cases ta
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any
@@ -82,7 +84,79 @@ def member(column: np.ndarray, values: Collection[Any]) -> np.ndarray:
         return np.fromiter((value in chosen for value in column), bool, len(column))
     allowed = np.empty(len(values), dtype=object)
     allowed[:] = list(values)
-    return np.asarray(isin(column, allowed), dtype=bool)  # a hash table, not a loop in Python
+    return per_value(column, lambda distinct: np.asarray(isin(distinct, allowed), dtype=bool))
+
+
+def equals(column: np.ndarray, value: Any) -> np.ndarray:
+    """Where a column holds `value` (unknown never does)."""
+    if column.dtype != object or len(column) <= FEW_ROWS:
+        return np.asarray(column == value, dtype=bool)
+    return per_value(column, lambda distinct: np.array([v == value for v in distinct], bool))
+
+
+def per_value(column: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`test` over the distinct known values of an object column, spread to its rows (False
+    where unknown): a column of a million rows holds a few dozen values."""
+    codes, distinct = value_codes(column)
+    spread: np.ndarray = np.append(test(distinct), False)[codes]
+    return spread
+
+
+@dataclass
+class _Memo:
+    """What is known of one large object column, found once: rules, features and reasons all
+    ask the same columns the same questions."""
+
+    known: np.ndarray | None = None
+    codes: tuple[np.ndarray, np.ndarray] | None = None
+
+
+_MEMOS: dict[int, _Memo] = {}
+
+
+def _memo(column: np.ndarray) -> _Memo | None:
+    """The memo of a column, begun on first use; None for a small column or a view.
+
+    A column with a memo is made read-only, so that nothing can change it under its memo; the
+    memo is forgotten with the column."""
+    key = id(column)
+    memo = _MEMOS.get(key)
+    if memo is None and len(column) > FEW_ROWS and column.flags.owndata:
+        column.flags.writeable = False
+        memo = _MEMOS[key] = _Memo()
+        weakref.finalize(column, _MEMOS.pop, key, None)
+    return memo
+
+
+def value_codes(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct known values of an object column and the index of each row's (-1 where
+    unknown)."""
+    memo = _memo(column)
+    if memo is not None and memo.codes is not None:
+        return memo.codes
+    codes, distinct = pd.factorize(column, use_na_sentinel=True)
+    found = (_read_only(np.asarray(codes)), _read_only(np.asarray(distinct, dtype=object)))
+    if memo is not None:
+        memo.codes = found
+    return found
+
+
+def column_from_codes(codes: np.ndarray, distinct: Sequence[Any]) -> np.ndarray:
+    """The object column whose rows hold `distinct[code]` (None where the code is -1), with its
+    codes remembered as `value_codes` would find them."""
+    values = np.empty(len(distinct) + 1, dtype=object)
+    values[:-1] = list(distinct)
+    column: np.ndarray = values[codes]
+    memo = _memo(column)
+    if memo is not None:
+        memo.codes = (_read_only(np.array(codes, dtype=np.int64)), _read_only(values[:-1]))
+    return column
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """An array that a memo hands out: whoever holds it cannot change it for the others."""
+    array.flags.writeable = False
+    return array
 
 
 def distinct_rows(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +165,14 @@ def distinct_rows(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
     count = len(columns[0]) if len(columns) else 0
     codes = np.zeros(count, dtype=np.int64)
     for column in columns:
-        column_codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        codes, _ = pd.factorize(codes * len(uniques) + column_codes)  # dense again: no overflow
+        if column.dtype == object:
+            column_codes, uniques = value_codes(column)
+            column_codes = np.where(column_codes < 0, len(uniques), column_codes)
+            size = len(uniques) + 1
+        else:
+            column_codes, uniques = pd.factorize(column, use_na_sentinel=False)
+            size = len(uniques)
+        codes, _ = pd.factorize(codes * size + column_codes)  # dense again: no overflow
     _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
     return first, inverse.reshape(-1)
 
@@ -104,7 +184,16 @@ def rows(frame: Mapping[str, np.ndarray]) -> int:
 def known(column: np.ndarray) -> np.ndarray:
     """Where a column holds a value (not None, NaN or NaT)."""
     if column.dtype == object:
-        return np.asarray(np.not_equal(column, _NONE), dtype=bool)
+        memo = _memo(column)
+        if memo is None:
+            return np.asarray(np.not_equal(column, _NONE), dtype=bool)
+        if memo.known is None:
+            memo.known = _read_only(
+                memo.codes[0] >= 0
+                if memo.codes is not None
+                else np.asarray(np.not_equal(column, _NONE), dtype=bool)
+            )
+        return memo.known
     if column.dtype.kind in "mM":
         return np.asarray(~np.isnat(column), dtype=bool)
     return np.asarray(~np.isnan(column), dtype=bool)

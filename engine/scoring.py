@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.decision import Thresholds
+from engine.frame import column_from_codes
 from engine.wording import Labels, Text
 
 TOP_FACTORS = 3
@@ -48,9 +49,8 @@ def with_rule_columns(
     (so a rule's outcome reads like any fact that is known or not)."""
     columns = dict(facts)
     for rule_id, mask in fired.items():
-        column = np.full(len(mask), None, dtype=object)
-        column[mask] = True
-        columns[f"{RULE_PREFIX}{rule_id}"] = column
+        codes = np.where(mask, 0, -1)
+        columns[f"{RULE_PREFIX}{rule_id}"] = column_from_codes(codes, (True,))
     return columns
 
 

@@ -164,8 +164,11 @@ def _checked_one_by_one(
 def _row_ids(ids: np.ndarray, numbers: np.ndarray) -> np.ndarray:
     """A case without an id is named by its row, so that every run names it the same."""
     missing = np.flatnonzero(~known(ids))
-    ids[missing] = [f"row-{number}" for number in numbers[missing].tolist()]
-    return ids
+    if not len(missing):
+        return ids
+    named = ids.copy()  # a column `known` has read is read-only
+    named[missing] = [f"row-{number}" for number in numbers[missing].tolist()]
+    return named
 
 
 def _plain_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS
-from engine.frame import known
+from engine.frame import known, value_codes
 from engine.rule_pack import RulePack
 from engine.scoring import RULE_PREFIX
 
@@ -47,7 +47,10 @@ class Feature:
             codes = np.digitize(np.nan_to_num(column, nan=-np.inf), self.edges)
             return np.where(known(column), codes, unknown).astype(np.int16)
         # hash each value once (None -> -1), then look up only the distinct values
-        codes, distinct = pd.factorize(column, use_na_sentinel=True)
+        if column.dtype == object:
+            codes, distinct = value_codes(column)
+        else:
+            codes, distinct = pd.factorize(column, use_na_sentinel=True)
         lookup = self._lookup
         table = np.array(
             [*(lookup.get(value, self._other) for value in distinct), unknown], np.int16
