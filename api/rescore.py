@@ -9,6 +9,7 @@ same whichever engine ran them and however many workers it had.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -28,10 +29,11 @@ import pyarrow.parquet as pq
 from api.batch_files import (
     BatchFileError,
     DecisionWriter,
+    Part,
     RejectWriter,
     column_names,
     count_rows,
-    read_chunks,
+    read_parts,
 )
 from engine.decision import TIERS
 from engine.errors import CaseError
@@ -113,6 +115,9 @@ _WORK: Rescorers | None = None  # a local worker's rescorers, set once when it s
 def _install(work: Rescorers) -> None:
     global _WORK
     _WORK = work
+    # what a worker keeps for the whole run (rule engine, model, pack) is never garbage: left
+    # out of collections, which a chunk's many small objects otherwise set off over and over
+    gc.freeze()
 
 
 def _work(given: Rescorers | None) -> Rescorers:
@@ -121,9 +126,12 @@ def _work(given: Rescorers | None) -> Rescorers:
     return work
 
 
-def chunk_links(given: Rescorers | None, table: pa.Table, first: int) -> ChunkLinks:
-    """Pass one: validate a chunk and keep the escort links of its valid cases."""
-    work = _work(given)
+def chunk_links(given: Rescorers | None, part: Part, chunk_rows: int) -> list[ChunkLinks]:
+    """Pass one: validate a part's chunks and keep the escort links of their valid cases."""
+    return [_chunk_links(_work(given), table, first) for first, table in part.chunks(chunk_rows)]
+
+
+def _chunk_links(work: Rescorers, table: pa.Table, first: int) -> ChunkLinks:
     with_escort = np.flatnonzero(np.asarray(table["links.escort_ref"].is_valid()))
     # only cases with an escort link up: validate only them
     cases = cases_from_table(table.take(pa.array(with_escort)), first, with_escort + first)
@@ -134,13 +142,27 @@ def chunk_links(given: Rescorers | None, table: pa.Table, first: int) -> ChunkLi
 
 def rescore_chunk(
     given: Rescorers | None,
+    part: Part,
+    chunk_rows: int,
+    escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]],
+    details: bool,
+) -> list[ChunkResult]:
+    """Pass two: the decisions of a part's valid cases, chunk by chunk, given their escorts'
+    counts."""
+    work = _work(given)
+    return [
+        _rescore_chunk(work, table, first, escorts, details)
+        for first, table in part.chunks(chunk_rows)
+    ]
+
+
+def _rescore_chunk(
+    work: Rescorers,
     table: pa.Table,
     first: int,
     escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]],
     details: bool,
 ) -> ChunkResult:
-    """Pass two: the decisions of a chunk's valid cases, given their escorts' counts."""
-    work = _work(given)
     cases = cases_from_table(table, first)
     rescored = work.current.rescore(cases.frame, _counts(cases.rows, escorts, work.current))
     table_out = None
@@ -206,6 +228,7 @@ class LocalEngine:
     """Chunks on this machine's cores, one worker process per core."""
 
     name = "local"
+    reads_files = True  # its workers see this machine's files
 
     def __init__(self, work: Rescorers, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
@@ -223,6 +246,7 @@ class InlineEngine:
 
     name = "local"
     workers = 1
+    reads_files = True
 
     def __init__(self, work: Rescorers) -> None:
         self._work = work
@@ -243,6 +267,7 @@ class DaskEngine:
     """Chunks on a Dask cluster: the rescorers are sent to every worker once."""
 
     name = "dask"
+    reads_files = False  # a cluster's workers may be on other machines: parts are sent to them
 
     def __init__(self, work: Rescorers, scheduler: str) -> None:
         import distributed
@@ -307,23 +332,24 @@ def rescore_file(
     details = _DetailsWriter(files.details) if files.details else None
     done = 0
     try:
-        keep_details = details is not None
+        keep = details is not None
         calls = (
-            (rescore_chunk, table, first, _within(escorts, first, table.num_rows), keep_details)
-            for first, table in read_chunks(files.source, chunk_rows)
+            (rescore_chunk, part, chunk_rows, _within(escorts, part.first, part.rows), keep)
+            for part in _parts(files, engine, chunk_rows)
         )
-        for result in in_order(engine, calls):
-            if result.rejects and rejects is None:
-                raise RowRejected(result.rejects[0])
-            writer.write(result.columns)
-            if rejects is not None:
-                rejects.write(result.rejects)
-            if details is not None and result.details is not None:
-                details.write(result.details)
-            done += result.rows
-            summary.rescored += len(result.columns["case_id"])
-            counted = pc.value_counts(result.columns["tier"]).to_pylist()
-            summary.tiers.update({item["values"]: item["counts"] for item in counted})
+        for results in in_order(engine, calls):
+            for result in results:
+                if result.rejects and rejects is None:
+                    raise RowRejected(result.rejects[0])
+                writer.write(result.columns)
+                if rejects is not None:
+                    rejects.write(result.rejects)
+                if details is not None and result.details is not None:
+                    details.write(result.details)
+                done += result.rows
+                summary.rescored += len(result.columns["case_id"])
+                counted = pc.value_counts(result.columns["tier"]).to_pylist()
+                summary.tiers.update({item["values"]: item["counts"] for item in counted})
             progress("rescoring", done, total)
     except BaseException:
         writer.abandon()
@@ -342,6 +368,10 @@ def rescore_file(
     return summary
 
 
+def _parts(files: RunFiles, engine: Engine, chunk_rows: int) -> Iterator[Part]:
+    return read_parts(files.source, chunk_rows, engine.workers, local=engine.reads_files)
+
+
 def _escort_counts(
     files: RunFiles,
     engine: Engine,
@@ -352,12 +382,13 @@ def _escort_counts(
 ) -> dict[timedelta, tuple[np.ndarray, np.ndarray]]:
     parts: list[ChunkLinks] = []
     done = 0
-    calls = ((chunk_links, table, first) for first, table in read_chunks(files.source, chunk_rows))
-    for links in in_order(engine, calls):
-        if links.rejects and files.rejects is None:
-            raise RowRejected(links.rejects[0])
-        parts.append(links)
-        done += links.count
+    calls = ((chunk_links, part, chunk_rows) for part in _parts(files, engine, chunk_rows))
+    for found in in_order(engine, calls):
+        for links in found:
+            if links.rejects and files.rejects is None:
+                raise RowRejected(links.rejects[0])
+            parts.append(links)
+            done += links.count
         progress("linking escorts", done, total)
     rows = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, np.int64)
     escorts = np.concatenate([p.escorts for p in parts]) if parts else np.zeros(0, "S16")

@@ -264,10 +264,13 @@ class Enricher:
         )
         not_by_sea = member(mode, ["air", "land"]) | member(kind, ["airport", "land_border"])
         has_destination = known(destination)
-        served = np.array(
-            [d in routes.get(e, neighbours) for d, e in zip(destination, exit_point, strict=True)],
-            dtype=bool,
-        )
+        pairs = (destination, exit_point)
+        if len(destination) <= FEW_ROWS:
+            first, inverse = np.arange(len(destination)), np.arange(len(destination))
+        else:  # a million rows hold a few hundred routes: each is looked up once
+            first, inverse = distinct_rows(pairs)
+        found = zip(destination[first], exit_point[first], strict=True)
+        served = np.array([d in routes.get(e, neighbours) for d, e in found], dtype=bool)[inverse]
         # a destination the route does not serve decides it; otherwise going by sea does
         value = np.where(has_destination & ~served, False, by_sea)
         decided = (has_destination & ~served) | (by_sea & has_destination) | (~by_sea & not_by_sea)

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import hmac
+import pickle
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.pseudonym import Pseudonymiser
 
@@ -18,3 +23,16 @@ def test_tokens_are_stable_keyed_and_hide_the_identifier() -> None:
 def test_a_key_is_required() -> None:
     with pytest.raises(ValueError, match="key is required"):
         Pseudonymiser("")
+
+
+@given(key=st.text(min_size=1, max_size=100), identifier=st.text(max_size=40))
+def test_a_token_is_hmac_sha256_of_the_kind_and_the_normalised_identifier(
+    key: str, identifier: str
+) -> None:
+    pseudonymiser = Pseudonymiser(key)
+    normal = " ".join(identifier.casefold().split()) if identifier.isascii() else None
+    token = pseudonymiser.token("nik", identifier)
+    if normal is not None:  # keys longer than SHA-256's block are hashed first, as HMAC's are
+        expected = hmac.digest(key.encode(), f"nik\x1f{normal}".encode(), "sha256")
+        assert token == f"nik:{expected[:16].hex()}"
+    assert pickle.loads(pickle.dumps(pseudonymiser)).token("nik", identifier) == token
