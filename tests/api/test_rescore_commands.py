@@ -137,6 +137,40 @@ def test_csv_and_parquet_in_and_out_give_the_same_decisions(tmp_path: Path) -> N
     assert first.column("reasons_id")[urgent].as_py() != first.column("reasons_en")[urgent].as_py()
 
 
+def test_workers_reading_parquet_row_groups_themselves_give_what_one_process_gives(
+    tmp_path: Path,
+) -> None:
+    """Workers read a Parquet file's row groups themselves, in chunks within each group: the
+    decisions, escort links and rejected rows are those of the same rows read as CSV."""
+    rows = case_rows(600)
+    rows[75]["person.age"] = "-4"  # in the second row group
+    rows[430]["travel.destination_country"] = "Malaysia"
+    names = list(rows[0])
+    table = pa.table({n: pa.array([r[n] for r in rows], pa.string()) for n in names})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=70)
+    assert pq.ParquetFile(tmp_path / "in.parquet").metadata.num_row_groups == 9
+    source_csv = write_csv(tmp_path / "in.csv", rows)
+    by_groups = rescore(
+        str(tmp_path / "in.parquet"),
+        *("--out", str(tmp_path / "groups.parquet"), "--workers", "2", "--chunk-rows", "50"),
+        *("--on-error", "skip", "--rejects", str(tmp_path / "groups-rejects.csv")),
+    )
+    one = rescore(
+        str(source_csv),
+        *("--out", str(tmp_path / "one.parquet"), "--workers", "1", "--on-error", "skip"),
+        *("--rejects", str(tmp_path / "one-rejects.csv")),
+    )
+    assert by_groups["workers"] == 2 and one["workers"] == 1
+    assert by_groups["rescored"] == one["rescored"] == 598
+    first, second = read_output(tmp_path / "groups.parquet"), read_output(tmp_path / "one.parquet")
+    assert first.to_pylist() == second.to_pylist()
+    assert "C-0075" not in first.column("case_id").to_pylist()
+    assert any("escort_network" in flags for flags in first.column("flags").to_pylist())
+    rejects = [(tmp_path / f"{name}-rejects.csv").read_text() for name in ("groups", "one")]
+    assert rejects[0] == rejects[1]
+    assert "76,person.age" in rejects[0] and "431,travel.destination_country" in rejects[0]
+
+
 def test_every_case_gets_the_decision_lindung_screen_gives_it(tmp_path: Path) -> None:
     """The same cases one by one through the online engine (durable-rules), in order of
     screening time as desks would have seen them, and in batch: the same tier, flags, score."""
