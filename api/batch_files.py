@@ -125,10 +125,16 @@ class RowGroupPart:
 Part = TablePart | RowGroupPart
 
 
+# A worker holds the decisions of a whole part until it is done: parts of row groups up to
+# pyarrow's default size (2**20 rows, some 40 MB of decisions) keep memory bounded
+MAX_GROUP_ROWS = 1 << 20
+
+
 def read_parts(path: Path, rows: int, workers: int, *, local: bool) -> Iterator[Part]:
     """The input in parts, in order. Workers on this machine (`local`) read a Parquet file's
     row groups themselves, gathered into parts of at least `rows` rows, when the file has a
-    part for each of them; otherwise the parts are chunks of about `rows` rows read here."""
+    part for each of them and no row group over MAX_GROUP_ROWS; otherwise the parts are chunks
+    of about `rows` rows read here."""
     if local and file_format(path) == "parquet":
         parts = _row_group_parts(path, rows)
         if len(parts) >= workers:
@@ -144,6 +150,8 @@ def _row_group_parts(path: Path, rows: int) -> list[RowGroupPart]:
     groups: list[int] = []
     first, held = 1, 0
     for group in range(metadata.num_row_groups):
+        if metadata.row_group(group).num_rows > MAX_GROUP_ROWS:
+            return []
         groups.append(group)
         held += metadata.row_group(group).num_rows
         if held >= rows or group == metadata.num_row_groups - 1:

@@ -160,7 +160,8 @@ def test_workers_reading_parquet_row_groups_themselves_give_what_one_process_giv
         *("--out", str(tmp_path / "one.parquet"), "--workers", "1", "--on-error", "skip"),
         *("--rejects", str(tmp_path / "one-rejects.csv")),
     )
-    assert by_groups["workers"] == 2 and one["workers"] == 1
+    assert by_groups["workers"] == 2
+    assert one["workers"] == 1
     assert by_groups["rescored"] == one["rescored"] == 598
     first, second = read_output(tmp_path / "groups.parquet"), read_output(tmp_path / "one.parquet")
     assert first.to_pylist() == second.to_pylist()
@@ -168,7 +169,8 @@ def test_workers_reading_parquet_row_groups_themselves_give_what_one_process_giv
     assert any("escort_network" in flags for flags in first.column("flags").to_pylist())
     rejects = [(tmp_path / f"{name}-rejects.csv").read_text() for name in ("groups", "one")]
     assert rejects[0] == rejects[1]
-    assert "76,person.age" in rejects[0] and "431,travel.destination_country" in rejects[0]
+    assert "76,person.age" in rejects[0]
+    assert "431,travel.destination_country" in rejects[0]
 
 
 def test_every_case_gets_the_decision_lindung_screen_gives_it(tmp_path: Path) -> None:
