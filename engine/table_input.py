@@ -30,6 +30,7 @@ from engine.errors import CaseError, FieldProblem
 from engine.frame import (
     SCREENED_ON,
     Frame,
+    column_from_codes,
     column_of,
     frame_from_cases,
     known,
@@ -51,6 +52,7 @@ _DAYS = {
     "date": (date(1900, 1, 1), date(2100, 1, 1)),
     "datetime": (date(2000, 1, 1), date(2100, 1, 1)),
 }
+_CODED_KINDS = {"enum", "bool", "country"}  # every value of these is validated once per distinct
 _FREE_TEXT = {
     "case_id",
     "person.full_name",
@@ -108,13 +110,16 @@ def cases_from_table(
     present = set(table.schema.names)
     check_columns(present)
     columns: Frame = {}
+    coded: dict[str, _Codes] = {}  # enumerations: each row's value as a code, as validated
     doubtful = np.zeros(count, dtype=bool)
     for path, spec in CASE_FIELDS.items():
         if path not in present:
             columns[path] = unknown_column(count, spec.kind)
             continue
-        values, bad, local_days = _column(path, _plain_array(table.column(path)))
+        values, bad, local_days, value_codes = _column(path, _plain_array(table.column(path)))
         columns[path] = values
+        if value_codes is not None:
+            coded[path] = value_codes
         doubtful |= bad
         if path == "screened_at":
             columns[SCREENED_ON] = local_days
@@ -124,11 +129,15 @@ def cases_from_table(
     doubtful |= np.isnat(columns["screened_at"]) | ~known(columns["channel"])
     with np.errstate(invalid="ignore"):
         doubtful |= columns["person.birth_date"] > columns[SCREENED_ON]
-    return _checked_one_by_one(table, columns, doubtful, numbers)
+    return _checked_one_by_one(table, columns, coded, doubtful, numbers)
 
 
 def _checked_one_by_one(
-    table: pa.Table | pa.RecordBatch, columns: Frame, doubtful: np.ndarray, numbers: np.ndarray
+    table: pa.Table | pa.RecordBatch,
+    columns: Frame,
+    coded: dict[str, _Codes],
+    doubtful: np.ndarray,
+    numbers: np.ndarray,
 ) -> TableCases:
     rejects: list[Reject] = []
     keep = ~doubtful
@@ -156,9 +165,51 @@ def _checked_one_by_one(
     if parsed:
         one_by_one = frame_from_cases(parsed)
         for name, column in columns.items():
-            column[parsed_at] = one_by_one[name]
-    frame = {name: column[keep] for name, column in columns.items()}
+            if name in coded:
+                coded[name].take(parsed_at, one_by_one[name])
+                columns[name] = coded[name].column()
+            else:
+                columns[name] = column = column.copy()  # a column read so far is read-only
+                column[parsed_at] = one_by_one[name]
+    if keep.all():  # the usual chunk: every column as it is, with what is known of it
+        return TableCases(columns, numbers, rejects)
+    frame = {
+        name: coded[name].column(keep) if name in coded else column[keep]
+        for name, column in columns.items()
+    }
     return TableCases(frame, numbers[keep], rejects)
+
+
+class _Codes:
+    """An enumeration column as a code per row (-1: unknown) into its distinct values, as
+    validation found them: rules and features then ask about a few values, not every row."""
+
+    def __init__(self, count: int) -> None:
+        self.codes = np.full(count, -1, dtype=np.int64)
+        self.values: list[Any] = []
+        self._index: dict[Any, int] = {}
+
+    def set_distinct(self, at: np.ndarray, codes: np.ndarray, results: list[Any]) -> None:
+        """The rows `at`, whose values are `results[codes]`."""
+        canonical = np.array([self._code(value) for value in results], dtype=np.int64)
+        self.codes[at] = canonical[codes]
+
+    def take(self, rows: list[int], values: np.ndarray) -> None:
+        """Rows parsed one by one, with their values."""
+        self.codes[rows] = [self._code(value) for value in values.tolist()]
+
+    def column(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The column of values (of the chosen rows), its codes known to the frame."""
+        return column_from_codes(self.codes if rows is None else self.codes[rows], self.values)
+
+    def _code(self, value: Any) -> int:
+        if value is None:
+            return -1
+        code = self._index.get(value)
+        if code is None:
+            code = self._index[value] = len(self.values)
+            self.values.append(value)
+        return code
 
 
 def _row_ids(ids: np.ndarray, numbers: np.ndarray) -> np.ndarray:
@@ -178,9 +229,9 @@ def _plain_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return array
 
 
-def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The column in the frame's conventions, where a value did not validate, and (for the
-    screening time) the local date at the desk."""
+def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Codes | None]:
+    """The column in the frame's conventions, where a value did not validate, (for the
+    screening time) the local date at the desk, and (for enumerations) its codes."""
     kind = CASE_FIELDS[path].kind
     count = len(array)
     pending = np.asarray(array.is_valid(), dtype=bool)
@@ -198,6 +249,7 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     elif path in _FREE_TEXT and pa.types.is_string(array.type):
         _plain_texts(path, array, values, pending)
     bad = np.zeros(count, dtype=bool)
+    coded = _Codes(count) if kind in _CODED_KINDS else None
     if pending.any():
         at = np.flatnonzero(pending)
         distinct, codes = _distinct(array.take(pa.array(at)))
@@ -207,10 +259,14 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
         if kind == "datetime":
             utc, days = _times_of(results)
             values[at], local_days[at] = utc[codes], days[codes]
+        elif coded is not None:
+            coded.set_distinct(at, codes, results)
         else:
             values[at] = column_of(results, kind)[codes]
         bad[at] = ~ok[codes]
-    return values, bad, local_days
+    if coded is not None:
+        values = coded.column()
+    return values, bad, local_days, coded
 
 
 def _distinct(array: pa.Array) -> tuple[list[Any], np.ndarray]:

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine import table_input
 from engine.case import CASE_FIELDS
 from engine.case_input import parse_case
 from engine.errors import CaseError
-from engine.frame import frame_from_cases, row_values
+from engine.frame import FEW_ROWS, equals, frame_from_cases, row_values
 from engine.table_input import NO_TIME, Reject, cases_from_table, check_columns
 from tests.factories import cases
 
@@ -99,6 +100,20 @@ def _one_by_one(row: dict[str, Any], number: int) -> list[tuple[str, str]] | dic
 )
 @given(st.lists(csv_rows(), min_size=1, max_size=12))
 def test_columns_validate_every_row_as_parse_case_does(rows: list[dict[str, Any]]) -> None:
+    _assert_as_parse_case(rows)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(csv_rows(), min_size=1, max_size=12))
+def test_a_chunk_of_many_rows_validates_each_as_parse_case_does(
+    rows: list[dict[str, Any]],
+) -> None:
+    """Past FEW_ROWS rows, columns keep their codes and known masks: the same cases."""
+    many = (rows * (FEW_ROWS // len(rows) + 2))[: FEW_ROWS + 7]
+    _assert_as_parse_case(many)
+
+
+def _assert_as_parse_case(rows: list[dict[str, Any]]) -> None:
     checked = cases_from_table(_table(rows), first_row=5)
     kept = {int(number): i for i, number in enumerate(checked.rows)}
     for index, row in enumerate(rows):
@@ -154,6 +169,36 @@ def test_a_bad_row_is_named_by_row_and_column_and_the_rest_are_kept() -> None:
         (4, "channel"),
     ]
     assert "did you mean tourist?" in checked.rejects[0].problem
+
+
+def test_rows_the_column_check_doubts_are_kept_when_parse_case_takes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The column check is a fast path: where it doubts a value that the case's own model
+    accepts, the row is kept with the model's values (in a chunk past FEW_ROWS rows, whose
+    columns are read-only once read)."""
+    strict = table_input._validate
+    monkeypatch.setattr(  # a column check stricter than the model, for one value
+        table_input,
+        "_validate",
+        lambda path, value: (False, None) if value == "one_way" else strict(path, value),
+    )
+    rows = [
+        {
+            "case_id": f"C-{n}",
+            "channel": "port_desk",
+            "screened_at": "2026-03-01T10:00:00+07:00",
+            "travel.ticket": ["one_way", "return", None][n % 3],
+            "travel.visa_type": "tourist",
+        }
+        for n in range(FEW_ROWS + 10)
+    ]
+    checked = cases_from_table(_table(rows), first_row=1)
+    assert not checked.rejects
+    assert list(checked.frame["travel.ticket"]) == [row["travel.ticket"] for row in rows]
+    assert list(checked.frame["case_id"]) == [row["case_id"] for row in rows]
+    one_way = np.flatnonzero(equals(checked.frame["travel.ticket"], "one_way"))
+    assert one_way.tolist() == list(range(0, FEW_ROWS + 10, 3))
 
 
 def test_identifiers_in_the_wrong_column_are_never_echoed() -> None:
