@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from api import batch_files
-from api.batch_files import RowGroupPart, TablePart, read_parts
+from api.batch_files import Part, RowGroupPart, TablePart, read_parts
 
 
 def cases_parquet(path: Path, rows: int, group_rows: int) -> Path:
@@ -18,7 +19,7 @@ def cases_parquet(path: Path, rows: int, group_rows: int) -> Path:
     return path
 
 
-def read_back(parts: list[RowGroupPart] | list[TablePart], rows: int) -> list[tuple[int, str]]:
+def read_back(parts: Sequence[Part], rows: int) -> list[tuple[int, str]]:
     """(row number, case id) of every row, as the workers read them."""
     found = []
     for part in parts:
