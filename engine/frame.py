@@ -141,13 +141,20 @@ def value_codes(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return found
 
 
+_VALUES: dict[tuple[Any, ...], np.ndarray] = {}
+
+
 def column_from_codes(codes: np.ndarray, distinct: Sequence[Any]) -> np.ndarray:
     """The object column whose rows hold `distinct[code]` (None where the code is -1), with its
     codes remembered as `value_codes` would find them."""
-    values = np.empty(len(distinct) + 1, dtype=object)
-    values[:-1] = list(distinct)
+    values = _VALUES.get(distinct) if isinstance(distinct, tuple) else None
+    if values is None:
+        values = np.empty(len(distinct) + 1, dtype=object)
+        values[:-1] = list(distinct)
+        if isinstance(distinct, tuple):  # yes/no columns: the same few values every time
+            _VALUES[distinct] = _read_only(values)
     column: np.ndarray = values[codes]
-    memo = _memo(column)
+    memo = _memo(column) if len(column) > FEW_ROWS else None
     if memo is not None:
         memo.codes = (_read_only(np.array(codes, dtype=np.int64)), _read_only(values[:-1]))
     return column
@@ -184,7 +191,7 @@ def rows(frame: Mapping[str, np.ndarray]) -> int:
 def known(column: np.ndarray) -> np.ndarray:
     """Where a column holds a value (not None, NaN or NaT)."""
     if column.dtype == object:
-        memo = _memo(column)
+        memo = _memo(column) if len(column) > FEW_ROWS else None
         if memo is None:
             return np.asarray(np.not_equal(column, _NONE), dtype=bool)
         if memo.known is None:

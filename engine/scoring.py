@@ -49,7 +49,7 @@ def with_rule_columns(
     (so a rule's outcome reads like any fact that is known or not)."""
     columns = dict(facts)
     for rule_id, mask in fired.items():
-        codes = np.where(mask, 0, -1)
+        codes = mask.astype(np.int64) - 1  # fired: 0, the code of True; else -1, unknown
         columns[f"{RULE_PREFIX}{rule_id}"] = column_from_codes(codes, (True,))
     return columns
 
