@@ -367,11 +367,10 @@ def _cached(where: np.ndarray, key: Any, value: Any, *, number: bool) -> np.ndar
             if found is not None:
                 out[row] = found
         return out
-    keys = tuple(column[rows_in] for column in key)
-    first, inverse = distinct_rows(keys)
+    first, inverse = distinct_rows(key, rows_in)
     computed = np.full(len(first), np.nan) if number else np.full(len(first), None, object)
-    for index, row in enumerate(first.tolist()):
-        found = value(*(column[row] for column in keys))
+    for index, row in enumerate(rows_in[first].tolist()):
+        found = value(*(column[row] for column in key))
         if found is not None:
             computed[index] = found
     out[rows_in] = computed[inverse]

@@ -166,22 +166,35 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def distinct_rows(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct combinations of values across columns of equal length: the first row of
-    each, and which one each row has. Unknowns (None, NaN, NaT) are values like any other."""
-    count = len(columns[0]) if len(columns) else 0
-    codes = np.zeros(count, dtype=np.int64)
+def distinct_rows(
+    columns: Sequence[np.ndarray], among: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct combinations of values across columns of equal length (of the rows `among`
+    only, if given): the first row of each, as a position among them, and which one each row
+    has. Unknowns (None, NaN, NaT) are values like any other."""
+    if among is None:
+        among = np.arange(len(columns[0]) if len(columns) else 0)
+    codes = np.zeros(len(among), dtype=np.int64)
     for column in columns:
         if column.dtype == object:
-            column_codes, uniques = value_codes(column)
-            column_codes = np.where(column_codes < 0, len(uniques), column_codes)
-            size = len(uniques) + 1
+            column_codes, size = _object_codes(column, among)
         else:
-            column_codes, uniques = pd.factorize(column, use_na_sentinel=False)
+            column_codes, uniques = pd.factorize(column[among], use_na_sentinel=False)
             size = len(uniques)
         codes, _ = pd.factorize(codes * size + column_codes)  # dense again: no overflow
     _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
     return first, inverse.reshape(-1)
+
+
+def _object_codes(column: np.ndarray, among: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes of some rows of an object column (unknown: a code of its own), and how many codes
+    there are: from the column's memo when it has one, which every rule shares."""
+    if len(column) > FEW_ROWS and _memo(column) is not None:
+        codes, distinct = value_codes(column)
+        codes = codes[among]
+    else:
+        codes, distinct = pd.factorize(column[among], use_na_sentinel=True)
+    return np.where(codes < 0, len(distinct), codes), len(distinct) + 1
 
 
 def rows(frame: Mapping[str, np.ndarray]) -> int:

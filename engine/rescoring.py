@@ -249,10 +249,11 @@ class _RuleWords:
             where = np.flatnonzero(order[index] & (position[index] < TOP_REASONS))
             if not len(where):
                 continue
-            quoted = {name: facts[name][where] for name in needs if name in facts}
-            first, inverse = distinct_rows(tuple(quoted.values()))
+            quoted = {name: facts[name] for name in needs if name in facts}
+            first, inverse = distinct_rows(tuple(quoted.values()), where)
             flags = [
-                flag_for(rule, row_values(quoted, row), self._labels) for row in first.tolist()
+                flag_for(rule, row_values(quoted, row), self._labels)
+                for row in where[first].tolist()
             ]
             codes = words.add([(flag.reason.id, flag.reason.en) for flag in flags])
             slots[where, position[index, where]] = codes[inverse]
