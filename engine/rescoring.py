@@ -281,6 +281,8 @@ class _FactorWords:
             ]
         )
         self._offsets = np.cumsum([0, *(len(c) for c in scorer.categories)])[:-1]
+        # no factor past the last eligible feature can be chosen: those columns are skipped
+        self._first_ineligible = int(np.flatnonzero(self._eligible).max(initial=-1)) + 1
         labels, values = explainer.labels, explainer.value_labels
         self.vocabulary = {
             lang: [
@@ -294,7 +296,10 @@ class _FactorWords:
     def codes(self, contributions: np.ndarray, categories: np.ndarray) -> np.ndarray:
         """Cases x TOP_REASONS codes (into `vocabulary`) of the top raising factors (-1 where
         fewer raise the score), the largest first, ties in feature order as a decision's."""
-        raising = (contributions > 0) & self._eligible & (categories != self._unknown)
+        width = self._first_ineligible  # the model's facts come first, its rule inputs last
+        contributions, categories = contributions[:, :width], categories[:, :width]  # views
+        eligible, unknown = self._eligible[:width], self._unknown[:width]
+        raising = (contributions > 0) & eligible & (categories != unknown)
         weight = np.where(raising, contributions, -np.inf)
         cases = np.arange(len(weight))
         codes = np.full((len(weight), TOP_REASONS), -1, dtype=np.int64)
