@@ -148,12 +148,35 @@ def rescore_chunk(
     details: bool,
 ) -> list[ChunkResult]:
     """Pass two: the decisions of a part's valid cases, chunk by chunk, given their escorts'
-    counts."""
+    counts; sent back as one."""
     work = _work(given)
-    return [
+    results = [
         _rescore_chunk(work, table, first, escorts, details)
         for first, table in part.chunks(chunk_rows)
     ]
+    return [_merged(results)] if len(results) > 1 else results
+
+
+def _merged(results: list[ChunkResult]) -> ChunkResult:
+    """The chunks of a part as one: the texts its chunks share (reasons, flags) are sent to the
+    writer, and written, once."""
+    columns = {
+        name: _concatenated([result.columns[name] for result in results])
+        for name in results[0].columns
+    }
+    details = [result.details for result in results if result.details is not None]
+    return ChunkResult(
+        sum(result.rows for result in results),
+        columns,
+        [reject for result in results for reject in result.rejects],
+        pa.concat_tables(details) if details else None,
+    )
+
+
+def _concatenated(arrays: list[pa.Array]) -> pa.Array:
+    if pa.types.is_dictionary(arrays[0].type):
+        return pa.chunked_array(arrays).unify_dictionaries().combine_chunks()
+    return pa.concat_arrays(arrays)
 
 
 def _rescore_chunk(

@@ -312,6 +312,33 @@ def test_compare_to_a_previous_output_reports_what_moved_and_why(
     assert listed[0]["case_id"] in page
 
 
+def test_a_report_from_parquet_row_groups_is_the_report_from_csv(
+    tmp_path: Path, candidate_pack: Path
+) -> None:
+    """Workers that read row groups in several chunks send each part back as one, with the
+    details the report reads: the same report as one process reading CSV."""
+    rows = case_rows(600)
+    names = list(rows[0])
+    table = pa.table({n: pa.array([r[n] for r in rows], pa.string()) for n in names})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=150)
+    source_csv = write_csv(tmp_path / "in.csv", rows)
+    previous = tmp_path / "live.parquet"
+    rescore(str(source_csv), "--out", str(previous), "--workers", "1")
+    figures = []
+    for source, out, extra in (
+        (tmp_path / "in.parquet", tmp_path / "groups.parquet", ("--chunk-rows", "40")),
+        (source_csv, tmp_path / "one.parquet", ("--workers", "1")),
+    ):
+        summary = rescore(
+            str(source),
+            *("--out", str(out), "--rule-pack", str(candidate_pack)),
+            *("--compare-to", str(previous), *extra),
+        )
+        figures.append(json.loads((Path(summary["report"]["folder"]) / "summary.json").read_text()))
+    assert figures[0]["cases"]["moved"] > 0
+    assert figures[0] == figures[1]
+
+
 def test_a_baseline_pack_on_the_same_input_reports_the_same_moves(
     tmp_path: Path, cases_csv: Path, candidate_pack: Path
 ) -> None:
