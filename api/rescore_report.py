@@ -199,15 +199,20 @@ def _by_group(moved: pd.DataFrame, up: pd.DataFrame, group: str) -> list[dict[st
             "moved_up": up[group].fillna("(not recorded)").value_counts(),
         }
     ).fillna(0)
-    counts = counts.sort_values(["moved", "moved_up"], ascending=False).head(TOP_GROUPS)
+    counts = counts.rename_axis("name").reset_index()
+    # most moves first; equal counts by name, so that every run of the same input reads the same
+    # (the rows arrive from a join, in no set order)
+    counts = counts.sort_values(
+        ["moved", "moved_up", "name"], ascending=[False, False, True], kind="stable"
+    ).head(TOP_GROUPS)
     return [
         {
-            group: str(name),
+            group: str(row.name),
             "moved": int(row.moved),
             "moved_up": int(row.moved_up),
             "moved_down": int(row.moved - row.moved_up),
         }
-        for name, row in counts.iterrows()
+        for row in counts.itertuples(index=False)
     ]
 
 
