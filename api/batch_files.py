@@ -4,7 +4,7 @@ memory stays bounded whatever the input's size; decisions and rejects out."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from engine.errors import LindungError
 from engine.rescoring import OUTPUT_COLUMNS
-from engine.table_input import Reject
+from engine.table_input import CODED_FIELDS, Reject
 
 CODED = pa.dictionary(pa.int32(), pa.string())  # repeated texts: stored once per row group
 OUTPUT_SCHEMA = pa.schema(
@@ -117,9 +117,10 @@ class RowGroupPart:
 
     def chunks(self, rows: int) -> Iterator[tuple[int, pa.Table]]:
         first = self.first
-        for batch in _parquet(self.path).iter_batches(batch_size=rows, row_groups=self.groups):
-            yield first, pa.Table.from_batches([batch])
-            first += batch.num_rows
+        batches = _case_file(self.path).iter_batches(batch_size=rows, row_groups=self.groups)
+        for table in _in_chunks(batches, rows):
+            yield first, table
+            first += table.num_rows
 
 
 Part = TablePart | RowGroupPart
@@ -167,11 +168,40 @@ def _parquet(path: Path) -> pq.ParquetFile:
         raise BatchFileError(f"{path.name}: not a readable Parquet file ({error})") from None
 
 
+def _case_file(path: Path) -> pq.ParquetFile:
+    """A case file whose enumeration columns are read as their dictionaries: a few distinct
+    values and a code per row, which is how validation and the rules take them."""
+    schema = _parquet(path).schema_arrow
+    coded = [
+        field.name
+        for field in schema
+        if field.name in CODED_FIELDS
+        and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))
+    ]
+    return pq.ParquetFile(path, read_dictionary=coded)
+
+
 def _parquet_chunks(path: Path, rows: int, columns: Sequence[str] | None) -> Iterator[pa.Table]:
-    source = _parquet(path)
+    source = _case_file(path)
     wanted = None if columns is None else [c for c in columns if c in source.schema_arrow.names]
-    for batch in source.iter_batches(batch_size=rows, columns=wanted):
-        yield pa.Table.from_batches([batch])
+    yield from _in_chunks(source.iter_batches(batch_size=rows, columns=wanted), rows)
+
+
+def _in_chunks(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+    """Batches gathered into chunks of `rows` rows (the last one shorter). A Parquet reader
+    ends a batch at each row group when it reads dictionaries; CSV blocks end anywhere."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 def _csv_chunks(path: Path, rows: int, columns: Sequence[str] | None) -> Iterator[pa.Table]:
@@ -189,18 +219,7 @@ def _csv_chunks(path: Path, rows: int, columns: Sequence[str] | None) -> Iterato
                 include_columns=wanted,
             ),
         )
-        pending: list[pa.RecordBatch] = []
-        held = 0
-        for batch in reader:
-            pending.append(batch)
-            held += batch.num_rows
-            while held >= rows:
-                table = pa.Table.from_batches(pending)
-                yield table.slice(0, rows)
-                rest = table.slice(rows)
-                pending, held = rest.to_batches(), rest.num_rows
-        if held:
-            yield pa.Table.from_batches(pending, schema=reader.schema)
+        yield from _in_chunks(reader, rows)
     except pa.ArrowInvalid as error:
         raise BatchFileError(f"{path.name}: not a readable CSV file ({error})") from None
 

@@ -53,6 +53,7 @@ _DAYS = {
     "datetime": (date(2000, 1, 1), date(2100, 1, 1)),
 }
 _CODED_KINDS = {"enum", "bool", "country"}  # every value of these is validated once per distinct
+CODED_FIELDS = frozenset(path for path, spec in CASE_FIELDS.items() if spec.kind in _CODED_KINDS)
 _FREE_TEXT = {
     "case_id",
     "person.full_name",
@@ -116,7 +117,7 @@ def cases_from_table(
         if path not in present:
             columns[path] = unknown_column(count, spec.kind)
             continue
-        values, bad, local_days, value_codes = _column(path, _plain_array(table.column(path)))
+        values, bad, local_days, value_codes = _column(path, _plain_array(path, table.column(path)))
         columns[path] = values
         if value_codes is not None:
             coded[path] = value_codes
@@ -222,10 +223,10 @@ def _row_ids(ids: np.ndarray, numbers: np.ndarray) -> np.ndarray:
     return named
 
 
-def _plain_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+def _plain_array(path: str, column: pa.ChunkedArray | pa.Array) -> pa.Array:
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
+    if pa.types.is_dictionary(array.type) and path not in CODED_FIELDS:
+        array = array.dictionary_decode()  # enumerations are validated by their dictionary
     return array
 
 
@@ -252,7 +253,7 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     coded = _Codes(count) if kind in _CODED_KINDS else None
     if pending.any():
         at = np.flatnonzero(pending)
-        distinct, codes = _distinct(array.take(pa.array(at)))
+        distinct, codes = _distinct(array, at)
         validated = [_validate(path, value) for value in distinct]
         ok = np.array([good for good, _ in validated], dtype=bool)
         results = [value if good else None for good, value in validated]
@@ -269,8 +270,16 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     return values, bad, local_days, coded
 
 
-def _distinct(array: pa.Array) -> tuple[list[Any], np.ndarray]:
-    """The distinct values of an array (no nulls), and where each value is among them."""
+def _distinct(array: pa.Array, at: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """The distinct values of the rows `at` of an array (none null), and where each row's value
+    is among them."""
+    if pa.types.is_dictionary(array.type):  # as a Parquet file stores an enumeration
+        indices = np.asarray(array.indices.fill_null(0).to_numpy(), dtype=np.int64)
+        return array.dictionary.to_pylist(), indices[at]
+    return _distinct_values(array.take(pa.array(at)))
+
+
+def _distinct_values(array: pa.Array) -> tuple[list[Any], np.ndarray]:
     try:
         encoded = pc.dictionary_encode(array)
     except pa.ArrowNotImplementedError:  # lists (transit countries from Parquet)
@@ -323,7 +332,7 @@ def _plain_times(
         wall = pc.strptime(stamp, "%Y-%m-%dT%H:%M:%S", "s", error_is_null=True)
         plain &= _real_day(wall, stamp)
         local = np.asarray(wall.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
-        zones, codes = _distinct(pc.fill_null(parts.field("zone"), ""))
+        zones, codes = _distinct_values(pc.fill_null(parts.field("zone"), ""))
         offsets = np.array([_offset_seconds(zone) for zone in zones], dtype=np.int64)[codes]
         utc = local - offsets.astype("timedelta64[s]")
         plain &= ~np.isnat(local)

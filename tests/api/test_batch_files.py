@@ -11,6 +11,7 @@ import pytest
 
 from api import batch_files
 from api.batch_files import Part, RowGroupPart, TablePart, read_parts
+from engine.table_input import cases_from_table
 
 
 def cases_parquet(path: Path, rows: int, group_rows: int) -> Path:
@@ -57,6 +58,28 @@ def test_chunks_are_read_here_when_workers_cannot_share_the_file(tmp_path: Path)
             (151, 50),
         ]
         assert read_back(parts, 50) == [(n + 1, f"C-{n}") for n in range(200)]
+
+
+def test_chunks_across_row_groups_validate_as_one(tmp_path: Path) -> None:
+    """Enumerations are read as one dictionary per row group; a chunk spanning row groups is
+    validated as one column all the same."""
+    rows = 200
+    table = pa.table(
+        {
+            "case_id": [f"C-{n}" for n in range(rows)],
+            "channel": [
+                ["port_desk", "ltsa_counter", "immigration_desk"][n // 20 % 3] for n in range(rows)
+            ],
+            "screened_at": ["2026-03-01T10:00:00+07:00"] * rows,
+        }
+    )
+    pq.write_table(table, tmp_path / "cases.parquet", row_group_size=20)
+    [part, *_] = read_parts(tmp_path / "cases.parquet", 50, 2, local=False)
+    [(first, chunk)] = list(part.chunks(50))
+    assert chunk.column("channel").num_chunks == 3  # parts of three row groups
+    cases = cases_from_table(chunk, first)
+    assert not cases.rejects
+    assert list(cases.frame["channel"]) == table.column("channel").to_pylist()[:50]
 
 
 def test_row_groups_too_large_to_hold_are_read_in_chunks_here(

@@ -15,7 +15,7 @@ from engine.case import CASE_FIELDS
 from engine.case_input import parse_case
 from engine.errors import CaseError
 from engine.frame import FEW_ROWS, equals, frame_from_cases, row_values
-from engine.table_input import NO_TIME, Reject, cases_from_table, check_columns
+from engine.table_input import CODED_FIELDS, NO_TIME, Reject, cases_from_table, check_columns
 from tests.factories import cases
 
 # How a CSV export or a hand-kept spreadsheet writes values: the same facts, other spellings.
@@ -111,6 +111,28 @@ def test_a_chunk_of_many_rows_validates_each_as_parse_case_does(
     """Past FEW_ROWS rows, columns keep their codes and known masks: the same cases."""
     many = (rows * (FEW_ROWS // len(rows) + 2))[: FEW_ROWS + 7]
     _assert_as_parse_case(many)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(csv_rows(), min_size=1, max_size=12))
+def test_enumerations_read_as_dictionaries_give_the_same_cases(
+    rows: list[dict[str, Any]],
+) -> None:
+    """A Parquet file's enumeration columns arrive as dictionaries (distinct values and codes):
+    the same cases and the same problems as plain text."""
+    many = (rows * (FEW_ROWS // len(rows) + 2))[: FEW_ROWS + 7]
+    plain = _table(many)
+    coded = pa.table(
+        {
+            name: column.dictionary_encode() if name in CODED_FIELDS else column
+            for name, column in zip(plain.schema.names, plain.columns, strict=True)
+        }
+    )
+    first, second = cases_from_table(plain, 1), cases_from_table(coded, 1)
+    assert first.rejects == second.rejects
+    assert first.rows.tolist() == second.rows.tolist()
+    for row in range(len(first.rows)):
+        assert row_values(first.frame, row) == row_values(second.frame, row)
 
 
 def _assert_as_parse_case(rows: list[dict[str, Any]]) -> None:
