@@ -326,16 +326,7 @@ def _plain_times(
     array: pa.Array, values: np.ndarray, local_days: np.ndarray, pending: np.ndarray
 ) -> None:
     if pa.types.is_string(array.type):
-        parts = pc.extract_regex(array, _PLAIN_TIME)
-        plain = np.asarray(parts.is_valid(), dtype=bool) & pending
-        stamp = pc.binary_join_element_wise(parts.field("day"), parts.field("time"), "T")
-        wall = pc.strptime(stamp, "%Y-%m-%dT%H:%M:%S", "s", error_is_null=True)
-        plain &= _real_day(wall, stamp)
-        local = np.asarray(wall.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
-        zones, codes = _distinct_values(pc.fill_null(parts.field("zone"), ""))
-        offsets = np.array([_offset_seconds(zone) for zone in zones], dtype=np.int64)[codes]
-        utc = local - offsets.astype("timedelta64[s]")
-        plain &= ~np.isnat(local)
+        plain, utc, days = _zoned_times(array, pending) or _plain_time_texts(array, pending)
     elif pa.types.is_timestamp(array.type):
         if array.type.tz is None:  # a time without a zone is read as UTC, as one case is
             local = np.asarray(array.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
@@ -345,13 +336,47 @@ def _plain_times(
             local = np.asarray(
                 pc.local_timestamp(array).to_numpy(zero_copy_only=False), dtype="datetime64[s]"
             )
-        plain = pending.copy()
+        plain, days = pending.copy(), local.astype("datetime64[D]")
     else:
         return
-    days = local.astype("datetime64[D]")
     plain &= _within(days, "datetime")
     values[plain], local_days[plain] = utc[plain], days[plain]
     pending &= ~plain
+
+
+_Times = tuple[np.ndarray, np.ndarray, np.ndarray]  # where plain, the UTC time, the local date
+
+
+def _zoned_times(array: pa.Array, pending: np.ndarray) -> _Times | None:
+    """Plain times when every one has its zone and a day in the calendar, as a desk's do:
+    Arrow's ISO 8601 parser reads them at once. None when any has not (it refuses them all)."""
+    plain = _matches(array, _PLAIN_TIME) & pending
+    chosen = pc.if_else(pa.array(plain), array, None)
+    try:
+        instants = pc.cast(chosen, pa.timestamp("us", "UTC"))
+        dates = pc.cast(pc.utf8_slice_codeunits(chosen, 0, 10), pa.date32())  # the desk's day
+    except pa.ArrowInvalid:
+        return None
+    # the fraction of a second is dropped, as the text's own parse below drops it
+    utc = np.asarray(instants.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
+    days = np.asarray(dates.to_numpy(zero_copy_only=False), dtype="datetime64[D]")
+    return plain, utc, days
+
+
+def _plain_time_texts(array: pa.Array, pending: np.ndarray) -> _Times:
+    """Plain times read part by part: a time without a zone is UTC, a day not in the calendar
+    (02-30) is not plain."""
+    parts = pc.extract_regex(array, _PLAIN_TIME)
+    plain = np.asarray(parts.is_valid(), dtype=bool) & pending
+    stamp = pc.binary_join_element_wise(parts.field("day"), parts.field("time"), "T")
+    wall = pc.strptime(stamp, "%Y-%m-%dT%H:%M:%S", "s", error_is_null=True)
+    plain &= _real_day(wall, stamp)
+    local = np.asarray(wall.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
+    zones, codes = _distinct_values(pc.fill_null(parts.field("zone"), ""))
+    offsets = np.array([_offset_seconds(zone) for zone in zones], dtype=np.int64)[codes]
+    utc = local - offsets.astype("timedelta64[s]")
+    plain &= ~np.isnat(local)
+    return plain, utc, local.astype("datetime64[D]")
 
 
 def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.ndarray) -> None:

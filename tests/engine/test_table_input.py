@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -133,6 +133,43 @@ def test_enumerations_read_as_dictionaries_give_the_same_cases(
     assert first.rows.tolist() == second.rows.tolist()
     for row in range(len(first.rows)):
         assert row_values(first.frame, row) == row_values(second.frame, row)
+
+
+@st.composite
+def time_texts(draw: st.DrawFn) -> str:
+    """Screening times as exports write them: either separator, a fraction or not, any zone
+    (or none), now and then a day that is not in the calendar."""
+    moment = draw(st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31)))
+    text = moment.strftime("%Y-%m-%d") + draw(st.sampled_from("T ")) + moment.strftime("%H:%M:%S")
+    if draw(st.booleans()):
+        text += "." + str(moment.microsecond).zfill(6)[: draw(st.integers(1, 6))]
+    minutes = draw(st.integers(-14 * 60, 14 * 60))
+    sign = "-" if minutes < 0 else "+"
+    text += draw(
+        st.sampled_from(["Z", "", f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"])
+    )
+    if draw(st.integers(0, 9)) == 0:
+        text = text[:5] + "02-30" + text[10:]
+    return text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(time_texts(), min_size=1, max_size=80))
+def test_screening_times_read_at_once_are_the_times_read_part_by_part(texts: list[str]) -> None:
+    """Arrow reads zoned times at once; a list with a time it cannot read (no zone, 02-30) is
+    read part by part instead, and both readings agree on every time they both read."""
+    array = pa.array(texts, pa.string())
+    pending = np.ones(len(texts), dtype=bool)
+    careful = table_input._plain_time_texts(array, pending)
+    fast = table_input._zoned_times(array, pending)
+    if any(not t.endswith("Z") and t[-6] not in "+-" for t in texts) or any(
+        "-02-30" in t for t in texts
+    ):
+        assert fast is None
+        return
+    assert fast is not None
+    for first, second in zip(fast, careful, strict=True):
+        assert first.tolist() == second.tolist()
 
 
 def _assert_as_parse_case(rows: list[dict[str, Any]]) -> None:
