@@ -182,8 +182,15 @@ def distinct_rows(
             column_codes, uniques = pd.factorize(column[among], use_na_sentinel=False)
             size = len(uniques)
         codes, _ = pd.factorize(codes * size + column_codes)  # dense again: no overflow
-    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+    return first_rows(codes), np.asarray(codes, dtype=np.int64)
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """For dense codes 0..k-1 (as pd.factorize gives them), the first row holding each: with
+    no sort, as a hash already found the repeats."""
+    first = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write is the first row
+    return first
 
 
 def _object_codes(column: np.ndarray, among: np.ndarray) -> tuple[np.ndarray, int]:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from engine.backends.columnar import ColumnarBackend
 from engine.condition import fields
 from engine.decision import TIERS
 from engine.enrichment import Enricher
-from engine.frame import Frame, distinct_rows, known, row_values, rows
+from engine.frame import Frame, distinct_rows, first_rows, known, row_values, rows
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule import Rule
@@ -184,8 +185,8 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return matrix, np.zeros(0, dtype=np.int64)
     if matrix.dtype == bool and len(matrix) <= 63:  # one 64-bit key per column: a fast unique
         keys = (matrix.astype(np.int64) << np.arange(len(matrix))[:, None]).sum(axis=0)
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        return matrix[:, first], inverse.reshape(-1)
+        inverse = np.asarray(pd.factorize(keys)[0], dtype=np.int64)
+        return matrix[:, first_rows(inverse)], inverse
     distinct, inverse = np.unique(matrix, axis=1, return_inverse=True)
     return np.asarray(distinct), np.asarray(inverse).reshape(-1)
 
@@ -219,7 +220,8 @@ class _Words:
             keys = np.zeros(len(chosen), dtype=np.int64)
             for slot in range(TOP_REASONS):
                 keys = keys * size + (chosen[:, slot] + 1)
-            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            inverse = np.asarray(pd.factorize(keys)[0], dtype=np.int64)
+            first = first_rows(inverse)
         else:
             _, first, inverse = np.unique(chosen, axis=0, return_index=True, return_inverse=True)
         out = {}
