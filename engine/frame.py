@@ -186,11 +186,13 @@ def distinct_rows(
 
 
 def first_rows(codes: np.ndarray) -> np.ndarray:
-    """For dense codes 0..k-1 (as pd.factorize gives them), the first row holding each: with
-    no sort, as a hash already found the repeats."""
-    first = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write is the first row
-    return first
+    """For codes numbered in order of first appearance (as pd.factorize gives them), the first
+    row holding each: where a code exceeds every code before it. No sort: a hash already
+    found the repeats."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    before = np.maximum.accumulate(np.concatenate(([-1], codes[:-1])))
+    return np.flatnonzero(codes > before)
 
 
 def _object_codes(column: np.ndarray, among: np.ndarray) -> tuple[np.ndarray, int]:
