@@ -109,8 +109,7 @@ def test_a_chunk_of_many_rows_validates_each_as_parse_case_does(
     rows: list[dict[str, Any]],
 ) -> None:
     """Past FEW_ROWS rows, columns keep their codes and known masks: the same cases."""
-    many = (rows * (FEW_ROWS // len(rows) + 2))[: FEW_ROWS + 7]
-    _assert_as_parse_case(many)
+    _assert_as_parse_case(_past_few_rows(rows))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,8 +119,7 @@ def test_enumerations_read_as_dictionaries_give_the_same_cases(
 ) -> None:
     """A Parquet file's enumeration columns arrive as dictionaries (distinct values and codes):
     the same cases and the same problems as plain text."""
-    many = (rows * (FEW_ROWS // len(rows) + 2))[: FEW_ROWS + 7]
-    plain = _table(many)
+    plain = _table(_past_few_rows(rows))
     coded = pa.table(
         {
             name: column.dictionary_encode() if name in CODED_FIELDS else column
@@ -170,6 +168,11 @@ def test_screening_times_read_at_once_are_the_times_read_part_by_part(texts: lis
     assert fast is not None
     for first, second in zip(fast, careful, strict=True):
         assert first.tolist() == second.tolist()
+
+
+def _past_few_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows repeated past FEW_ROWS, so that a chunk takes the paths of large frames."""
+    return (rows * (FEW_ROWS // len(rows) + 2))[: FEW_ROWS + 7]
 
 
 def _assert_as_parse_case(rows: list[dict[str, Any]]) -> None:
