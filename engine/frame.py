@@ -11,6 +11,7 @@ Online screening builds a one-row frame, so a single case and a million cases ta
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,9 +90,16 @@ def member(column: np.ndarray, values: Collection[Any]) -> np.ndarray:
 
 def equals(column: np.ndarray, value: Any) -> np.ndarray:
     """Where a column holds `value` (unknown never does)."""
-    if column.dtype != object or len(column) <= FEW_ROWS:
-        return np.asarray(column == value, dtype=bool)
-    return per_value(column, lambda distinct: np.array([v == value for v in distinct], bool))
+    return compared(column, operator.eq, value)
+
+
+def compared(column: np.ndarray, op: Callable[[Any, Any], Any], value: Any) -> np.ndarray:
+    """`op(row, value)` for every row; a large object column compares each distinct value once
+    (unknown rows: False)."""
+    if column.dtype == object and len(column) > FEW_ROWS:
+        return per_value(column, lambda distinct: np.array([op(v, value) for v in distinct], bool))
+    with np.errstate(invalid="ignore"):
+        return np.asarray(op(column, value), dtype=bool)
 
 
 def per_value(column: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

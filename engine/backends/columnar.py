@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.condition import All, AnyOf, Compare, Known, Member, Node, Not
 from engine.enrichment import vocabulary
-from engine.frame import FEW_ROWS, Frame, column_of, known, member, per_value
+from engine.frame import Frame, column_of, compared, known, member
 from engine.rule_pack import RulePack
 
 Masks = tuple[np.ndarray, np.ndarray]  # (definitely true, definitely false)
@@ -46,7 +46,7 @@ def truth_masks(
             inside = member(column, node.values)
             holds = ~inside if node.negated else inside
         else:
-            holds = _compared(column, _OPS[node.op], node.value)
+            holds = compared(column, _OPS[node.op], node.value)
         return present & holds, present & ~holds
     if isinstance(node, Not):
         true, false = truth_masks(node.item, facts, knowns)
@@ -58,13 +58,6 @@ def truth_masks(
         return np.logical_and.reduce(trues), np.logical_or.reduce(falses)
     assert isinstance(node, AnyOf)
     return np.logical_or.reduce(trues), np.logical_and.reduce(falses)
-
-
-def _compared(column: np.ndarray, op: Callable[[Any, Any], Any], value: Any) -> np.ndarray:
-    if column.dtype == object and len(column) > FEW_ROWS:  # each distinct value compared once
-        return per_value(column, lambda distinct: np.array([op(v, value) for v in distinct], bool))
-    with np.errstate(invalid="ignore"):
-        return np.asarray(op(column, value), dtype=bool)
 
 
 class ColumnarBackend:
