@@ -26,7 +26,14 @@ from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule import Rule
 from engine.rule_pack import RulePack
-from engine.scoring import RULE_PREFIX, UNKNOWN_CATEGORY, Explainer, Scorer, with_rule_columns
+from engine.scoring import (
+    RULE_PREFIX,
+    UNKNOWN_CATEGORY,
+    Explainer,
+    FrameScores,
+    Scorer,
+    with_rule_columns,
+)
 from engine.screening import flag_for
 from engine.wording import _PLACEHOLDER, Labels
 
@@ -97,7 +104,7 @@ class Rescorer:
             order[index] = fired[rule.id]
         words = _Words(self._factors.vocabulary)
         own = self._words.reasons(order, facts, words)
-        factors = self._factors.codes(scored.contributions, scored.categories)
+        factors = self._factors.codes(scored)
         reasons = words.joined(own, factors)
         columns = {
             "case_id": pa.array(frame["case_id"], pa.string()),
@@ -275,16 +282,19 @@ class _FactorWords:
 
     def __init__(self, explainer: Explainer, scorer: Scorer) -> None:
         features = list(scorer.features)
-        self._eligible = np.array([not f.startswith(RULE_PREFIX) for f in features], dtype=bool)
-        self._unknown = np.array(
-            [
-                list(categories).index(UNKNOWN_CATEGORY) if UNKNOWN_CATEGORY in categories else -1
-                for categories in scorer.categories
-            ]
-        )
-        self._offsets = np.cumsum([0, *(len(c) for c in scorer.categories)])[:-1]
+        eligible = [not f.startswith(RULE_PREFIX) for f in features]
         # no factor past the last eligible feature can be chosen: those columns are skipped
-        self._first_ineligible = int(np.flatnonzero(self._eligible).max(initial=-1)) + 1
+        self._width = max((index + 1 for index, good in enumerate(eligible) if good), default=0)
+        sizes = [len(categories) for categories in scorer.categories]
+        self._raising_candidates = np.array(
+            [
+                good and category != UNKNOWN_CATEGORY
+                for good, categories in zip(eligible, scorer.categories, strict=True)
+                for category in categories
+            ],
+            dtype=bool,
+        )
+        self._feature_of = np.repeat(np.arange(len(sizes)), sizes)
         labels, values = explainer.labels, explainer.value_labels
         self.vocabulary = {
             lang: [
@@ -295,19 +305,27 @@ class _FactorWords:
             for lang in ("id", "en")
         }
 
-    def codes(self, contributions: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    def codes(self, scored: FrameScores) -> np.ndarray:
         """Cases x TOP_REASONS codes (into `vocabulary`) of the top raising factors (-1 where
-        fewer raise the score), the largest first, ties in feature order as a decision's."""
-        width = self._first_ineligible  # the model's facts come first, its rule inputs last
-        contributions, categories = contributions[:, :width], categories[:, :width]  # views
-        eligible, unknown = self._eligible[:width], self._unknown[:width]
-        raising = (contributions > 0) & eligible & (categories != unknown)
-        weight = np.where(raising, contributions, -np.inf)
-        cases = np.arange(len(weight))
-        codes = np.full((len(weight), TOP_REASONS), -1, dtype=np.int64)
-        for slot in range(min(TOP_REASONS, weight.shape[1])):
-            top = weight.argmax(axis=1)  # the first of equals: ties go in feature order
-            chosen = weight[cases, top] > -np.inf
-            codes[chosen, slot] = self._offsets[top[chosen]] + categories[cases, top][chosen]
-            weight[cases, top] = -np.inf
-        return codes
+        fewer raise the score), the largest first, ties in feature order as a decision's.
+
+        A factor is a feature's category, and its contribution is the category's: categories
+        are ranked once (the largest raise highest, ties to the earlier feature, none for what
+        does not raise), and each case keeps its three highest ranks, feature by feature."""
+        values = scored.category_values
+        raising = np.flatnonzero(self._raising_candidates & (values > 0))
+        by_rank = raising[np.lexsort((-self._feature_of[raising], values[raising]))]
+        rank = np.zeros(len(values), dtype=np.int16)  # 0: never a factor
+        rank[by_rank] = np.arange(1, len(by_rank) + 1)
+        code_of_rank = np.concatenate([[-1], by_rank])
+        count = len(scored.scores)
+        top = [np.zeros(count, dtype=np.int16) for _ in range(TOP_REASONS)]
+        higher, lower = np.empty(count, dtype=np.int16), np.empty(count, dtype=np.int16)
+        for feature in range(self._width):
+            ranks = rank[scored.offsets[feature] :].take(scored.categories[:, feature])
+            for best in top:  # keep the three highest ranks; each rank comes once per case
+                np.maximum(best, ranks, out=higher)
+                np.minimum(best, ranks, out=lower)
+                best[:] = higher
+                ranks = lower
+        return np.column_stack([code_of_rank[best] for best in top]).astype(np.int64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,9 +35,18 @@ class FrameScores:
     scores: np.ndarray  # calibrated probability per case
     logits: np.ndarray  # log-odds per case
     base: float  # log-odds of the average reference case
-    contributions: np.ndarray  # cases x features, log-odds
     categories: np.ndarray  # cases x features: index of each case's category per feature
+    # what each category of each feature contributes, in log-odds: the features' categories one
+    # after another, each feature's from its offset (a case's contributions are a look-up)
+    category_values: np.ndarray
+    offsets: np.ndarray
     limit: np.ndarray  # per case: what capping the log-odds at +-LOGIT_LIMIT took off (or added)
+
+    @cached_property
+    def contributions(self) -> np.ndarray:
+        """Cases x features, log-odds (made when first asked: a batch run reads only the
+        categories and their values)."""
+        return np.asarray(np.take(self.category_values, self.categories + self.offsets))
 
 
 RULE_PREFIX = "rule."  # a scorer also reads each rule's outcome: the column rule.<id>

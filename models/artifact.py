@@ -15,6 +15,7 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -72,16 +73,21 @@ class TrainedModel:
 
     def score_frame(self, facts: Mapping[str, np.ndarray]) -> FrameScores:
         codes = encode(facts, self.model.features)
-        raw, contributions = self.model.logits_and_contributions(codes)
+        raw = self.model.decision_function(codes)
         logits = np.clip(raw, -LOGIT_LIMIT, LOGIT_LIMIT)
         return FrameScores(
             scores=1.0 / (1.0 + np.exp(-logits)),
             logits=logits,
             base=self.model.base_,
-            contributions=contributions,
             categories=codes,
+            category_values=self._category_values,
+            offsets=self.model.offsets_,
             limit=logits - raw,
         )
+
+    @cached_property
+    def _category_values(self) -> np.ndarray:
+        return self.model.category_contributions()
 
 
 def save(trained: TrainedModel, folder: Path, details: Mapping[str, Any]) -> Path:

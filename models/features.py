@@ -222,7 +222,11 @@ def encode(facts: Mapping[str, np.ndarray], features: Sequence[Feature] = FEATUR
             ],
             dtype=np.int16,
         ).reshape(len(columns[0]), len(features))
-    return np.column_stack([f.encode(c) for f, c in zip(features, columns, strict=True)])
+    # a feature's codes side by side (Fortran order): the model reads them feature by feature
+    codes = np.empty((len(columns[0]), len(features)), dtype=np.int16, order="F")
+    for index, (feature, column) in enumerate(zip(features, columns, strict=True)):
+        codes[:, index] = feature.encode(column)
+    return codes
 
 
 def offsets(features: Sequence[Feature] = FEATURES) -> np.ndarray:

@@ -16,9 +16,10 @@ from engine.frame import Frame
 from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
-from engine.rescoring import REASON_SEPARATOR, Rescored, Rescorer, count_escorts
+from engine.rescoring import REASON_SEPARATOR, Rescored, Rescorer, _FactorWords, count_escorts
 from engine.rule import example_record
 from engine.rule_pack import RulePack
+from engine.scoring import RULE_PREFIX, UNKNOWN_CATEGORY, Explainer, FrameScores
 from engine.screening import Screener
 from engine.table_input import cases_from_table
 from models.artifact import TrainedModel
@@ -200,8 +201,9 @@ class _NoScore:
             scores=np.full(count, 0.5),
             logits=np.zeros(count),
             base=0.0,
-            contributions=np.zeros((count, 0)),
-            categories=np.zeros((count, 0), dtype=np.int64),
+            categories=np.zeros((count, 0), dtype=np.int16),
+            category_values=np.zeros(0),
+            offsets=np.zeros(0, dtype=np.int64),
             limit=np.zeros(count),
         )
 
@@ -236,3 +238,43 @@ def test_escort_counts_are_what_the_online_history_answers(
         at = start + timedelta(seconds=links[index][2])
         expected[index] = history.link(escorts[index], travellers[index], at, window)
     assert counts.tolist() == expected.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_top_factors_are_the_largest_raising_contributions_ties_in_feature_order(
+    pack: RulePack, trained: TrainedModel, seed: int
+) -> None:
+    """The batch's choice of factors (ranked categories) against the plain one: per case, the
+    features whose known category raises the score, largest first, equals in feature order.
+    Contributions are drawn from a few values, so that ties are common."""
+    rng = np.random.default_rng(seed)
+    sizes = [len(categories) for categories in trained.categories]
+    values = rng.choice([-1.0, 0.0, 0.5, 1.0, 2.0], sum(sizes))
+    rows = 80  # past the frame's FEW_ROWS
+    categories = np.asfortranarray(
+        np.column_stack([rng.integers(0, size, rows) for size in sizes]).astype(np.int16)
+    )
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    scored = FrameScores(
+        scores=np.zeros(rows),
+        logits=np.zeros(rows),
+        base=0.0,
+        categories=categories,
+        category_values=values,
+        offsets=offsets,
+        limit=np.zeros(rows),
+    )
+    factors = _FactorWords(Explainer(trained, pack.labels), trained)
+    expected = []
+    for row in range(rows):
+        raising = [
+            (-values[offsets[f] + c], f, offsets[f] + c)
+            for f, c in enumerate(categories[row].tolist())
+            if not trained.features[f].startswith(RULE_PREFIX)
+            and trained.categories[f][c] != UNKNOWN_CATEGORY
+            and values[offsets[f] + c] > 0
+        ]
+        chosen = [code for *_, code in sorted(raising)[:3]]
+        expected.append(chosen + [-1] * (3 - len(chosen)))
+    assert factors.codes(scored).tolist() == expected

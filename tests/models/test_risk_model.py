@@ -53,12 +53,18 @@ def test_explanations_are_exact_and_equal_to_shap(trained: TrainedModel, codes: 
 
 @settings(max_examples=30, deadline=None)
 @given(codes_strategy)
-def test_logits_and_contributions_at_once_are_the_same_numbers(
+def test_a_case_scores_the_same_to_the_last_bit_alone_or_among_many(
     trained: TrainedModel, codes: np.ndarray
 ) -> None:
-    logits, contributions = trained.model.logits_and_contributions(codes)
-    assert np.array_equal(logits, trained.model.decision_function(codes))
-    assert np.array_equal(contributions, trained.model.explain(codes))
+    """A desk's case (summed in Python) and the same case in a batch run (summed by numpy,
+    feature by feature) get the same log-odds and the same contributions, bit for bit."""
+    model = trained.model
+    many = np.asfortranarray(np.tile(codes, (100 // len(codes) + 1, 1)))  # past models' FEW
+    alone = np.concatenate([model.decision_function(row[None, :]) for row in many])
+    assert np.array_equal(model.decision_function(many), alone)
+    slope, _ = model.calibration_
+    picked = np.take(model.weights_, many.astype(np.int64) + model.offsets_)
+    assert np.array_equal(model.explain(many), slope * (picked - model.means_))
 
 
 def test_training_is_reproducible(trained: TrainedModel) -> None:
