@@ -253,9 +253,11 @@ class _RuleWords:
         """Cases x TOP_REASONS codes of the reasons of each case's first flags, in the
         decision's order (-1 where a case has fewer flags)."""
         slots = np.full((order.shape[1], TOP_REASONS), -1, dtype=np.int64)
-        position = np.cumsum(order, axis=0) - 1  # the place of each flag among the case's flags
+        before = np.zeros(order.shape[1], dtype=np.int16)  # each case's flags so far
         for index, (rule, needs) in enumerate(zip(self._rules, self._needs, strict=True)):
-            where = np.flatnonzero(order[index] & (position[index] < TOP_REASONS))
+            where = np.flatnonzero(order[index] & (before < TOP_REASONS))
+            position = before[where]  # the place of this flag among the case's flags
+            before += order[index]
             if not len(where):
                 continue
             quoted = {name: facts[name] for name in needs if name in facts}
@@ -265,7 +267,7 @@ class _RuleWords:
                 for row in where[first].tolist()
             ]
             codes = words.add([(flag.reason.id, flag.reason.en) for flag in flags])
-            slots[where, position[index, where]] = codes[inverse]
+            slots[where, position] = codes[inverse]
         return slots
 
 
