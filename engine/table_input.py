@@ -30,6 +30,7 @@ from engine.errors import CaseError, FieldProblem
 from engine.frame import (
     SCREENED_ON,
     Frame,
+    absent_column,
     column_from_codes,
     column_of,
     frame_from_cases,
@@ -115,7 +116,7 @@ def cases_from_table(
     doubtful = np.zeros(count, dtype=bool)
     for path, spec in CASE_FIELDS.items():
         if path not in present:
-            columns[path] = unknown_column(count, spec.kind)
+            columns[path] = absent_column(count, spec.kind)
             continue
         values, bad, local_days, value_codes = _column(path, _plain_array(path, table.column(path)))
         columns[path] = values
