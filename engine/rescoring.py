@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.backends.columnar import ColumnarBackend
 from engine.condition import fields
@@ -218,10 +219,9 @@ class _Words:
         TOP_REASONS in all, joined; worded once per distinct combination of codes."""
         flags = (own >= 0).sum(axis=1)
         chosen = own.copy()
-        for slot in range(TOP_REASONS):
-            for count in range(slot + 1):  # a case with `count` flags has factor slot - count here
-                where = flags == count
-                chosen[where, slot] = factors[where, slot - count]
+        for slot in range(TOP_REASONS):  # a case with fewer flags has factor slot - flags here
+            factor = np.take_along_axis(factors, np.maximum(slot - flags, 0)[:, None], axis=1)
+            chosen[:, slot] = np.where(flags > slot, own[:, slot], factor[:, 0])
         size = len(self.texts["en"]) + 1
         if size**TOP_REASONS < 2**62:  # one integer key per case: a fast unique
             keys = np.zeros(len(chosen), dtype=np.int64)
@@ -231,13 +231,21 @@ class _Words:
             first = first_rows(inverse)
         else:
             _, first, inverse = np.unique(chosen, axis=0, return_index=True, return_inverse=True)
+        combinations = chosen[first]  # a case's codes come first, its -1s last
+        slots = [pa.array(codes, pa.int64(), mask=codes < 0) for codes in combinations.T]
         out = {}
         for lang, texts in self.texts.items():
-            words = [
-                REASON_SEPARATOR.join(texts[code] for code in combination if code >= 0)
-                for combination in chosen[first].tolist()
+            words = pa.array(texts, pa.string())
+            parts = [words.take(codes) for codes in slots]  # null where a case has fewer
+            # a join is null when any part is: the longest join a combination has is its words
+            joins = [
+                pc.binary_join_element_wise(*parts[:count], REASON_SEPARATOR)
+                for count in range(TOP_REASONS, 1, -1)
             ]
-            out[lang] = coded(words, inverse.reshape(-1))
+            text = pc.coalesce(*joins, parts[0], pa.scalar(""))
+            out[lang] = pa.DictionaryArray.from_arrays(
+                pa.array(inverse.reshape(-1), pa.int32()), text
+            )
         return out
 
 

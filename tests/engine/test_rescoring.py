@@ -16,7 +16,14 @@ from engine.frame import Frame
 from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
-from engine.rescoring import REASON_SEPARATOR, Rescored, Rescorer, _FactorWords, count_escorts
+from engine.rescoring import (
+    REASON_SEPARATOR,
+    Rescored,
+    Rescorer,
+    _FactorWords,
+    _Words,
+    count_escorts,
+)
 from engine.rule import example_record
 from engine.rule_pack import RulePack
 from engine.scoring import RULE_PREFIX, UNKNOWN_CATEGORY, Explainer, FrameScores
@@ -278,3 +285,22 @@ def test_top_factors_are_the_largest_raising_contributions_ties_in_feature_order
         chosen = [code for *_, code in sorted(raising)[:3]]
         expected.append(chosen + [-1] * (3 - len(chosen)))
     assert factors.codes(scored).tolist() == expected
+
+
+def test_reasons_join_flags_then_factors_and_none_is_an_empty_text() -> None:
+    words = _Words({"id": ["f0", "f1", "f2"], "en": ["F0", "F1", "F2"]})
+    [flag_a, flag_b] = words.add([("a", "A"), ("b", "B")])
+    none = -1
+    own = np.array(
+        [
+            [none] * 3,
+            [none] * 3,
+            [flag_a, none, none],
+            [flag_a, flag_b, none],
+            [flag_b, flag_a, none],
+        ]
+    )
+    factors = np.array([[none] * 3, [2, 0, 1], [1, none, none], [0, 1, 2], [none] * 3])
+    joined = words.joined(own, factors)
+    assert joined["en"].to_pylist() == ["", "F2 | F0 | F1", "A | F1", "A | B | F0", "B | A"]
+    assert joined["id"].to_pylist() == ["", "f2 | f0 | f1", "a | f1", "a | b | f0", "b | a"]
