@@ -142,28 +142,80 @@ def count_escorts(
     escorts: np.ndarray | Sequence[str],
     travellers: np.ndarray | Sequence[str],
     window: timedelta,
+    *,
+    few: int = 64,
 ) -> np.ndarray:
     """For each link (in input order), how many distinct travellers its escort had in the
     window up to it: what the online history (`InMemoryCaseHistory.link`) answers when the
     cases arrive in order of screening time, the input's order among equal times.
 
-    Each escort's links are walked once, oldest first, with the window's travellers counted as
-    it slides (a test holds this to the online history)."""
+    Links are sorted by escort, time and input order. A link's travellers are those of the links
+    from its window's start up to it whose traveller has not come earlier in that window. Most
+    windows hold a few links, so this is counted for all of them at once, one step back at a
+    time; an escort with a window of more than `few` links is walked instead, oldest first,
+    with the window's travellers counted as it slides (a test holds both to the online
+    history)."""
     count = len(times)
     counts = np.zeros(count, dtype=float)
     if not count:
         return counts
     seconds = np.asarray(times, dtype="datetime64[s]").astype(np.int64)
-    escort_codes = np.unique(np.asarray(escorts), return_inverse=True)[1].reshape(-1)
-    traveller_codes = np.unique(np.asarray(travellers), return_inverse=True)[1].reshape(-1)
-    order = np.lexsort((np.arange(count), seconds, escort_codes))  # by escort, time, input order
+    escort_codes, traveller_codes = _equal_codes(escorts), _equal_codes(travellers)
     span = int(window.total_seconds())
-    sorted_escorts = escort_codes[order].tolist()
-    sorted_seconds = seconds[order].tolist()
-    sorted_travellers = traveller_codes[order].tolist()
+    # one key per link, escort first, then time (the window's start is a key too): a stable
+    # sort by it keeps the input's order among equal times
+    at = seconds - seconds.min()
+    spread = int(at.max()) + span + 1
+    keys = escort_codes * spread + at + span
+    order = np.argsort(keys, kind="stable")
+    keys, escort, who = keys[order], escort_codes[order], traveller_codes[order]
+    start = np.searchsorted(keys, keys - span, side="right")  # a window is (at - span, at]
+    place = np.arange(count)
+    # the link before each with the same escort and traveller (-1: none)
+    pairs = escort * (int(who.max()) + 1) + who
+    by_pair = np.argsort(pairs, kind="stable")
+    same = pairs[by_pair][1:] == pairs[by_pair][:-1]
+    previous = np.full(count, -1, dtype=np.int64)
+    previous[by_pair[1:][same]] = by_pair[:-1][same]
+    size = place - start + 1  # links in each window, the link's own included
+    wide = np.zeros(int(escort.max()) + 1, dtype=bool)
+    wide[escort[size > few]] = True  # escorts walked instead
+    sorted_counts = np.zeros(count, dtype=np.int64)
+    active = np.flatnonzero(~wide[escort])
+    back = 0
+    while len(active):  # the links `back` steps before each, while inside its window
+        sorted_counts[active] += previous[active - back] < start[active]
+        back += 1
+        active = active[size[active] > back]
+    walked = np.flatnonzero(wide[escort])
+    sorted_counts[walked] = _walked(escort[walked], keys[walked], who[walked], span)
+    counts[order] = sorted_counts
+    return counts
+
+
+def _equal_codes(values: np.ndarray | Sequence[str]) -> np.ndarray:
+    """A code per value, the same where the values are. 16-byte digests are told apart by
+    their first 8 bytes, checked against the other 8 (a hash of integers, not of strings)."""
+    array = np.asarray(values)
+    if array.dtype == np.dtype("S16") and array.flags.c_contiguous:
+        halves = array.view("<u8").reshape(-1, 2)
+        codes = np.asarray(pd.factorize(halves[:, 0])[0], dtype=np.int64)
+        if np.array_equal(halves[first_rows(codes)[codes], 1], halves[:, 1]):
+            return codes
+    return np.asarray(pd.factorize(array)[0], dtype=np.int64)
+
+
+def _walked(
+    escorts: np.ndarray, seconds: np.ndarray, travellers: np.ndarray, span: int
+) -> list[int]:
+    """Distinct travellers in each link's window, for links sorted by escort, time and input
+    order: each escort's links walked once, oldest first."""
+    sorted_escorts, sorted_seconds = escorts.tolist(), seconds.tolist()
+    sorted_travellers = travellers.tolist()
+    found: list[int] = []
     start = 0
     inside: dict[int, int] = {}
-    for position, index in enumerate(order.tolist()):
+    for position in range(len(sorted_escorts)):
         if position and sorted_escorts[position] != sorted_escorts[position - 1]:
             start, inside = position, {}
         at = sorted_seconds[position]
@@ -175,8 +227,8 @@ def count_escorts(
             start += 1
         who = sorted_travellers[position]
         inside[who] = inside.get(who, 0) + 1
-        counts[index] = len(inside)
-    return counts
+        found.append(len(inside))
+    return found
 
 
 def _flag_lists(order: np.ndarray, rule_ids: list[str]) -> pa.Array:

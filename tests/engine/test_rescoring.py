@@ -238,13 +238,15 @@ def test_escort_counts_are_what_the_online_history_answers(
     )
     escorts = [f"e{e}" for e, *_ in links]
     travellers = [f"t{t}" for _, t, _ in links]
-    counts = count_escorts(times, escorts, travellers, window)
+    # every window counted at once (few=64), every escort walked (few=0), and a mix (few=1)
+    counts = {few: count_escorts(times, escorts, travellers, window, few=few) for few in (64, 0, 1)}
     history = InMemoryCaseHistory()
     expected = np.zeros(len(links))
     for index in sorted(range(len(links)), key=lambda i: links[i][2]):
         at = start + timedelta(seconds=links[index][2])
         expected[index] = history.link(escorts[index], travellers[index], at, window)
-    assert counts.tolist() == expected.tolist()
+    for found in counts.values():
+        assert found.tolist() == expected.tolist()
 
 
 @settings(max_examples=40, deadline=None)
