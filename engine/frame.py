@@ -187,7 +187,10 @@ def column_from_codes(codes: np.ndarray, distinct: Sequence[Any]) -> np.ndarray:
     column: np.ndarray = values[codes]
     memo = _memo(column) if len(column) > FEW_ROWS else None
     if memo is not None:
-        memo.codes = (_read_only(np.array(codes, dtype=np.int64)), _read_only(values[:-1]))
+        # the codes are kept as given, read-only from now on, when they are whole int64 rows
+        own = codes.dtype == np.int64 and codes.flags.owndata
+        kept = codes if own else np.array(codes, dtype=np.int64)
+        memo.codes = (_read_only(kept), _read_only(values[:-1]))
     return column
 
 

@@ -13,7 +13,6 @@ A property test holds this to `parse_case` row by row.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date
@@ -41,8 +40,7 @@ from engine.frame import (
 REQUIRED_COLUMNS = ("channel", "screened_at")
 NO_TIME = "is required to rescore a case (the date and time it was screened)"
 _TEXT_PLACEHOLDERS = ["", "-", "--", "?", "unknown", "n/a", "na", "null", "none"]
-_WHITESPACE = "".join(f"\\x{{{code:x}}}" for code in range(sys.maxunicode) if chr(code).isspace())
-_PLAIN_TEXT = f"(?s)^[^{_WHITESPACE}](.*[^{_WHITESPACE}])?$"
+_PLAIN_END = (0x21, 0x7E)  # a text that begins and ends with a visible ASCII byte is plain
 _PLAIN_NUMBER = r"^(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?$"
 _PLAIN_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _PLAIN_TIME = (
@@ -198,6 +196,7 @@ class _Codes:
 
     def take(self, rows: list[int], values: np.ndarray) -> None:
         """Rows parsed one by one, with their values."""
+        self.codes = self.codes.copy()  # a column made from them holds them read-only
         self.codes[rows] = [self._code(value) for value in values.tolist()]
 
     def column(self, rows: np.ndarray | None = None) -> np.ndarray:
@@ -240,8 +239,13 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     if path in {"case_id", "screened_at"} and pa.types.is_string(array.type):
         # "" is no id (the row names the case) and no time (a rescored case needs its own)
         pending &= ~np.asarray(pc.fill_null(pc.equal(array, ""), False), dtype=bool)
-    values = unknown_column(count, kind)
-    local_days = np.full(count, np.datetime64("NaT"), dtype="datetime64[D]")
+    coded = _Codes(count) if kind in _CODED_KINDS else None
+    values = unknown_column(count, kind) if coded is None else _NO_ROWS  # else from the codes
+    local_days = (
+        np.full(count, np.datetime64("NaT"), dtype="datetime64[D]")
+        if kind == "datetime"
+        else _NO_DAYS
+    )
     if kind == "number":
         _plain_numbers(array, values, pending)
     elif kind == "date":
@@ -251,7 +255,6 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     elif path in _FREE_TEXT and pa.types.is_string(array.type):
         _plain_texts(path, array, values, pending)
     bad = np.zeros(count, dtype=bool)
-    coded = _Codes(count) if kind in _CODED_KINDS else None
     if pending.any():
         at = np.flatnonzero(pending)
         distinct, codes = _distinct(array, at)
@@ -275,8 +278,9 @@ def _distinct(array: pa.Array, at: np.ndarray) -> tuple[list[Any], np.ndarray]:
     """The distinct values of the rows `at` of an array (none null), and where each row's value
     is among them."""
     if pa.types.is_dictionary(array.type):  # as a Parquet file stores an enumeration
-        indices = np.asarray(array.indices.fill_null(0).to_numpy(), dtype=np.int64)
-        return array.dictionary.to_pylist(), indices[at]
+        indices = array.indices  # read off its buffer: `at` holds no null
+        buffer = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype())
+        return array.dictionary.to_pylist(), buffer[indices.offset + at].astype(np.int64)
     return _distinct_values(array.take(pa.array(at)))
 
 
@@ -345,6 +349,8 @@ def _plain_times(
     pending &= ~plain
 
 
+_NO_ROWS = np.zeros(0, dtype=object)  # what an enumeration's column is until its codes are read
+_NO_DAYS = np.zeros(0, dtype="datetime64[D]")  # the local days of a column not a time
 _Times = tuple[np.ndarray, np.ndarray, np.ndarray]  # where plain, the UTC time, the local date
 
 
@@ -381,15 +387,37 @@ def _plain_time_texts(array: pa.Array, pending: np.ndarray) -> _Times:
 
 
 def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.ndarray) -> None:
-    plain = _matches(array, _PLAIN_TEXT) & pending
+    plain, sizes = _plain_ends(array)
+    plain &= pending
     if path == "case_id":
-        plain &= np.asarray(pc.fill_null(pc.utf8_length(array), 0), dtype=int) <= 200
+        plain &= sizes <= 200  # bytes: a longer id in fewer characters takes the careful way
     else:
         placeholder = pc.is_in(pc.utf8_lower(array), pa.array(_TEXT_PLACEHOLDERS))
         plain &= ~np.asarray(pc.fill_null(placeholder, False), dtype=bool)
     found = array.to_numpy(zero_copy_only=False)
     values[plain] = found[plain]
     pending &= ~plain
+
+
+def _plain_ends(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Where a text surely has no blank to strip: its first and last bytes are visible ASCII
+    (any other text, say one ending in a non-ASCII letter, is validated the careful way); and
+    the size of each in bytes. Read off Arrow's buffers, without a string per row."""
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _validity, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[
+        array.offset : array.offset + len(array) + 1
+    ].astype(np.int64)
+    sizes = np.diff(offsets)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
+    if not len(data):  # every text empty: nothing to read
+        data = np.zeros(1, dtype=np.uint8)
+    filled = sizes > 0
+    low, high = _PLAIN_END
+    first = np.where(filled, data[np.where(filled, offsets[:-1], 0)], 0)
+    last = np.where(filled, data[np.where(filled, offsets[1:] - 1, 0)], 0)
+    plain = filled & (first >= low) & (first <= high) & (last >= low) & (last <= high)
+    return plain, sizes
 
 
 def _real_day(parsed: pa.Array, text: pa.Array) -> np.ndarray:

@@ -36,6 +36,12 @@ _ODD = [
     "abc",
     "2026-02-30",
     "x" * 300,
+    "\u00a0A-1\u00a0",  # blanks that are not ASCII, a letter that is not
+    "Jos\u00e9",
+    "\u3000B2",
+    "C3\x1f",
+    "\x00D4",
+    "\u00e9" * 150,  # 150 characters in 300 bytes
 ]
 
 
