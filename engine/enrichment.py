@@ -280,10 +280,10 @@ class Enricher:
         # An unknown transit list counts as no transit: the itinerary is on the ticket, and
         # asking every traveller for transit countries would bury the questions that matter.
         hotspots = self.reference.scam_hotspots
-        transit = np.array(
-            [bool(t) and any(c in hotspots for c in t) for t in travel["transit_countries"]],
-            dtype=bool,
-        )
+        countries = travel["transit_countries"]
+        listed = np.flatnonzero(known(countries))  # most cases name no transit at all
+        transit = np.zeros(len(countries), dtype=bool)
+        transit[listed] = [any(c in hotspots for c in t) for t in countries[listed].tolist()]
         destination = travel["destination_country"]
         value = transit | member(destination, list(hotspots))
         return _three_valued(value, transit | known(destination))

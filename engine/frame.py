@@ -184,7 +184,12 @@ def column_from_codes(codes: np.ndarray, distinct: Sequence[Any]) -> np.ndarray:
         values[:-1] = list(distinct)
         if isinstance(distinct, tuple):  # yes/no columns: the same few values every time
             _VALUES[distinct] = _read_only(values)
-    column: np.ndarray = values[codes]
+    if len(values) <= 3 and len(codes) > FEW_ROWS:  # yes/no, fired: a row's value by mask
+        column: np.ndarray = np.empty(len(codes), dtype=object)  # None throughout
+        for code, value in enumerate(values[:-1].tolist()):
+            column[codes == code] = value
+    else:
+        column = values[codes]
     memo = _memo(column) if len(column) > FEW_ROWS else None
     if memo is not None:
         # the codes are kept as given, read-only from now on, when they are whole int64 rows
