@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -302,19 +303,40 @@ class _Words:
 
 
 class _RuleWords:
-    """The reasons of fired rules, worded once per distinct set of the facts they quote."""
+    """The reasons of fired rules, worded once per distinct set of the facts they quote (and
+    remembered: the next chunks quote mostly the same facts)."""
+
+    MOST_REMEMBERED = 20_000  # worded reasons per rule
 
     def __init__(self, rules: Sequence[Rule], labels: Labels) -> None:
         self._rules = rules
         self._labels = labels
         self._needs = [_quoted(rule) for rule in rules]
+        self._worded: list[dict[tuple[tuple[str, Any], ...], tuple[str, str]]] = [{} for _ in rules]
+
+    def _reason(self, index: int, values: dict[str, Any]) -> tuple[str, str]:
+        """The (id, en) reason of rule `index` fired on a case with these quoted facts."""
+        worded = self._worded[index]
+        key = tuple(values.items())
+        try:
+            return worded[key]
+        except KeyError:
+            pass
+        except TypeError:  # a fact that cannot be a key: worded each time
+            flag = flag_for(self._rules[index], values, self._labels)
+            return flag.reason.id, flag.reason.en
+        if len(worded) >= self.MOST_REMEMBERED:
+            worded.clear()
+        flag = flag_for(self._rules[index], values, self._labels)
+        reason = worded[key] = (flag.reason.id, flag.reason.en)
+        return reason
 
     def reasons(self, order: np.ndarray, facts: Frame, words: _Words) -> np.ndarray:
         """Cases x TOP_REASONS codes of the reasons of each case's first flags, in the
         decision's order (-1 where a case has fewer flags)."""
         slots = np.full((order.shape[1], TOP_REASONS), -1, dtype=np.int64)
         before = np.zeros(order.shape[1], dtype=np.int16)  # each case's flags so far
-        for index, (rule, needs) in enumerate(zip(self._rules, self._needs, strict=True)):
+        for index, needs in enumerate(self._needs):
             where = np.flatnonzero(order[index] & (before < TOP_REASONS))
             position = before[where]  # the place of this flag among the case's flags
             before += order[index]
@@ -322,11 +344,10 @@ class _RuleWords:
                 continue
             quoted = {name: facts[name] for name in needs if name in facts}
             first, inverse = distinct_rows(tuple(quoted.values()), where)
-            flags = [
-                flag_for(rule, row_values(quoted, row), self._labels)
-                for row in where[first].tolist()
+            reasons = [
+                self._reason(index, row_values(quoted, row)) for row in where[first].tolist()
             ]
-            codes = words.add([(flag.reason.id, flag.reason.en) for flag in flags])
+            codes = words.add(reasons)
             slots[where, position] = codes[inverse]
         return slots
 

@@ -114,9 +114,16 @@ def _same_as_online(columns: Columns, decisions: list[Decision]) -> None:
 def test_batch_gives_every_case_the_online_tier_flags_score_and_reasons(
     pack: RulePack, registry: AgencyRegistry, trained: TrainedModel, records: list[dict[str, Any]]
 ) -> None:
-    rescorer = Rescorer(pack, pseudonymiser=Pseudonymiser(KEY), registry=registry, scorer=trained)
+    # one rescorer for every example: reasons it worded for earlier examples are remembered
+    key = (id(pack), id(registry), id(trained))
+    rescorer = _SHARED.setdefault(
+        key, Rescorer(pack, pseudonymiser=Pseudonymiser(KEY), registry=registry, scorer=trained)
+    )
     rescored, _ = rescore_records(rescorer, records)
     _same_as_online(rescored, online(_screener(pack, registry, trained), records))
+
+
+_SHARED: dict[tuple[int, int, int], Rescorer] = {}
 
 
 def test_escort_network_counts_across_the_whole_input_in_time_order(
