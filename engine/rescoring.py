@@ -166,6 +166,7 @@ def count_escorts(
     # one key per link, escort first, then time (the window's start is a key too): a stable
     # sort by it keeps the input's order among equal times
     at = seconds - seconds.min()
+    span = min(span, int(at.max()) + 1)  # a longer window holds every earlier link all the same
     spread = int(at.max()) + span + 1
     keys = escort_codes * spread + at + span
     order = np.argsort(keys, kind="stable")

@@ -313,3 +313,30 @@ def test_reasons_join_flags_then_factors_and_none_is_an_empty_text() -> None:
     joined = words.joined(own, factors)
     assert joined["en"].to_pylist() == ["", "F2 | F0 | F1", "A | F1", "A | B | F0", "B | A"]
     assert joined["id"].to_pylist() == ["", "f2 | f0 | f1", "a | f1", "a | b | f0", "b | a"]
+
+
+def test_escort_counts_with_a_window_longer_than_any_key_can_hold() -> None:
+    """150,000 escorts, a window of a billion days: every earlier link is inside it."""
+    escorts = np.repeat(np.arange(150_000).astype(str), 2)
+    travellers = np.arange(300_000).astype(str)
+    start = np.datetime64("2026-01-01T00:00:00", "s")
+    times = start + np.tile([0, 3_600], 150_000).astype("timedelta64[s]")
+    counts = count_escorts(times, escorts, travellers, timedelta(days=999_999_999))
+    assert counts.tolist() == [1.0, 2.0] * 150_000
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(cases(), min_size=1, max_size=10))
+def test_batch_past_few_rows_gives_every_case_the_online_decision(
+    pack: RulePack, registry: AgencyRegistry, trained: TrainedModel, records: list[dict[str, Any]]
+) -> None:
+    """The same cases, repeated past the frame's FEW_ROWS, so the batch takes its large-frame
+    ways (column memos, per-feature sums, ranked factors) and the desk its own."""
+    many = [
+        merge(record, {"case_id": f"{record.get('case_id', 'c')}-{copy}"})
+        for copy in range(70 // len(records) + 1)
+        for record in records
+    ]
+    rescorer = Rescorer(pack, pseudonymiser=Pseudonymiser(KEY), registry=registry, scorer=trained)
+    rescored, _ = rescore_records(rescorer, many)
+    _same_as_online(rescored, online(_screener(pack, registry, trained), many))
