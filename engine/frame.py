@@ -82,22 +82,21 @@ def absent_column(count: int, kind: str) -> np.ndarray:
     """The column of a field a table lacks: `count` unknowns, read-only, and known from the
     start to hold nothing (chunks of one size share it, as a case file lacks the same fields
     in every chunk)."""
-    column = unknown_column(count, kind)
-    key = (count, column.dtype.str)
-    shared = _ABSENT.get(key)
+    shared = _ABSENT.get((count, kind))
     if shared is not None:
         return shared
+    column = unknown_column(count, kind)
     memo = _memo(column) if column.dtype == object else None
     if memo is not None:  # a large column: its memo says what a scan would find
         memo.known = _read_only(np.zeros(count, dtype=bool))
         memo.codes = (_read_only(np.full(count, -1, dtype=np.int64)), _read_only(_NO_VALUES))
-    if len(_ABSENT) >= 16:  # chunks of a few sizes at a time (the last one is shorter)
+    if len(_ABSENT) >= 64:  # nine kinds, chunks of a few sizes (the last one is shorter)
         _ABSENT.clear()
-    _ABSENT[key] = _read_only(column)
+    _ABSENT[(count, kind)] = _read_only(column)
     return column
 
 
-_ABSENT: dict[tuple[int, str], np.ndarray] = {}
+_ABSENT: dict[tuple[int, str], np.ndarray] = {}  # by rows and kind
 _NO_VALUES = np.empty(0, dtype=object)
 
 

@@ -322,14 +322,15 @@ class _RuleWords:
         try:
             return worded[key]
         except KeyError:
-            pass
+            remember = True
         except TypeError:  # a fact that cannot be a key: worded each time
-            flag = flag_for(self._rules[index], values, self._labels)
-            return flag.reason.id, flag.reason.en
-        if len(worded) >= self.MOST_REMEMBERED:
-            worded.clear()
+            remember = False
         flag = flag_for(self._rules[index], values, self._labels)
-        reason = worded[key] = (flag.reason.id, flag.reason.en)
+        reason = (flag.reason.id, flag.reason.en)
+        if remember:
+            if len(worded) >= self.MOST_REMEMBERED:
+                worded.clear()
+            worded[key] = reason
         return reason
 
     def reasons(self, order: np.ndarray, facts: Frame, words: _Words) -> np.ndarray:

@@ -409,9 +409,9 @@ def _plain_ends(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         array.offset : array.offset + len(array) + 1
     ].astype(np.int64)
     sizes = np.diff(offsets)
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
-    if not len(data):  # every text empty: nothing to read
-        data = np.zeros(1, dtype=np.uint8)
+    # every text empty: no bytes to read, and a byte of zero stands in for them
+    empty = data_buffer is None or not data_buffer.size
+    data = np.zeros(1, np.uint8) if empty else np.frombuffer(data_buffer, dtype=np.uint8)
     filled = sizes > 0
     low, high = _PLAIN_END
     first = np.where(filled, data[np.where(filled, offsets[:-1], 0)], 0)

@@ -114,7 +114,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         `explain` gives a case for a feature in that category."""
         check_is_fitted(self, "weights_")
         slope, _ = self.calibration_
-        means = np.repeat(self.means_, np.diff(np.append(self.offsets_, len(self.weights_))))
+        means = np.repeat(self.means_, self._stops - self.offsets_)  # each category's feature
         return np.asarray(slope * (self.weights_ - means))
 
     def decision_function(self, codes: np.ndarray) -> np.ndarray:
