@@ -176,6 +176,7 @@ class Run:
     figures: dict[str, float] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
     stored: int = 0  # decisions stored during the run
+    log_bytes: int | None = None  # SQLite: the write-ahead log file's size after the run
     cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by process group
 
     @property
@@ -357,6 +358,14 @@ class Bench:
         with self.engine.connect() as connection:
             return int(connection.execute(text("SELECT count(*) FROM decisions")).scalar_one())
 
+    def log_bytes(self) -> int | None:
+        """SQLite: the size of the write-ahead log file (as large as the log ever grew: it
+        starts again from the beginning once checkpointed, over the same space)."""
+        if self.schema:
+            return None
+        log = self.folder / "lindung.db-wal"
+        return log.stat().st_size if log.exists() else 0
+
     # the server ---------------------------------------------------------------------------
 
     def start_server(self) -> None:
@@ -507,6 +516,7 @@ class Bench:
             - sum(run.cpu[part] for part in ("server", "database", "wrk", "py-spy")),
         )
         run.stored = self.stored() - stored_before
+        run.log_bytes = self.log_bytes()
         self.report(run)
         return run
 
@@ -547,6 +557,8 @@ class Bench:
             print(f"  WARNING: other work took {run.cpu['other']:.2f} cores: figures disturbed")
         check = "ok" if run.stored == run.created else "MISMATCH"
         print(f"  decisions stored during the run: {run.stored:,} ({check} against the 201s)")
+        if run.log_bytes is not None:
+            print(f"  SQLite write-ahead log file after the run: {run.log_bytes / 1e6:,.1f} MB")
         if run.errors:
             print(f"  wrk socket errors: {run.errors}")
         if run.in_flight:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import fcntl
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
 from api.storage import database
@@ -71,4 +75,105 @@ def test_other_errors_are_not_tried_again(postgres_url: str) -> None:
     with pytest.raises(ProgrammingError, match="no_such_table"):
         database.once_more_if_lost(work)
     assert len(tries) == 1
+    engine.dispose()
+
+
+def sqlite_file(tmp_path: Path) -> Engine:
+    """A serving engine on a new SQLite file with one table, its log left to `WalCheckpoints`."""
+    engine = database.connect(f"sqlite:///{tmp_path / 'wal.db'}", serving=True)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body BLOB)"))
+    return engine
+
+
+def write_note(engine: Engine, size: int = 16_000) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": b"x" * size})
+
+
+def log_frames(engine: Engine) -> int:
+    """Frames in the write-ahead log now (a checkpoint that copies them says how many)."""
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        return int(raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+
+class CommitsDuringPasses(database.WalCheckpoints):
+    """Checkpoints during which another connection commits, after each of the first passes,
+    unless it finds the writers' lock taken."""
+
+    def __init__(self, engine: Engine, writer: Engine, busy_passes: int) -> None:
+        super().__init__(engine)
+        self.writer, self.busy_passes = writer, busy_passes
+        self.passes_made, self.held_back = 0, 0
+
+    def _pass(self, raw: Any) -> tuple[int, int, int]:
+        made = super()._pass(raw)
+        self.passes_made += 1
+        if self.passes_made <= self.busy_passes:
+            if writers_held_back(self.writer):
+                self.held_back += 1
+            else:
+                write_note(self.writer)
+        return made
+
+
+def writers_held_back(engine: Engine) -> bool:
+    with open(f"{engine.url.database}.lock", "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
+
+def test_a_checkpoint_copies_again_what_commits_added_until_the_log_can_start_again(
+    tmp_path: Path,
+) -> None:
+    engine = sqlite_file(tmp_path)
+    writer = database.connect(f"sqlite:///{tmp_path / 'wal.db'}", serving=True)
+    for _ in range(20):
+        write_note(writer)
+    checkpoints = CommitsDuringPasses(engine, writer, busy_passes=3)
+
+    assert checkpoints.round()
+    assert checkpoints.passes_made == 4  # the fourth had no commit during it
+    assert checkpoints.held_back == 0
+    write_note(writer)  # starts the log again: one note's frames, not 23 notes'
+    assert log_frames(engine) < 10
+    engine.dispose()
+    writer.dispose()
+
+
+def test_when_commits_outrun_every_pass_the_last_holds_the_writers_back(tmp_path: Path) -> None:
+    engine = sqlite_file(tmp_path)
+    writer = database.connect(f"sqlite:///{tmp_path / 'wal.db'}", serving=True)
+    checkpoints = CommitsDuringPasses(engine, writer, busy_passes=100)
+
+    assert checkpoints.round()
+    assert checkpoints.passes_made == checkpoints.passes + 1
+    assert checkpoints.held_back == 1  # during the last pass only
+    assert not writers_held_back(writer)  # and not after it
+    engine.dispose()
+    writer.dispose()
+
+
+def test_under_steady_commits_the_log_stays_a_fraction_of_what_was_written(
+    tmp_path: Path,
+) -> None:
+    engine = sqlite_file(tmp_path)
+    checkpoints = database.WalCheckpoints(engine, seconds=0.05)
+    checkpoints.start()
+    written, size = 0, 16_000
+    try:
+        while written < 12_000_000:  # a desk's commit every 2 ms or so, for about 1.5 s
+            write_note(engine, size)
+            written += size
+            time.sleep(0.002)
+    finally:
+        checkpoints.stop()
+    log_bytes = (tmp_path / "wal.db-wal").stat().st_size
+    assert log_bytes < written / 4
     engine.dispose()
