@@ -68,13 +68,12 @@ class KeyCache:
 
 async def get_caller(
     request: Request,
-    service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorised("send an API key: Authorization: Bearer <key>", "Authorization")
     cache: KeyCache = request.app.state.keys
-    caller = await cache.caller(service, credentials.credentials)
+    caller = await cache.caller(request.app.state.service, credentials.credentials)
     if caller is None:
         raise Unauthorised("the API key is not valid or was revoked", "Authorization")
     return caller
@@ -82,9 +81,15 @@ async def get_caller(
 
 def allow(*roles: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting only callers with one of `roles` (async, as the key is usually
-    in the cache: no trip to a worker thread for it)."""
+    in the cache: no trip to a worker thread for it). It asks for the key itself rather than
+    through a `get_caller` dependency: each level of dependencies FastAPI solves costs about
+    20 microseconds a request."""
 
-    async def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    async def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Caller:
+        caller = await get_caller(request, credentials)
         if caller.role not in roles:
             raise Forbidden(f"a {caller.role} key cannot do this; it needs: {', '.join(roles)}")
         return caller

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Table, bindparam, select, update
 
 from api.storage import tables
 from api.storage.database import pipelined
+from api.storage.rows import RowInsert
 
 GENESIS = "0" * tables.DIGEST
 
@@ -54,7 +55,10 @@ _HEAD = (
     .where(tables.audit_head.c.id == 1)
     .with_for_update()
 )
-_INSERT_ENTRIES = tables.audit_log.insert()
+_INSERT_ENTRIES = RowInsert(
+    tables.audit_log,
+    ("seq", "recorded_at", "actor", "kind", "subject", "body", "prev_hash", "hash"),
+)
 _MOVE_HEAD = (
     update(tables.audit_head)
     .where(tables.audit_head.c.id == 1)
@@ -112,7 +116,7 @@ def write(connection: Connection, chained: Chained) -> None:
     """Write chained entries and move the head (statements whose answers nobody reads, so
     that on PostgreSQL they can share one round trip in `pipelined`)."""
     if chained.rows:
-        connection.execute(_INSERT_ENTRIES, chained.rows)
+        _INSERT_ENTRIES(connection, chained.rows)
         connection.execute(_MOVE_HEAD, chained.head)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -174,12 +175,27 @@ def _sqlite_writer(engine: Engine) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    with open(f"{path}.lock", "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    lock = _lock_file(f"{path}.lock")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+_lock_files = threading.local()
+
+
+def _lock_file(path: str) -> int:
+    """The lock file, opened once per thread (a lock is held by an open file, so threads of one
+    process exclude each other only with files of their own)."""
+    opened: dict[str, int] | None = getattr(_lock_files, "opened", None)
+    if opened is None:
+        opened = _lock_files.opened = {}
+    descriptor = opened.get(path)
+    if descriptor is None:
+        descriptor = opened[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    return descriptor
 
 
 def upgrade(engine: Engine) -> None:
