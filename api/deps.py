@@ -66,10 +66,8 @@ class KeyCache:
             self._seen.clear()
 
 
-async def get_caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
+async def get_caller(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    """The caller whose key the request's bearer credentials carry (401 otherwise)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorised("send an API key: Authorization: Bearer <key>", "Authorization")
     cache: KeyCache = request.app.state.keys

@@ -55,10 +55,7 @@ _HEAD = (
     .where(tables.audit_head.c.id == 1)
     .with_for_update()
 )
-_INSERT_ENTRIES = RowInsert(
-    tables.audit_log,
-    ("seq", "recorded_at", "actor", "kind", "subject", "body", "prev_hash", "hash"),
-)
+_INSERT_ENTRIES = RowInsert(tables.audit_log)
 _MOVE_HEAD = (
     update(tables.audit_head)
     .where(tables.audit_head.c.id == 1)

@@ -107,13 +107,15 @@ class WalCheckpoints:
         with self.engine.connect() as connection:  # outside any transaction:
             raw = connection.connection.driver_connection  # SQLAlchemy would begin one
             assert raw is not None
+            before = _data_version(raw)
             for _ in range(self.passes):
-                before = _data_version(raw)
                 busy, frames, copied = self._pass(raw)
                 if busy or copied < frames:
                     return False
-                if _data_version(raw) == before:  # nobody committed since the pass began
+                after = _data_version(raw)
+                if after == before:  # nobody committed since the pass began
                     return True
+                before = after
             with _sqlite_writer(self.engine):
                 busy, frames, copied = self._pass(raw)
             return not busy and copied == frames

@@ -90,23 +90,8 @@ def _write(
 
 
 # Every group of screenings runs them: through the driver (`rows`).
-_INSERT_DECISIONS = RowInsert(
-    tables.decisions,
-    (
-        "decision_id",
-        "audit_seq",
-        "case_id",
-        "channel",
-        "tier",
-        "risk_score",
-        "screened_at",
-        "recorded_at",
-        "key_id",
-        "rule_pack",
-        "model",
-    ),
-)
-_INSERT_FLAGS = RowInsert(tables.decision_flags, ("decision_id", "rule_id"))
+_INSERT_DECISIONS = RowInsert(tables.decisions)
+_INSERT_FLAGS = RowInsert(tables.decision_flags)
 _INSERT_REFERRALS = RowInsert(
     tables.referrals, ("decision_id", "agency", "deadline", "status", "opened_at")
 )

@@ -19,11 +19,12 @@ Convert = Callable[[Any], Any] | None
 
 
 class RowInsert:
-    """INSERT of whole rows into `table`: each row names every column it sets, the same
-    columns in every call."""
+    """INSERT of whole rows into `table`: each row names every one of `columns` (by default
+    all the table's), in every call."""
 
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
-        self.table, self.columns = table, tuple(columns)
+    def __init__(self, table: Table, columns: Sequence[str] | None = None) -> None:
+        self.table = table
+        self.columns = tuple(table.columns.keys() if columns is None else columns)
         unknown = set(self.columns) - set(table.columns.keys())
         if unknown:
             raise ValueError(f"{table.name} has no column {sorted(unknown)}")
@@ -43,10 +44,7 @@ class RowInsert:
         ]
         cursor = connection.connection.cursor()
         try:
-            if len(values) == 1:
-                cursor.execute(sql, values[0])
-            else:
-                cursor.executemany(sql, values)
+            cursor.executemany(sql, values)
         finally:
             cursor.close()
 

@@ -10,19 +10,7 @@ from api.storage.rows import RowInsert
 
 WIB = timezone(timedelta(hours=7))
 
-COLUMNS = (
-    "decision_id",
-    "audit_seq",
-    "case_id",
-    "channel",
-    "tier",
-    "risk_score",
-    "screened_at",
-    "recorded_at",
-    "key_id",
-    "rule_pack",
-    "model",
-)
+COLUMNS = tuple(tables.decisions.columns.keys())
 
 
 def audit_entries(count: int, first: int) -> list[dict[str, object]]:
@@ -86,7 +74,7 @@ def stored(
 def test_rows_written_through_the_driver_read_back_as_sqlalchemy_writes_them(
     engine: Engine, count: int
 ) -> None:
-    through_driver = RowInsert(tables.decisions, COLUMNS)
+    through_driver = RowInsert(tables.decisions)
     with database.transaction(engine) as connection:
         connection.execute(tables.audit_log.insert(), audit_entries(2 * count, 1000))
         connection.execute(
@@ -106,9 +94,7 @@ def test_rows_written_through_the_driver_read_back_as_sqlalchemy_writes_them(
 def test_rows_written_through_the_driver_roll_back_with_the_transaction(engine: Engine) -> None:
     def fails_after_writing() -> None:
         with database.transaction(engine) as connection:
-            RowInsert(tables.audit_log, list(audit_entries(1, 1)[0]))(
-                connection, audit_entries(2, 2000)
-            )
+            RowInsert(tables.audit_log)(connection, audit_entries(2, 2000))
             raise RuntimeError("the request failed")
 
     with pytest.raises(RuntimeError):
@@ -129,7 +115,7 @@ def test_a_time_without_a_zone_is_refused_as_sqlalchemy_refuses_it(engine: Engin
     def write() -> None:
         with database.transaction(engine) as connection:
             connection.execute(tables.audit_log.insert(), audit_entries(1, 3000))
-            RowInsert(tables.decisions, COLUMNS)(connection, rows)
+            RowInsert(tables.decisions)(connection, rows)
 
     with pytest.raises(ValueError, match="zone"):
         write()
