@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, select
 
 from api.storage import audit, tables
 from api.storage.keys import Caller
+from api.storage.rows import DriverStatement
 from engine.registry import AgencyRegistry
 
 
@@ -25,19 +26,21 @@ class Generation:
 
 
 # Built once: read before every group of screenings, and building it cost more than running it.
-_GENERATION = select(
-    select(func.coalesce(func.max(tables.activations.c.activation_id), 0))
-    .scalar_subquery()
-    .label("activation"),
-    select(func.coalesce(func.max(tables.registries.c.registry_id), 0))
-    .scalar_subquery()
-    .label("registry"),
+_GENERATION = DriverStatement(
+    select(
+        select(func.coalesce(func.max(tables.activations.c.activation_id), 0))
+        .scalar_subquery()
+        .label("activation"),
+        select(func.coalesce(func.max(tables.registries.c.registry_id), 0))
+        .scalar_subquery()
+        .label("registry"),
+    )
 )
 
 
 def generation(connection: Connection) -> Generation:
-    row = connection.execute(_GENERATION).one()
-    return Generation(int(row.activation), int(row.registry))
+    [(activations, registries)] = _GENERATION.rows(connection)
+    return Generation(int(activations), int(registries))
 
 
 def current(connection: Connection) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Table, bindparam, select, update
 
 from api.storage import tables
 from api.storage.database import pipelined
-from api.storage.rows import RowInsert
+from api.storage.rows import DriverStatement, RowInsert
 
 GENESIS = "0" * tables.DIGEST
 
@@ -50,13 +50,13 @@ class Entry:
 
 # Built once (every group of screenings runs them): building a statement costs more than a
 # SQLite write of it.
-_HEAD = (
+_HEAD = DriverStatement(
     select(tables.audit_head.c.seq, tables.audit_head.c.hash)
     .where(tables.audit_head.c.id == 1)
     .with_for_update()
 )
 _INSERT_ENTRIES = RowInsert(tables.audit_log)
-_MOVE_HEAD = (
+_MOVE_HEAD = DriverStatement(
     update(tables.audit_head)
     .where(tables.audit_head.c.id == 1)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -84,8 +84,8 @@ def chain(connection: Connection, entries: list[Entry], at: datetime) -> Chained
     """Number and hash `entries` after the head, which stays locked until the transaction ends
     (FOR UPDATE on PostgreSQL; SQLite's write lock is already held), so that concurrent writers
     from any process chain one after another."""
-    head = connection.execute(_HEAD).one()
-    seq, previous = int(head.seq), str(head.hash)
+    [(seq, previous)] = _HEAD.rows(connection)
+    seq, previous = int(seq), str(previous)
     at = at.astimezone(UTC)
     rows, numbers = [], []
     for entry in entries:
@@ -114,7 +114,7 @@ def write(connection: Connection, chained: Chained) -> None:
     that on PostgreSQL they can share one round trip in `pipelined`)."""
     if chained.rows:
         _INSERT_ENTRIES(connection, chained.rows)
-        connection.execute(_MOVE_HEAD, chained.head)
+        _MOVE_HEAD.run(connection, chained.head)
 
 
 def body_of(connection: Connection, seq: int) -> dict[str, Any]:

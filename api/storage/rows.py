@@ -1,11 +1,14 @@
-"""Rows written through the database driver, for the writes every screening makes.
+"""Statements run through the database driver, for the ones every group of screenings runs.
 
 SQLAlchemy Core costs about 50 microseconds a statement on top of the driver's own work (it
-prepares its parameters, events and results for any statement); a screening writes four to
-six of them while it holds the write lock. `RowInsert` builds its statement once per dialect,
-converts the values the way the columns' types would (times in UTC, as `UtcDateTime` stores
-them) and hands them to the driver's `executemany`. What it writes reads back through
-SQLAlchemy as if SQLAlchemy had written it.
+prepares its parameters, events and results for any statement), and three or four times that
+on a server whose caches the screening between two statements has just filled with other
+things; a group runs seven to nine of them while it holds the write lock. `RowInsert` builds
+its statement once per dialect, converts the values the way the columns' types would (times in
+UTC, as `UtcDateTime` stores them) and hands them to the driver's `executemany`. What it writes
+reads back through SQLAlchemy as if SQLAlchemy had written it. `DriverStatement` does the same
+for any other Core statement: compiled once per dialect, its parameters converted likewise, its
+rows as the driver gives them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 Convert = Callable[[Any], Any] | None
 
@@ -72,3 +77,66 @@ def insert_plan(
         table.columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
     )
     return sql, converts
+
+
+class DriverStatement:
+    """A Core statement run through the driver; its rows as tuples of the driver's own values
+    (for columns the driver returns as SQLAlchemy would: integers and text, not times)."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._plans: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {}
+
+    def rows(
+        self, connection: Connection, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        cursor = self._run(connection, params)
+        try:
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def run(self, connection: Connection, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement whose rows nobody reads (on PostgreSQL it may share a round trip
+        with others in `pipelined`)."""
+        self._run(connection, params).close()
+
+    def _run(self, connection: Connection, params: Mapping[str, Any] | None) -> Any:
+        sql, bind = self._plan(connection.dialect)
+        cursor = connection.connection.cursor()
+        cursor.execute(sql, bind(params or {}))
+        return cursor
+
+    def _plan(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            compiled = self.statement.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler)
+            plan = self._plans[dialect.name] = (compiled.string, _binder(compiled, dialect))
+        return plan
+
+
+def _binder(compiled: SQLCompiler, dialect: Dialect) -> Callable[[Mapping[str, Any]], Any]:
+    """What turns a call's parameters into the driver's: the statement's own values (literals
+    SQLAlchemy made parameters) overridden by the call's, each converted as its type says, in
+    the order of the placeholders (or by name, for drivers that take names)."""
+    defaults = dict(compiled.params)
+    required = {name for name, bind in compiled.binds.items() if bind.required}
+    converts = {
+        name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+        for name, bind in compiled.binds.items()
+    }
+    order = compiled.positiontup
+
+    def values(params: Mapping[str, Any]) -> Any:
+        if not required <= params.keys() or not params.keys() <= defaults.keys():
+            missing, unknown = required - params.keys(), params.keys() - defaults.keys()
+            raise ValueError(f"parameters missing: {sorted(missing)}, unknown: {sorted(unknown)}")
+        merged = {**defaults, **params}
+        for name, value in merged.items():
+            convert = converts.get(name)
+            if convert is not None:
+                merged[name] = convert(value)
+        return merged if order is None else tuple(merged[name] for name in order)
+
+    return values

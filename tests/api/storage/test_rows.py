@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, func, select, update
 
 from api.storage import database, tables
-from api.storage.rows import RowInsert
+from api.storage.rows import DriverStatement, RowInsert
 
 WIB = timezone(timedelta(hours=7))
 
@@ -131,3 +131,56 @@ def test_a_time_without_a_zone_is_refused_as_sqlalchemy_refuses_it(engine: Engin
 def test_a_column_the_table_lacks_is_named() -> None:
     with pytest.raises(ValueError, match="decisions has no column \\['tier_x'\\]"):
         RowInsert(tables.decisions, ("decision_id", "tier_x"))
+
+
+def test_a_statement_through_the_driver_reads_what_sqlalchemy_reads(engine: Engine) -> None:
+    log = tables.audit_log.c
+    query = (
+        select(log.seq, log.kind, log.body, func.coalesce(func.length(log.subject), 0))
+        .where(log.seq >= bindparam("first"), log.seq < 4000 + 3)  # a literal and a parameter
+        .order_by(log.seq)
+    )
+    with database.transaction(engine) as connection:
+        connection.execute(tables.audit_log.insert(), audit_entries(5, 4000))
+        by_driver = DriverStatement(query).rows(connection, {"first": 4001})
+        by_sqlalchemy = [tuple(row) for row in connection.execute(query, {"first": 4001})]
+    assert by_driver == by_sqlalchemy
+    assert [row[0] for row in by_driver] == [4001, 4002]
+    assert by_driver[0][2] == '{"é":"ünïcode"}'
+
+
+def test_a_statement_through_the_driver_converts_its_parameters_as_their_columns_do(
+    engine: Engine,
+) -> None:
+    """A time in another zone is stored in UTC, as SQLAlchemy stores it."""
+    d = tables.decisions.c
+    moved = datetime(2026, 12, 3, 14, 0, 1, 5, tzinfo=WIB)
+    with database.transaction(engine) as connection:
+        connection.execute(tables.audit_log.insert(), audit_entries(2, 5000))
+        connection.execute(tables.decisions.insert(), decision_rows([5000, 5001], "e"))
+        DriverStatement(
+            update(tables.decisions)
+            .where(d.decision_id == bindparam("id"))
+            .values(recorded_at=bindparam("at"))
+        ).run(connection, {"id": f"e{5000:030d}", "at": moved})
+        connection.execute(
+            update(tables.decisions)
+            .where(d.decision_id == f"e{5001:030d}")
+            .values(recorded_at=moved)
+        )
+    read, held = stored(engine, "e")
+    at = COLUMNS.index("recorded_at") - 2
+    assert read[0][at] == read[1][at] == datetime(2026, 12, 3, 7, 0, 1, 5, tzinfo=UTC)
+    assert held[0][at] == held[1][at]
+
+
+def test_a_statement_through_the_driver_names_a_parameter_missing_or_unknown(
+    engine: Engine,
+) -> None:
+    log = tables.audit_log.c
+    query = DriverStatement(select(log.seq).where(log.seq == bindparam("seq")))
+    with engine.connect() as connection:
+        with pytest.raises(ValueError, match=r"missing: \['seq'\], unknown: \[\]"):
+            query.rows(connection)
+        with pytest.raises(ValueError, match=r"missing: \[\], unknown: \['sequence'\]"):
+            query.rows(connection, {"seq": 1, "sequence": 1})
