@@ -13,7 +13,10 @@ handled here, in one place:
   1,024 live states per ruleset);
 - exceptions in actions are swallowed into the state, so the state is read and checked;
 - a registered ruleset cannot be changed, so each backend object has its own host and a fresh
-  ruleset name: a new pack version is a new backend.
+  ruleset name: a new pack version is a new backend;
+- its host writes and reads a JSON document through the standard library for the case, for its
+  state and for each action (eight to ten a case, half of its time for one case), so its engine
+  module is given orjson's, which do the same several times faster (`_Json`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
+import orjson
 from durable import engine as durable_engine
 
 from engine.condition import (
@@ -44,6 +48,21 @@ _MARK = "lindung$case"
 _SEEN = "lindung$seen"
 _OPERATORS = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 _names = itertools.count(1)
+
+
+class _Json:
+    """The two calls durable-rules' engine makes of the `json` module, through orjson. What it
+    writes is read by the engine's C parser, which takes what the standard library writes of
+    our facts (`_plain` keeps exponents and non-finite numbers out of them)."""
+
+    @staticmethod
+    def dumps(value: Any, ensure_ascii: bool = True) -> str:
+        return orjson.dumps(value).decode()
+
+    loads = staticmethod(orjson.loads)
+
+
+durable_engine.json = _Json
 
 
 class _QuietHost(durable_engine.Host):  # type: ignore[misc]
