@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.decision import Thresholds
-from engine.frame import column_from_codes
+from engine.frame import FEW_ROWS, column_from_codes
 from engine.wording import Labels, Text
 
 TOP_FACTORS = 3
@@ -52,12 +52,21 @@ class FrameScores:
 RULE_PREFIX = "rule."  # a scorer also reads each rule's outcome: the column rule.<id>
 
 
+_NOT_FIRED_FIRED = np.array([None, True], dtype=object)
+
+
 def with_rule_columns(
     facts: Mapping[str, np.ndarray], fired: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """The enriched facts plus one column per rule: True where it fired, None where it did not
     (so a rule's outcome reads like any fact that is known or not)."""
     columns = dict(facts)
+    if fired and len(next(iter(fired.values()))) <= FEW_ROWS:
+        # a desk's few cases: two array calls for every rule together, not three each
+        masks = np.array(list(fired.values()), dtype=np.intp).reshape(len(fired), -1)
+        for rule_id, column in zip(fired, _NOT_FIRED_FIRED[masks], strict=True):
+            columns[f"{RULE_PREFIX}{rule_id}"] = column
+        return columns
     for rule_id, mask in fired.items():
         codes = mask.astype(np.int64) - 1  # fired: 0, the code of True; else -1, unknown
         columns[f"{RULE_PREFIX}{rule_id}"] = column_from_codes(codes, (True,))

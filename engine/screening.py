@@ -108,10 +108,11 @@ class Screener:
         fired = [self.backend.fired(row) for row in facts]
         scored = None
         if self.scorer is not None:
-            outcomes = {
-                rule.id: np.fromiter((rule.id in ids for ids in fired), bool, len(fired))
-                for rule in self.pack.rules
-            }
+            rules = self.pack.rules
+            fired_by_rule = np.array(
+                [[rule.id in ids for ids in fired] for rule in rules], dtype=bool
+            ).reshape(len(rules), len(fired))
+            outcomes = {rule.id: row for rule, row in zip(rules, fired_by_rule, strict=True)}
             scored = self.scorer.score_frame(with_rule_columns(columns, outcomes))
         return [
             self._decision(case, facts[row], fired[row], scored, row)

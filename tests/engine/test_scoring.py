@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.case_input import parse_case
 from engine.decision import Decision
+from engine.frame import FEW_ROWS, known
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack
+from engine.scoring import with_rule_columns
 from engine.screening import Screener
 from models.artifact import TrainedModel
 from tests.factories import cases, documented_worker, merge, tourist
@@ -185,3 +188,21 @@ def test_top_factors_never_give_an_unknown_as_a_reason(scored_screener: Screener
     factors = decision.explanation["top_factors"]
     assert "unknown" not in factors["en"]
     assert "tidak diketahui" not in factors["id"]
+
+
+def test_rule_columns_read_alike_for_a_desks_few_cases_and_a_batch() -> None:
+    """A rule's column holds True where it fired and None (unknown) where it did not, whether
+    the frame is a desk's few cases or a batch past FEW_ROWS."""
+    pattern = [True, False, False, True, False]
+    for rows in (1, len(pattern), FEW_ROWS + 3):
+        fired = {
+            "a": np.resize(np.array(pattern), rows),
+            "b": np.zeros(rows, dtype=bool),
+        }
+        columns = with_rule_columns({"x": np.full(rows, None, dtype=object)}, fired)
+        assert list(columns) == ["x", "rule.a", "rule.b"]
+        expected = [True if hit else None for hit in fired["a"].tolist()]
+        assert columns["rule.a"].tolist() == expected
+        assert columns["rule.b"].tolist() == [None] * rows
+        assert columns["rule.a"].dtype == object
+        assert known(columns["rule.a"]).tolist() == fired["a"].tolist()
