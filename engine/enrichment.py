@@ -151,7 +151,7 @@ class Enricher:
         already (batch rescoring counts them over the whole input first)."""
         facts: Frame = {path: frame[path] for path in SCALAR_FIELDS}
         for path in IDENTIFIER_FIELDS:  # rules may only ask whether an identifier is known
-            facts[path] = _three_valued(known(frame[path]), known(frame[path]))
+            facts[path] = _object(known(frame[path]))  # always decided: yes or no
         facts.update(self._derive(frame))
         if escort_travellers is not None:
             facts["escort_travellers"] = escort_travellers
