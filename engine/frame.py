@@ -48,26 +48,27 @@ _PLAIN_FIELDS = {
 
 def frame_from_cases(cases: Sequence[Case]) -> Frame:
     """The columns of validated cases."""
-    if len(cases) > FEW_ROWS:
-        frame: Frame = {
-            path: column_of([_GETTERS[path](case) for case in cases], spec.kind)
-            for path, spec in CASE_FIELDS.items()
-        }
-    else:  # a desk's case: one array for its forty-odd plain fields, not one each
-        block = np.empty((len(_PLAIN_FIELDS), len(cases)), dtype=object)
-        for path, number in _PLAIN_FIELDS.items():
-            get, row = _GETTERS[path], block[number]
-            for index, case in enumerate(cases):
-                row[index] = get(case)
-        frame = {
-            path: block[_PLAIN_FIELDS[path]]
-            if path in _PLAIN_FIELDS
-            else column_of([_GETTERS[path](case) for case in cases], spec.kind)
-            for path, spec in CASE_FIELDS.items()
-        }
+    plain = _plain_block(cases) if len(cases) <= FEW_ROWS else None
+    frame: Frame = {
+        path: plain[_PLAIN_FIELDS[path]]
+        if plain is not None and path in _PLAIN_FIELDS
+        else column_of([_GETTERS[path](case) for case in cases], spec.kind)
+        for path, spec in CASE_FIELDS.items()
+    }
     local_days = [case.screened_at.date() for case in cases]
     frame[SCREENED_ON] = np.array(local_days, dtype="datetime64[D]")
     return frame
+
+
+def _plain_block(cases: Sequence[Case]) -> np.ndarray:
+    """A desk's few cases: their forty-odd plain fields in one array, a row each, not an
+    array each."""
+    block = np.empty((len(_PLAIN_FIELDS), len(cases)), dtype=object)
+    for path, number in _PLAIN_FIELDS.items():
+        get, row = _GETTERS[path], block[number]
+        for index, case in enumerate(cases):
+            row[index] = get(case)
+    return block
 
 
 def column_of(values: Sequence[Any], kind: str) -> np.ndarray:
