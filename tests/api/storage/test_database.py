@@ -86,6 +86,20 @@ def sqlite_file(tmp_path: Path) -> Engine:
     return engine
 
 
+def test_one_threads_transactions_keep_to_one_sqlite_connection(tmp_path: Path) -> None:
+    # as when the checkpoints' thread held a connection while a screening stored its own
+    engine = sqlite_file(tmp_path)
+    with engine.connect() as first, engine.connect() as second:
+        opened = {id(first.connection.driver_connection), id(second.connection.driver_connection)}
+    assert len(opened) == 2
+    used = set()
+    for _ in range(4):
+        with database.transaction(engine) as connection:
+            used.add(id(connection.connection.driver_connection))
+    assert len(used) == 1
+    engine.dispose()
+
+
 def write_note(engine: Engine, size: int = 16_000) -> None:
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": b"x" * size})
