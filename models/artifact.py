@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from engine.decision import Thresholds
 from engine.errors import LindungError
@@ -71,19 +73,31 @@ class TrainedModel:
     def categories(self) -> tuple[tuple[str, ...], ...]:
         return tuple(feature.categories for feature in self.model.features)
 
+    def __post_init__(self) -> None:
+        # checked once here, not in score_frame: scikit-learn's check was a tenth of scoring
+        # one desk's case
+        try:
+            check_is_fitted(self.model, "weights_")
+        except NotFittedError:
+            raise ModelError(f"model {self.version} was never fitted") from None
+
     def score_frame(self, facts: Mapping[str, np.ndarray]) -> FrameScores:
         codes = encode(facts, self.model.features)
-        raw = self.model.decision_function(codes)
+        raw = self.model.fitted_logits(codes)
         logits = np.clip(raw, -LOGIT_LIMIT, LOGIT_LIMIT)
         return FrameScores(
             scores=1.0 / (1.0 + np.exp(-logits)),
             logits=logits,
-            base=self.model.base_,
+            base=self._base,
             categories=codes,
             category_values=self._category_values,
             offsets=self.model.offsets_,
             limit=logits - raw,
         )
+
+    @cached_property
+    def _base(self) -> float:
+        return self.model.base_
 
     @cached_property
     def _category_values(self) -> np.ndarray:

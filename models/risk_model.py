@@ -120,6 +120,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def decision_function(self, codes: np.ndarray) -> np.ndarray:
         """Calibrated log-odds of each case."""
         check_is_fitted(self, "weights_")
+        return self.fitted_logits(codes)
+
+    def fitted_logits(self, codes: np.ndarray) -> np.ndarray:
+        """`decision_function` without scikit-learn's check that the model is fitted (a
+        `TrainedModel` checks once)."""
         slope, shift = self.calibration_
         return np.asarray(slope * self._raw_logit(np.asarray(codes)) + shift)
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from api.settings import bundled
+from engine.decision import Thresholds
 from engine.rule_pack import load_rule_pack
 from models import artifact
 from models.artifact import ModelError, TrainedModel
 from models.features import features_for
+from models.risk_model import RiskModel
 
 FEATURES_OF_PACK = features_for(load_rule_pack(bundled("default")))
 
@@ -112,3 +114,8 @@ def test_a_pinned_hash_refuses_any_other_model(model_dir: Path, trained: Trained
     assert artifact.load(model_dir, features, trained.manifest["sha256"]).version == trained.version
     with pytest.raises(ModelError, match="is not the pinned LINDUNG_MODEL_SHA256"):
         artifact.load(model_dir, features, "0" * 64)
+
+
+def test_a_model_that_was_never_fitted_is_refused() -> None:
+    with pytest.raises(ModelError, match="model unfitted was never fitted"):
+        TrainedModel(RiskModel(features=FEATURES_OF_PACK), Thresholds(0.5, 0.9), "unfitted")
