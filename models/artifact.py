@@ -65,11 +65,12 @@ class TrainedModel:
     version: str
     manifest: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    # made once: every explanation reads them
+    @cached_property
     def features(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.model.features)
 
-    @property
+    @cached_property
     def categories(self) -> tuple[tuple[str, ...], ...]:
         return tuple(feature.categories for feature in self.model.features)
 
