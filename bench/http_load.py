@@ -7,10 +7,11 @@ fixed rate.
    POSTs each to /v1/screenings, counts the answers by status and prints latency percentiles.
    Every connection stops sending a moment before wrk stops, so no request is in flight at
    the end and each 201 can be matched with a stored decision.
-3. Runs a short warm-up, a throughput run (wrk -t2 -c32, no pause: screenings/s stored), and a
-   fixed-rate run: requests arrive as a Poisson process at the target rate (each wrk thread
-   draws exponential gaps; the connection that comes free takes the next arrival), so slow
-   answers do not lower the rate offered.
+3. Runs a short warm-up; requests one at a time on one connection (a lone request's time: the
+   machine's speed that hour sets it, and latency at a fixed rate is built on it); a throughput
+   run (wrk -t2 -c32, no pause: screenings/s stored); and a fixed-rate run: requests arrive as a
+   Poisson process at the target rate (each wrk thread draws exponential gaps; the connection
+   that comes free takes the next arrival), so slow answers do not lower the rate offered.
 4. After each run, checks that the decisions stored (SELECT count(*) FROM decisions) grew by
    exactly the number of 201 answers; then stops the server and drops the schema or the file.
 
@@ -576,6 +577,10 @@ class Bench:
             runs = []
             if args.warmup > 0:
                 runs.append(self.wrk("warm-up", 1, 4, args.warmup, 0, "none"))
+            lone = None
+            if args.lone_duration > 0:  # one connection, each request sent once answered
+                lone = self.wrk("one at a time", 1, 1, args.lone_duration, 0, "none")
+                runs.append(lone)
             throughput = self.wrk(
                 "throughput",
                 args.threads,
@@ -603,7 +608,7 @@ class Bench:
         if args.profile:
             seconds = args.duration if args.profile_run == "throughput" else args.rate_duration
             print_profile(args.profile, args.profile_mode, int(seconds))
-        return summary(args, self.label, runs, total_stored, quiet)
+        return summary(args, self.label, runs, total_stored, quiet, lone)
 
 
 def mean_pause(args: argparse.Namespace) -> float:
@@ -613,7 +618,12 @@ def mean_pause(args: argparse.Namespace) -> float:
 
 
 def summary(
-    args: argparse.Namespace, label: str, runs: list[Run], total_stored: int, quiet: float
+    args: argparse.Namespace,
+    label: str,
+    runs: list[Run],
+    total_stored: int,
+    quiet: float,
+    lone: Run | None,
 ) -> int:
     throughput, fixed = runs[-2], runs[-1]
     created = sum(run.created for run in runs)
@@ -661,6 +671,14 @@ def summary(
         f"{'met' if met_latency else 'MISSED'})"
     )
     print(f"             CPU: {cpu_line(fixed)}")
+    if lone is not None:
+        # Requests arriving at random queue behind one another: with each worker busy a third
+        # of the time or more, p99 is several times a lone request's time.
+        print(
+            f"one at a time: p50 {lone.ms('p50'):.2f} ms, p99 {lone.ms('p99'):.2f} ms "
+            f"(one connection, {lone.rate:,.0f} requests/s: a lone request's time this hour; "
+            f"p99 at {args.rate:g} req/s is {fixed.ms('p99') / lone.ms('p50'):.1f} times its p50)"
+        )
     print(f"non-201:     {dict(others) or 'none'}" + (f"; wrk errors {errors}" if errors else ""))
     print(
         f"stored:      {total_stored:,} decisions, {created:,} answers 201 "
@@ -739,8 +757,8 @@ def print_profile(folder: Path, mode: str, seconds: int, top: int = 15) -> None:
     for name, samples in own.most_common(top):
         print(f"  {samples / total:6.1%}  {name}")
     print("and including what it calls (the project's functions only):")
-    ours = [(n, c) for n, c in inclusive.most_common() if any(p in n for p in PROJECT)]
-    for name, samples in ours[:top]:
+    projects = [(n, c) for n, c in inclusive.most_common() if any(p in n for p in PROJECT)]
+    for name, samples in projects[:top]:
         print(f"  {samples / total:6.1%}  {name}")
 
 
@@ -773,6 +791,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0, help="default: a free one")
     parser.add_argument("--cases", type=int, default=2_000, help="distinct case bodies")
     parser.add_argument("--warmup", type=float, default=3, help="seconds (0: none)")
+    parser.add_argument(
+        "--lone-duration", type=float, default=5, help="seconds of one request at a time (0: none)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads, throughput run")
     parser.add_argument("--connections", type=int, default=32, help="throughput run")
     parser.add_argument("--duration", type=float, default=20, help="seconds, throughput run")
