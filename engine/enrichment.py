@@ -8,6 +8,7 @@ identifiers appear only as keyed hashes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -87,6 +88,44 @@ DERIVED: Mapping[str, DerivedFact] = {
     "escort_travellers": DerivedFact(FactType("int"), ("links.escort_ref",)),
     "passport_age_days": DerivedFact(FactType("int"), ("travel.passport_issued_on",)),
 }
+
+# what `_derive_rows` reads of each case, and what it writes, in `_derive_columns`' order
+_DERIVED_FROM = (
+    SCREENED_ON,
+    "person.birth_date",
+    "person.age",
+    "travel.passport_issued_on",
+    "travel.exit_point",
+    "travel.exit_point_type",
+    "travel.mode",
+    "travel.destination_country",
+    "travel.transit_countries",
+    "travel.declared_purpose",
+    "placement.agency_name",
+    "placement.agency_license_no",
+    "placement.scheme",
+    "placement.job_order_no",
+    "placement.occupation",
+    "placement.offered_monthly_salary_usd",
+    "recruitment.channel",
+    "recruitment.fee_demanded_idr",
+    "recruitment.fee_paid_idr",
+)
+_DERIVED_ORDER = (
+    "age",
+    "passport_age_days",
+    "work_intent",
+    "agency_involved",
+    "agency_licence_status",
+    "fee_idr",
+    "fee_cap_idr",
+    "fee_over_cap",
+    "market_salary_usd",
+    "pay_to_market_ratio",
+    "sea_route_to_neighbour",
+    "scam_hotspot_route",
+)
+_NUMBER_FACTS = {name for name in _DERIVED_ORDER if DERIVED[name].type.kind in {"int", "number"}}
 
 SCALAR_FIELDS = tuple(
     path
@@ -193,6 +232,102 @@ class Enricher:
         return counts
 
     def _derive(self, frame: Frame) -> Frame:
+        """The derived facts' columns: a desk's few cases one by one (each array call costs
+        more than a case's facts do), more cases column by column. The two give the same
+        columns, to the last bit."""
+        if rows(frame) <= FEW_ROWS:
+            return self._derive_rows(frame)
+        return self._derive_columns(frame)
+
+    def _derive_rows(self, frame: Frame) -> Frame:
+        read = {path: frame[path].tolist() for path in _DERIVED_FROM}  # plain values
+        derived = [
+            self._derive_case({path: values[row] for path, values in read.items()})
+            for row in range(rows(frame))
+        ]
+        columns: Frame = {}
+        for name in _DERIVED_ORDER:
+            values = [facts[name] for facts in derived]
+            if name in _NUMBER_FACTS:
+                columns[name] = np.array(values, dtype=float)
+            else:
+                columns[name] = np.empty(len(values), dtype=object)
+                columns[name][:] = values
+        return columns
+
+    def _derive_case(self, case: Mapping[str, Any]) -> dict[str, Any]:
+        """One case's derived facts (plain values: None or NaN where unknown), as
+        `_derive_columns` finds them."""
+        on: date = case[SCREENED_ON]
+        born, licence = case["person.birth_date"], case["placement.agency_license_no"]
+        destination, occupation = case["travel.destination_country"], case["placement.occupation"]
+        demanded, paid = case["recruitment.fee_demanded_idr"], case["recruitment.fee_paid_idr"]
+        fee = _fee(demanded, paid)
+        cap = market = math.nan
+        if destination is not None and occupation is not None:
+            cap = _number(self.reference.fee_cap(destination, occupation))
+        if occupation is not None:
+            market = _number(self.reference.market_salary(occupation, destination))
+        issued = case["travel.passport_issued_on"]
+        over_cap: bool | None = None
+        if not math.isnan(cap):
+            both_known = not _unknown(demanded) and not _unknown(paid)
+            if not math.isnan(fee) and (fee > cap or both_known):
+                over_cap = fee > cap
+        elif destination is not None and occupation is not None:
+            over_cap = False  # no cap for this destination and occupation
+        offered = case["placement.offered_monthly_salary_usd"]
+        return {
+            "age": (
+                float(on.year - born.year - ((on.month, on.day) < (born.month, born.day)))
+                if born is not None
+                else case["person.age"]
+            ),
+            "passport_age_days": float((on - issued).days) if issued is not None else math.nan,
+            "work_intent": _work_intent_of(case),
+            "agency_involved": (
+                case["placement.agency_name"] is not None
+                or licence is not None
+                or case["placement.scheme"] == "p3mi"
+                or case["recruitment.channel"] == "licensed_agency"
+            ),
+            "agency_licence_status": (
+                self.registry.status_on(licence, on) if licence is not None else None
+            ),
+            "fee_idr": fee,
+            "fee_cap_idr": cap,
+            "fee_over_cap": over_cap,
+            "market_salary_usd": market,
+            "pay_to_market_ratio": float(
+                np.round(offered / (market if market > 0 else math.nan), 4)
+            ),
+            "sea_route_to_neighbour": self._sea_route_of(case),
+            "scam_hotspot_route": self._scam_route_of(case),
+        }
+
+    def _sea_route_of(self, case: Mapping[str, Any]) -> bool | None:
+        routes = self.reference.sea_routes
+        exit_point, mode = case["travel.exit_point"], case["travel.mode"]
+        kind, destination = case["travel.exit_point_type"], case["travel.destination_country"]
+        by_sea = mode == "sea" or kind in ("ferry_terminal", "unofficial") or exit_point in routes
+        not_by_sea = mode in ("air", "land") or kind in ("airport", "land_border")
+        if destination is not None:
+            if destination not in routes.get(exit_point, self.reference.sea_neighbours):
+                return False  # a destination the route does not serve decides it
+            if by_sea:
+                return True
+        return False if not by_sea and not_by_sea else None
+
+    def _scam_route_of(self, case: Mapping[str, Any]) -> bool | None:
+        hotspots, countries = self.reference.scam_hotspots, case["travel.transit_countries"]
+        destination = case["travel.destination_country"]
+        if countries is not None and any(country in hotspots for country in countries):
+            return True
+        if destination is None:
+            return None
+        return destination in hotspots
+
+    def _derive_columns(self, frame: Frame) -> Frame:
         screened_on = frame[SCREENED_ON]
         travel = {
             name: frame[f"travel.{name}"]
@@ -306,6 +441,42 @@ def work_intent(frame: Mapping[str, np.ndarray]) -> np.ndarray:
         | (known(channel) & ~equals(channel, "family_friend"))
     )
     return _three_valued(signs, signs | known(purpose))
+
+
+def _work_intent_of(case: Mapping[str, Any]) -> bool | None:
+    """`work_intent` of one case (plain values)."""
+    purpose, scheme, channel = (
+        case["travel.declared_purpose"],
+        case["placement.scheme"],
+        case["recruitment.channel"],
+    )
+    signs = (
+        purpose == "work"
+        or scheme not in (None, "none")
+        or case["placement.agency_name"] is not None
+        or case["placement.agency_license_no"] is not None
+        or case["placement.job_order_no"] is not None
+        or case["placement.occupation"] is not None
+        or case["recruitment.fee_demanded_idr"] > 0  # False for NaN (unknown)
+        or case["recruitment.fee_paid_idr"] > 0
+        or channel not in (None, "family_friend")
+    )
+    return True if signs else (False if purpose is not None else None)
+
+
+def _fee(demanded: float, paid: float) -> float:
+    """`fee_idr` of one case (NaN where unknown)."""
+    larger = float(np.fmax(demanded, paid))
+    both_known = not _unknown(demanded) and not _unknown(paid)
+    return larger if both_known or larger > 0 else math.nan
+
+
+def _unknown(number: float) -> bool:
+    return math.isnan(number)
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def fee_idr(demanded: np.ndarray, paid: np.ndarray) -> np.ndarray:

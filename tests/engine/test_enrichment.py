@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.case_input import parse_case
 from engine.enrichment import Enricher, vocabulary, work_intent
@@ -11,7 +14,7 @@ from engine.history import InMemoryCaseHistory
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack
-from tests.factories import documented_worker, tourist
+from tests.factories import cases, documented_worker, tourist
 
 
 @pytest.fixture
@@ -23,6 +26,26 @@ def enricher(pack: RulePack, registry: AgencyRegistry) -> Enricher:
 
 def facts(enricher: Enricher, record: dict[str, Any]) -> dict[str, Any]:
     return dict(enricher.enrich(parse_case(record)).facts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(cases(), min_size=1, max_size=6))
+def test_a_desks_few_cases_derive_what_their_columns_would(
+    pack: RulePack, registry: AgencyRegistry, records: list[dict[str, Any]]
+) -> None:
+    # up to FEW_ROWS cases are derived one by one, more column by column: the same facts
+    enricher = Enricher(
+        pack.reference, registry, InMemoryCaseHistory(), Pseudonymiser("k"), pack.escort_window
+    )
+    frame = frame_from_cases([parse_case(record) for record in records])
+    one_by_one, as_columns = enricher._derive_rows(frame), enricher._derive_columns(frame)
+    assert list(one_by_one) == list(as_columns)
+    for name, column in as_columns.items():
+        assert one_by_one[name].dtype == column.dtype, name
+        if column.dtype == object:
+            assert [(type(v), v) for v in one_by_one[name]] == [(type(v), v) for v in column]
+        else:
+            np.testing.assert_array_equal(one_by_one[name], column, err_msg=name)
 
 
 def test_age_on_the_screening_date_birth_date_wins(enricher: Enricher) -> None:
