@@ -64,11 +64,12 @@ def _plain_block(cases: Sequence[Case]) -> np.ndarray:
     """A desk's few cases: their forty-odd plain fields in one array, a row each, not an
     array each."""
     block = np.empty((len(_PLAIN_FIELDS), len(cases)), dtype=object)
-    for path, number in _PLAIN_FIELDS.items():
-        get, row = _GETTERS[path], block[number]
-        for index, case in enumerate(cases):
-            row[index] = get(case)
+    for index, case in enumerate(cases):  # a case's fields in one assignment, not one each
+        block[:, index] = [get(case) for get in _PLAIN_GETTERS]
     return block
+
+
+_PLAIN_GETTERS = [_GETTERS[path] for path in _PLAIN_FIELDS]  # plain values: never sequences
 
 
 def column_of(values: Sequence[Any], kind: str) -> np.ndarray:
