@@ -42,16 +42,17 @@ def connect(url: str, *, serving: bool = False) -> Engine:
         return create_engine(
             url, pool_size=10, max_overflow=20, pool_pre_ping=not serving, pool_recycle=1800
         )
+    pool: dict[str, Any] = {}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
         # The connection last given back is handed out next. First in, first out, one thread's
         # transactions took turns on every connection the pool had opened (the checkpoints'
         # thread opens a second), each finding its page cache outdated by the other's commit:
-        # 46 page reads a screening where 18 do.
-        pool_use_lifo=True,
-        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
+        # 46 page reads a screening where 18 do. (A database in memory has a connection per
+        # thread, and no such choice.)
+        pool["pool_use_lifo"] = True
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}, **pool
     )
 
     @event.listens_for(engine, "connect")

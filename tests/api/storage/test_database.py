@@ -100,6 +100,14 @@ def test_one_threads_transactions_keep_to_one_sqlite_connection(tmp_path: Path) 
     engine.dispose()
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_sqlite_database_in_memory_connects(url: str) -> None:
+    engine = database.connect(url)
+    with database.transaction(engine) as connection:
+        assert connection.execute(text("SELECT 1")).scalar_one() == 1
+    engine.dispose()
+
+
 def write_note(engine: Engine, size: int = 16_000) -> None:
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": b"x" * size})
