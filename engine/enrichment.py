@@ -262,16 +262,16 @@ class Enricher:
         born, licence = case["person.birth_date"], case["placement.agency_license_no"]
         destination, occupation = case["travel.destination_country"], case["placement.occupation"]
         demanded, paid = case["recruitment.fee_demanded_idr"], case["recruitment.fee_paid_idr"]
-        fee = _fee(demanded, paid)
+        both_known = not math.isnan(demanded) and not math.isnan(paid)
+        fee = _fee(demanded, paid, both_known)
         cap = market = math.nan
         if destination is not None and occupation is not None:
-            cap = _number(self.reference.fee_cap(destination, occupation))
+            cap = _or_nan(self.reference.fee_cap(destination, occupation))
         if occupation is not None:
-            market = _number(self.reference.market_salary(occupation, destination))
+            market = _or_nan(self.reference.market_salary(occupation, destination))
         issued = case["travel.passport_issued_on"]
         over_cap: bool | None = None
         if not math.isnan(cap):
-            both_known = not _unknown(demanded) and not _unknown(paid)
             if not math.isnan(fee) and (fee > cap or both_known):
                 over_cap = fee > cap
         elif destination is not None and occupation is not None:
@@ -464,18 +464,15 @@ def _work_intent_of(case: Mapping[str, Any]) -> bool | None:
     return True if signs else (False if purpose is not None else None)
 
 
-def _fee(demanded: float, paid: float) -> float:
+def _fee(demanded: float, paid: float, both_known: bool) -> float:
     """`fee_idr` of one case (NaN where unknown)."""
-    larger = float(np.fmax(demanded, paid))
-    both_known = not _unknown(demanded) and not _unknown(paid)
-    return larger if both_known or larger > 0 else math.nan
+    if both_known:
+        return max(demanded, paid) + 0.0  # a zero fee is +0.0, as `fee_idr` makes it
+    one = paid if math.isnan(demanded) else demanded  # NaN if neither is known
+    return one if one > 0 else math.nan
 
 
-def _unknown(number: float) -> bool:
-    return math.isnan(number)
-
-
-def _number(value: float | None) -> float:
+def _or_nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
@@ -485,7 +482,8 @@ def fee_idr(demanded: np.ndarray, paid: np.ndarray) -> np.ndarray:
     With one amount unknown, a known positive amount is still a fee charged (the larger one is at
     least that much); a known zero says nothing about the other amount, so the fee stays unknown.
     """
-    larger = np.fmax(demanded, paid)
+    # + 0.0: a zero fee is +0.0 whichever amount was -0.0 (fmax leaves that to the vector loop)
+    larger = np.fmax(demanded, paid) + 0.0
     with np.errstate(invalid="ignore"):
         return np.where((known(demanded) & known(paid)) | (larger > 0), larger, np.nan)
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.case import Case
 from engine.case_input import parse_case
 from engine.enrichment import Enricher, vocabulary, work_intent
 from engine.frame import frame_from_cases
@@ -19,9 +20,7 @@ from tests.factories import cases, documented_worker, tourist
 
 @pytest.fixture
 def enricher(pack: RulePack, registry: AgencyRegistry) -> Enricher:
-    return Enricher(
-        pack.reference, registry, InMemoryCaseHistory(), Pseudonymiser("k"), pack.escort_window
-    )
+    return enricher_of(pack, registry)
 
 
 def facts(enricher: Enricher, record: dict[str, Any]) -> dict[str, Any]:
@@ -29,23 +28,45 @@ def facts(enricher: Enricher, record: dict[str, Any]) -> dict[str, Any]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(cases(), min_size=1, max_size=6))
+@given(st.lists(cases(), min_size=1, max_size=8))
 def test_a_desks_few_cases_derive_what_their_columns_would(
     pack: RulePack, registry: AgencyRegistry, records: list[dict[str, Any]]
 ) -> None:
     # up to FEW_ROWS cases are derived one by one, more column by column: the same facts
-    enricher = Enricher(
+    assert_same_derived_facts(enricher_of(pack, registry), [parse_case(r) for r in records])
+
+
+@pytest.mark.parametrize("copies", [1, 4, 8])
+def test_a_zero_fee_is_plus_zero_whichever_amount_was_minus_zero(
+    pack: RulePack, registry: AgencyRegistry, copies: int
+) -> None:
+    # numpy's fmax leaves the sign of max(-0.0, 0.0) to its vector loop (row by row, it
+    # differed with the row's place in a frame of four)
+    case = parse_case(tourist(recruitment={"fee_demanded_idr": -0.0, "fee_paid_idr": 0.0}))
+    enricher = enricher_of(pack, registry)
+    assert_same_derived_facts(enricher, [case] * copies)
+    fees = enricher._derive_columns(frame_from_cases([case] * copies))["fee_idr"]
+    assert not np.signbit(fees).any()
+
+
+def enricher_of(pack: RulePack, registry: AgencyRegistry) -> Enricher:
+    return Enricher(
         pack.reference, registry, InMemoryCaseHistory(), Pseudonymiser("k"), pack.escort_window
     )
-    frame = frame_from_cases([parse_case(record) for record in records])
+
+
+def assert_same_derived_facts(enricher: Enricher, cases: list[Case]) -> None:
+    frame = frame_from_cases(cases)
     one_by_one, as_columns = enricher._derive_rows(frame), enricher._derive_columns(frame)
     assert list(one_by_one) == list(as_columns)
     for name, column in as_columns.items():
         assert one_by_one[name].dtype == column.dtype, name
         if column.dtype == object:
             assert [(type(v), v) for v in one_by_one[name]] == [(type(v), v) for v in column]
-        else:
+        else:  # equal, NaN where NaN, and zeros of the same sign
             np.testing.assert_array_equal(one_by_one[name], column, err_msg=name)
+            signs = [np.signbit(np.nan_to_num(c, nan=1.0)) for c in (one_by_one[name], column)]
+            np.testing.assert_array_equal(*signs, err_msg=name)
 
 
 def test_age_on_the_screening_date_birth_date_wins(enricher: Enricher) -> None:
