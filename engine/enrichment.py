@@ -89,7 +89,8 @@ DERIVED: Mapping[str, DerivedFact] = {
     "passport_age_days": DerivedFact(FactType("int"), ("travel.passport_issued_on",)),
 }
 
-# what `_derive_rows` reads of each case, and what it writes, in `_derive_columns`' order
+# what `_derive_rows` reads of each case (screened_on always known: every frame builder refuses
+# a case without screened_at), and what it writes, in `_derive_columns`' order
 _DERIVED_FROM = (
     SCREENED_ON,
     "person.birth_date",
