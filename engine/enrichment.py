@@ -22,6 +22,7 @@ from engine.frame import (
     SCREENED_ON,
     Frame,
     column_from_codes,
+    column_of,
     distinct_rows,
     equals,
     frame_from_cases,
@@ -126,7 +127,6 @@ _DERIVED_ORDER = (
     "sea_route_to_neighbour",
     "scam_hotspot_route",
 )
-_NUMBER_FACTS = {name for name in _DERIVED_ORDER if DERIVED[name].type.kind in {"int", "number"}}
 
 SCALAR_FIELDS = tuple(
     path
@@ -246,15 +246,10 @@ class Enricher:
             self._derive_case({path: values[row] for path, values in read.items()})
             for row in range(rows(frame))
         ]
-        columns: Frame = {}
-        for name in _DERIVED_ORDER:
-            values = [facts[name] for facts in derived]
-            if name in _NUMBER_FACTS:
-                columns[name] = np.array(values, dtype=float)
-            else:
-                columns[name] = np.empty(len(values), dtype=object)
-                columns[name][:] = values
-        return columns
+        return {
+            name: column_of([facts[name] for facts in derived], DERIVED[name].type.kind)
+            for name in _DERIVED_ORDER
+        }
 
     def _derive_case(self, case: Mapping[str, Any]) -> dict[str, Any]:
         """One case's derived facts (plain values: None or NaN where unknown), as
@@ -265,8 +260,9 @@ class Enricher:
         demanded, paid = case["recruitment.fee_demanded_idr"], case["recruitment.fee_paid_idr"]
         both_known = not math.isnan(demanded) and not math.isnan(paid)
         fee = _fee(demanded, paid, both_known)
+        pair_known = destination is not None and occupation is not None
         cap = market = math.nan
-        if destination is not None and occupation is not None:
+        if pair_known:
             cap = _or_nan(self.reference.fee_cap(destination, occupation))
         if occupation is not None:
             market = _or_nan(self.reference.market_salary(occupation, destination))
@@ -275,7 +271,7 @@ class Enricher:
         if not math.isnan(cap):
             if not math.isnan(fee) and (fee > cap or both_known):
                 over_cap = fee > cap
-        elif destination is not None and occupation is not None:
+        elif pair_known:
             over_cap = False  # no cap for this destination and occupation
         offered = case["placement.offered_monthly_salary_usd"]
         return {
