@@ -8,7 +8,9 @@ fixed rate.
    Every connection stops sending a moment before wrk stops, so no request is in flight at
    the end and each 201 can be matched with a stored decision.
 3. Runs a short warm-up; requests one at a time on one connection (a lone request's time: the
-   machine's speed that hour sets it, and latency at a fixed rate is built on it); a throughput
+   machine's speed that hour sets it, and latency at a fixed rate is built on it), back to back
+   and then with the pause each worker has between requests at the fixed rate (a request after
+   an idle gap costs more: bench/request_cost.py); a throughput
    run (wrk -t2 -c32, no pause: screenings/s stored); and a fixed-rate run: requests arrive as a
    Poisson process at the target rate (each wrk thread draws exponential gaps; the connection
    that comes free takes the next arrival), so slow answers do not lower the rate offered.
@@ -577,10 +579,14 @@ class Bench:
             runs = []
             if args.warmup > 0:
                 runs.append(self.wrk("warm-up", 1, 4, args.warmup, 0, "none"))
-            lone = None
+            lone: list[Run] = []
             if args.lone_duration > 0:  # one connection, each request sent once answered
-                lone = self.wrk("one at a time", 1, 1, args.lone_duration, 0, "none")
-                runs.append(lone)
+                lone.append(self.wrk("one at a time", 1, 1, args.lone_duration, 0, "none"))
+                # and after the pause each worker has between requests at the fixed rate
+                pause = lone_pause(args)
+                name = f"one at a time, {pause:g} ms apart"
+                lone.append(self.wrk(name, 1, 1, args.lone_duration, pause, "fixed"))
+                runs += lone
             throughput = self.wrk(
                 "throughput",
                 args.threads,
@@ -611,6 +617,16 @@ class Bench:
         return summary(args, self.label, runs, total_stored, quiet, lone)
 
 
+def lone_pause(args: argparse.Namespace) -> float:
+    """Milliseconds between one worker's requests, on average, at the fixed rate."""
+    return round(float(args.workers) * 1000 / float(args.rate), 1)
+
+
+def cpu_ms(run: Run) -> float:
+    """The server's CPU time per answer, in milliseconds."""
+    return run.cpu["server"] / run.rate * 1000 if run.rate else math.nan
+
+
 def mean_pause(args: argparse.Namespace) -> float:
     """Milliseconds between requests: of one wrk thread (poisson), or of one connection."""
     senders = args.rate_threads if args.pacing == "poisson" else args.rate_connections
@@ -623,7 +639,7 @@ def summary(
     runs: list[Run],
     total_stored: int,
     quiet: float,
-    lone: Run | None,
+    lone: list[Run],
 ) -> int:
     throughput, fixed = runs[-2], runs[-1]
     created = sum(run.created for run in runs)
@@ -671,13 +687,23 @@ def summary(
         f"{'met' if met_latency else 'MISSED'})"
     )
     print(f"             CPU: {cpu_line(fixed)}")
-    if lone is not None:
+    if lone:
         # Requests arriving at random queue behind one another: with each worker busy a third
-        # of the time or more, p99 is several times a lone request's time.
+        # of the time or more, p99 is several times a lone request's time. And a request that
+        # follows an idle gap costs more than one that follows another (bench/request_cost.py).
+        back_to_back, apart = lone
         print(
-            f"one at a time: p50 {lone.ms('p50'):.2f} ms, p99 {lone.ms('p99'):.2f} ms "
-            f"(one connection, {lone.rate:,.0f} requests/s: a lone request's time this hour; "
-            f"p99 at {args.rate:g} req/s is {fixed.ms('p99') / lone.ms('p50'):.1f} times its p50)"
+            f"one at a time: p50 {back_to_back.ms('p50'):.2f} ms, p99 "
+            f"{back_to_back.ms('p99'):.2f} ms, server CPU {cpu_ms(back_to_back):.2f} ms a "
+            f"request (one connection, {back_to_back.rate:,.0f} requests/s: a lone request's "
+            f"time this hour; p99 at {args.rate:g} req/s is "
+            f"{fixed.ms('p99') / back_to_back.ms('p50'):.1f} times its p50)"
+        )
+        print(
+            f"             {lone_pause(args):g} ms apart (each worker's mean gap at "
+            f"{args.rate:g} req/s): p50 {apart.ms('p50'):.2f} ms, p99 {apart.ms('p99'):.2f} "
+            f"ms, server CPU {cpu_ms(apart):.2f} ms a request "
+            f"({apart.ms('p50') / back_to_back.ms('p50'):.2f} times the back-to-back p50)"
         )
     print(f"non-201:     {dict(others) or 'none'}" + (f"; wrk errors {errors}" if errors else ""))
     print(
@@ -792,7 +818,10 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=2_000, help="distinct case bodies")
     parser.add_argument("--warmup", type=float, default=3, help="seconds (0: none)")
     parser.add_argument(
-        "--lone-duration", type=float, default=5, help="seconds of one request at a time (0: none)"
+        "--lone-duration",
+        type=float,
+        default=5,
+        help="seconds of each one-at-a-time run (0: none)",
     )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads, throughput run")
     parser.add_argument("--connections", type=int, default=32, help="throughput run")

@@ -1,0 +1,171 @@
+"""What one desk screening costs inside the server, with no HTTP and no load generator: the
+whole ASGI app (middleware, key check, parsing, screening, storing, the answer) called in process,
+one request at a time, back to back and then after a pause before each request.
+
+At a fixed rate a worker idles between requests, and on this machine a request that follows an
+idle gap costs far more than one that follows another request (its code and data are no longer
+in the processor's caches: other work on the host evicts them). That cold cost, not the
+back-to-back one, is what latency at 200 requests/s is built on. The pause is spent asleep
+(as a worker waits on its sockets) or, with --spin, busy on this core (nothing of this process
+runs meanwhile, so a slower request afterwards is not the process's own doing).
+
+For each pause it prints the CPU time per request (the process's, so the SQLite checkpoints'
+thread is included) and latency percentiles (time inside the app only, the pause excluded).
+
+Run: .venv/bin/python bench/request_cost.py [--model-dir /tmp/md] [--requests 1000]
+     [--pauses 0,2,5,10,20] [--spin] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+from desk_cases import desk_cases
+from starlette.types import ASGIApp, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.app import create_app  # noqa: E402
+from api.settings import Settings  # noqa: E402
+from api.storage import database, keys  # noqa: E402
+
+WARM_UP = 300  # requests before any figure is taken
+
+
+def scope_for(body: bytes, key: str) -> dict[str, Any]:
+    headers = [
+        (b"host", b"bench"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/screenings",
+        "raw_path": b"/v1/screenings",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def screen_once(app: ASGIApp, body: bytes, key: str) -> int:
+    """POST one case to the app; the answer's status."""
+    sent = False
+    status = 0
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    await app(scope_for(body, key), receive, send)
+    return status
+
+
+def pause_for(seconds: float, spin: bool) -> None:
+    if not seconds:
+        return
+    if not spin:
+        time.sleep(seconds)
+        return
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+async def measure(args: argparse.Namespace, settings: Settings) -> None:
+    app = create_app(settings)
+    bodies = [orjson.dumps(case) for case in desk_cases(2_000)]
+    async with app.router.lifespan_context(app):
+        with database.transaction(app.state.service.engine) as connection:
+            _, key = keys.create(connection, "desk", "bench-request-cost", datetime.now(UTC))
+        sent = 0
+        for _ in range(WARM_UP):
+            status = await screen_once(app, bodies[sent % len(bodies)], key)
+            if status != 201:
+                raise SystemExit(f"the warm-up screening answered {status}")
+            sent += 1
+        back_to_back = None
+        print(f"{args.requests:,} requests at each pause, {'spinning' if args.spin else 'asleep'}:")
+        for pause_ms in args.pauses:
+            gc.collect()
+            latencies = []
+            paused = 0.0
+            started_cpu = time.process_time()
+            for _ in range(args.requests):
+                pause_for(pause_ms / 1e3, args.spin)
+                if args.spin:
+                    paused += pause_ms / 1e3
+                started = time.perf_counter()
+                status = await screen_once(app, bodies[sent % len(bodies)], key)
+                latencies.append(time.perf_counter() - started)
+                if status != 201:
+                    raise SystemExit(f"a screening answered {status}")
+                sent += 1
+            cpu = (time.process_time() - started_cpu - paused) / args.requests
+            latencies.sort()
+            p50 = latencies[len(latencies) // 2]
+            p99 = latencies[int(len(latencies) * 0.99)]
+            back_to_back = back_to_back or p50
+            print(
+                f"  pause {pause_ms:5.1f} ms: CPU {cpu * 1e6:6,.0f} us/request; latency "
+                f"p50 {p50 * 1e3:5.2f} ms, p99 {p99 * 1e3:5.2f} ms "
+                f"({p50 / back_to_back:.2f} x the first pause's p50)"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, help="a trained model (default: train one)")
+    parser.add_argument("--database-url", help="default: a new SQLite file")
+    parser.add_argument("--requests", type=int, default=1_000, help="at each pause")
+    parser.add_argument(
+        "--pauses",
+        type=lambda text: [float(part) for part in text.split(",")],
+        default=[0.0, 2.0, 5.0, 10.0, 20.0],
+        help="milliseconds before each request, comma-separated (default 0,2,5,10,20)",
+    )
+    parser.add_argument("--spin", action="store_true", help="pause busy rather than asleep")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lindung-request-cost-") as folder:
+        place = Path(folder)
+        settings = Settings(
+            database_url=args.database_url or f"sqlite:///{place / 'lindung.db'}",
+            model_dir=args.model_dir or place / "model",
+            pack_library=place / "packs",
+            model_library=place / "models",
+            job_dir=place / "jobs",
+        )
+        uvloop.run(measure(args, settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
