@@ -181,6 +181,9 @@ class Run:
     stored: int = 0  # decisions stored during the run
     log_bytes: int | None = None  # SQLite: the write-ahead log file's size after the run
     cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by process group
+    # each worker's share of the workers' CPU: uneven when the kernel gave one worker more of
+    # the connections (each worker is a queue of its own, and the busier one sets p99)
+    worker_shares: list[float] = field(default_factory=list)
 
     @property
     def created(self) -> int:
@@ -518,6 +521,9 @@ class Bench:
             run.cpu["machine"]
             - sum(run.cpu[part] for part in ("server", "database", "wrk", "py-spy")),
         )
+        used = [after[0].get(pid, 0.0) - before[0].get(pid, 0.0) for pid in workers(server)]
+        if len(used) > 1 and sum(used) > 0:
+            run.worker_shares = sorted((part / sum(used) for part in used), reverse=True)
         run.stored = self.stored() - stored_before
         run.log_bytes = self.log_bytes()
         self.report(run)
@@ -556,6 +562,9 @@ class Bench:
             f"max {run.ms('max'):.2f} ms"
         )
         print(f"  CPU: {cpu_line(run)}")
+        if run.worker_shares:
+            shares = ", ".join(f"{share:.0%}" for share in run.worker_shares)
+            print(f"  each worker's share of the workers' CPU: {shares}")
         if run.cpu["other"] > DISTURBED:
             print(f"  WARNING: other work took {run.cpu['other']:.2f} cores: figures disturbed")
         check = "ok" if run.stored == run.created else "MISMATCH"
@@ -687,6 +696,9 @@ def summary(
         f"{'met' if met_latency else 'MISSED'})"
     )
     print(f"             CPU: {cpu_line(fixed)}")
+    if fixed.worker_shares:
+        shares = ", ".join(f"{share:.0%}" for share in fixed.worker_shares)
+        print(f"             each worker's share of the workers' CPU: {shares}")
     if lone:
         # Requests arriving at random queue behind one another: with each worker busy a third
         # of the time or more, p99 is several times a lone request's time. And a request that
