@@ -3,11 +3,12 @@ whole ASGI app (middleware, key check, parsing, screening, storing, the answer) 
 one request at a time, back to back and then after a pause before each request.
 
 At a fixed rate a worker idles between requests, and on this machine a request that follows an
-idle gap costs far more than one that follows another request (its code and data are no longer
-in the processor's caches: other work on the host evicts them). That cold cost, not the
-back-to-back one, is what latency at 200 requests/s is built on. The pause is spent asleep
-(as a worker waits on its sockets) or, with --spin, busy on this core (nothing of this process
-runs meanwhile, so a slower request afterwards is not the process's own doing).
+idle gap costs far more than one that follows another request. Most likely its code and data are
+no longer in the processor's caches: the cost grows with the gap even while the core is kept
+busy, so something else on the host evicts them. That cold cost, not the back-to-back one, is
+what latency at 200 requests/s is built on. The pause is spent asleep (as a worker waits on its
+sockets) or, with --spin, busy on this core (nothing of this process runs meanwhile, so a slower
+request afterwards is not the process's own doing).
 
 For each pause it prints the CPU time per request (the process's, so the SQLite checkpoints'
 thread is included) and latency percentiles (time inside the app only, the pause excluded).
