@@ -80,9 +80,13 @@ class Service:
         with self.engine.connect() as connection:
             return self.active(connection)
 
-    def active(self, connection: Connection) -> components.Components:
-        """The components of the newest activation and registry, rebuilt when either changed."""
-        seen = activation.generation(connection)
+    def active(
+        self, connection: Connection, seen: activation.Generation | None = None
+    ) -> components.Components:
+        """The components of the newest activation and registry (`seen`, if the transaction
+        has read it), rebuilt when either changed."""
+        if seen is None:
+            seen = activation.generation(connection)
         if seen == self._generation and self._parts is not None:
             return self._parts
         with self._lock:
@@ -159,6 +163,10 @@ class Service:
         the rare group that finds newer components). Cases with an escort are screened inside
         it, in order of screening time, so that their counts include every desk's and every
         process's links and are stored with them.
+
+        On PostgreSQL a group without escorts makes three round trips: BEGIN, one statement
+        that reads the components' generation and locks the audit head, and its writes with
+        the COMMIT (five before).
         """
         at = now()
         parts = self.parts  # as last seen: checked against the database in the transaction
@@ -171,7 +179,12 @@ class Service:
         def commit() -> list[decisions.Screened]:
             nonlocal parts
             with database.transaction(self.engine) as connection:
-                newest = self.active(connection)
+                head = None
+                if linked:  # the audit head is locked later, once the escorts' cases are in
+                    newest = self.active(connection)
+                else:
+                    seen, head = activation.generation_and_head(connection)
+                    newest = self.active(connection, seen)
                 if newest is not parts:  # an admin activated or uploaded something meanwhile
                     parts = newest
                     self._screen(parts, cases, alone, made, NO_HISTORY)
@@ -183,7 +196,7 @@ class Service:
                     )
                     self._screen(parts, cases, linked, made, history)
                 screened = [item for item in made if item is not None]
-                decisions.store(connection, screened, at)
+                decisions.store(connection, screened, at, head=head, commit=True)  # the last
             return screened
 
         screened = database.once_more_if_lost(commit)

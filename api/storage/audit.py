@@ -80,12 +80,23 @@ class Chained:
     head: dict[str, Any]
 
 
-def chain(connection: Connection, entries: list[Entry], at: datetime) -> Chained:
-    """Number and hash `entries` after the head, which stays locked until the transaction ends
-    (FOR UPDATE on PostgreSQL; SQLite's write lock is already held), so that concurrent writers
-    from any process chain one after another."""
+Head = tuple[int, str]  # the newest entry's number and hash
+
+
+def head(connection: Connection) -> Head:
+    """The head, locked until the transaction ends (FOR UPDATE on PostgreSQL; SQLite's write
+    lock is already held), so that concurrent writers from any process chain one after
+    another."""
     [(seq, previous)] = _HEAD.rows(connection)
-    seq, previous = int(seq), str(previous)
+    return int(seq), str(previous)
+
+
+def chain(
+    connection: Connection, entries: list[Entry], at: datetime, locked: Head | None = None
+) -> Chained:
+    """Number and hash `entries` after the head (`locked`, if the transaction already read and
+    locked it; else read and locked now)."""
+    seq, previous = locked if locked is not None else head(connection)
     at = at.astimezone(UTC)
     rows, numbers = [], []
     for entry in entries:

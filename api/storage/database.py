@@ -23,6 +23,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from api.storage.rows import driver_errors
+
 log = logging.getLogger("lindung.storage")
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -153,16 +155,25 @@ def once_more_if_lost(work: Callable[[], T]) -> T:
 
 
 @contextmanager
-def pipelined(connection: Connection) -> Iterator[None]:
+def pipelined(connection: Connection, *, commit: bool = False) -> Iterator[None]:
     """On PostgreSQL, the statements of the block are sent without waiting for each answer
     (psycopg's pipeline mode): one round trip where there were one per statement. A statement
-    whose rows are read waits for its answer as before. Elsewhere, nothing changes."""
+    whose rows are read waits for its answer as before. Elsewhere, nothing changes.
+
+    With `commit`, the block's statements end the caller's transaction: on PostgreSQL the COMMIT
+    rides in the same round trip (a failed statement skips it, and the transaction rolls back
+    as before), so nothing may run in the transaction after the block. Elsewhere the caller's
+    transaction commits as usual."""
     raw = connection.connection.driver_connection
     if not is_postgres(connection) or raw is None:
         yield
         return
-    with raw.pipeline():
+    with driver_errors(connection), raw.pipeline():  # errors come when the pipeline ends
         yield
+        if commit:
+            # sent as a statement, not with psycopg's commit(), which waits for its answer
+            # before the pipeline's end; SQLAlchemy's commit then finds nothing left to do
+            raw.execute("COMMIT")
 
 
 def is_postgres(connection: Connection | Engine) -> bool:

@@ -38,14 +38,26 @@ def screened(decision: Decision, record: Mapping[str, Any], caller: Caller) -> S
     return Screened(decision, record, caller, audit.canonical(body))
 
 
-def store(connection: Connection, screened: Sequence[Screened], at: datetime) -> None:
-    """Store decisions inside the caller's transaction (all of them, or none if it rolls back)."""
+def store(
+    connection: Connection,
+    screened: Sequence[Screened],
+    at: datetime,
+    *,
+    head: audit.Head | None = None,
+    commit: bool = False,
+) -> None:
+    """Store decisions inside the caller's transaction (all of them, or none if it rolls back).
+
+    `head`: the audit head, if the transaction already locked it (`activation.generation_and_
+    head`). `commit`: these writes end the transaction (`database.pipelined`): nothing may
+    follow them in it."""
     entries = [
         audit.Entry("decision", item.decision.decision_id, item.caller.key_id, {}, item.audit_body)
         for item in screened
     ]
-    chained = audit.chain(connection, entries, at)
-    with pipelined(connection):  # on PostgreSQL: one round trip for every write of the group
+    chained = audit.chain(connection, entries, at, head)
+    # on PostgreSQL: one round trip for every write of the group (and the commit)
+    with pipelined(connection, commit=commit):
         audit.write(connection, chained)
         _write(connection, screened, chained.numbers, at)
 

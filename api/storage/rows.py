@@ -13,10 +13,12 @@ rows as the driver gives them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -49,7 +51,8 @@ class RowInsert:
         ]
         cursor = connection.connection.cursor()
         try:
-            cursor.executemany(sql, values)
+            with driver_errors(connection, sql):
+                cursor.executemany(sql, values)
         finally:
             cursor.close()
 
@@ -92,7 +95,8 @@ class DriverStatement:
     ) -> list[tuple[Any, ...]]:
         cursor = self._run(connection, params)
         try:
-            return [tuple(row) for row in cursor.fetchall()]
+            with driver_errors(connection, self._plan(connection.dialect)[0]):
+                return [tuple(row) for row in cursor.fetchall()]
         finally:
             cursor.close()
 
@@ -104,7 +108,8 @@ class DriverStatement:
     def _run(self, connection: Connection, params: Mapping[str, Any] | None) -> Any:
         sql, bind = self._plan(connection.dialect)
         cursor = connection.connection.cursor()
-        cursor.execute(sql, bind(params or {}))
+        with driver_errors(connection, sql):
+            cursor.execute(sql, bind(params or {}))
         return cursor
 
     def _plan(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
@@ -140,3 +145,22 @@ def _binder(compiled: SQLCompiler, dialect: Dialect) -> Callable[[Mapping[str, A
         return merged if order is None else tuple(merged[name] for name in order)
 
     return values
+
+
+@contextmanager
+def driver_errors(connection: Connection, statement: str | None = None) -> Iterator[None]:
+    """The driver's errors raised as SQLAlchemy raises them for its own statements (an
+    `IntegrityError` for a duplicate key, whatever the database), and a lost connection
+    invalidated, so that the pool opens a new one and `database.once_more_if_lost` tries
+    again."""
+    dialect = connection.dialect
+    base = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except base as error:
+        lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            statement, None, error, base, connection_invalidated=lost, dialect=dialect
+        ) from error

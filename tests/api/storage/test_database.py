@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from api.storage import database
+from api.storage import activation, audit, database
 from tests.api.conftest import POSTGRES
 
 
@@ -59,6 +59,27 @@ def test_work_on_a_lost_connection_runs_once_more_on_a_new_one(postgres_url: str
             return int(connection.execute(text("SELECT count(*) FROM audit_head")).scalar_one())
 
     assert database.once_more_if_lost(work) == 1
+    assert len(tries) == 2, "the first try met the lost connection"
+    engine.dispose()
+
+
+def test_a_lost_connection_met_by_the_driver_runs_once_more_on_a_new_one(
+    postgres_url: str,
+) -> None:
+    # a group of screenings opens its transaction with a statement run on the driver itself
+    engine = database.connect(postgres_url, serving=True)
+    database.upgrade(engine)
+    name = postgres_url.split("application_name=")[1].split("&")[0]
+    assert terminate_connections(name) >= 1
+    tries = []
+
+    def work() -> audit.Head:
+        tries.append(1)
+        with database.transaction(engine) as connection:
+            _seen, head = activation.generation_and_head(connection)
+            return head
+
+    assert database.once_more_if_lost(work) == (0, audit.GENESIS)
     assert len(tries) == 2, "the first try met the lost connection"
     engine.dispose()
 
