@@ -93,24 +93,24 @@ class DriverStatement:
     def rows(
         self, connection: Connection, params: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
-        cursor = self._run(connection, params)
-        try:
-            with driver_errors(connection, self._plan(connection.dialect)[0]):
-                return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return self._run(connection, params, fetch=True)
 
     def run(self, connection: Connection, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement whose rows nobody reads (on PostgreSQL it may share a round trip
         with others in `pipelined`)."""
-        self._run(connection, params).close()
+        self._run(connection, params, fetch=False)
 
-    def _run(self, connection: Connection, params: Mapping[str, Any] | None) -> Any:
+    def _run(
+        self, connection: Connection, params: Mapping[str, Any] | None, *, fetch: bool
+    ) -> list[tuple[Any, ...]]:
         sql, bind = self._plan(connection.dialect)
         cursor = connection.connection.cursor()
-        with driver_errors(connection, sql):
-            cursor.execute(sql, bind(params or {}))
-        return cursor
+        try:
+            with driver_errors(connection, sql):
+                cursor.execute(sql, bind(params or {}))
+                return [tuple(row) for row in cursor.fetchall()] if fetch else []
+        finally:
+            cursor.close()
 
     def _plan(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
         plan = self._plans.get(dialect.name)
