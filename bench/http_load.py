@@ -181,8 +181,8 @@ class Run:
     stored: int = 0  # decisions stored during the run
     log_bytes: int | None = None  # SQLite: the write-ahead log file's size after the run
     cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by process group
-    # each worker's share of the workers' CPU: how the supervisor spread the requests (the
-    # supervisor's own process is counted in the server's CPU, not here)
+    # each worker's share of the workers' CPU: uneven when the kernel gave one worker more of
+    # the connections (each worker is a queue of its own, and the busier one sets p99)
     worker_shares: list[float] = field(default_factory=list)
 
     @property
@@ -524,8 +524,6 @@ class Bench:
         used = [after[0].get(pid, 0.0) - before[0].get(pid, 0.0) for pid in workers(server)]
         if len(used) > 1 and sum(used) > 0:
             run.worker_shares = sorted((part / sum(used) for part in used), reverse=True)
-            supervisor = after[0].get(server, 0.0) - before[0].get(server, 0.0)
-            run.cpu["supervisor"] = supervisor / window
         run.stored = self.stored() - stored_before
         run.log_bytes = self.log_bytes()
         self.report(run)
@@ -737,9 +735,8 @@ def cpu_line(run: Run) -> str:
     """Where the machine's CPU went during a run, in cores (1.00 = one core busy)."""
     cpu = run.cpu
     spy = f", py-spy {cpu['py-spy']:.2f}" if cpu["py-spy"] else ""
-    supervisor = f" (supervisor {cpu['supervisor']:.2f})" if "supervisor" in cpu else ""
     return (
-        f"server {cpu['server']:.2f} cores{supervisor}, wrk {cpu['wrk']:.2f}, PostgreSQL "
+        f"server {cpu['server']:.2f} cores, wrk {cpu['wrk']:.2f}, PostgreSQL "
         f"{cpu['database']:.2f}{spy}, other processes {cpu['other']:.2f}; machine busy "
         f"{cpu['machine']:.2f} of {os.cpu_count()}"
     )
