@@ -7,6 +7,7 @@ Errors are turned into responses here, in one place, each with a deliberate stat
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,15 +43,26 @@ from engine.screening import service_version
 
 log = logging.getLogger("lindung.api")
 
+# Bulk screenings and rescore jobs run in worker threads, beside the event loop's desks. A thread
+# that gives up the interpreter lock (at every database call, every socket write) waits for it
+# up to this long while another thread computes: at Python's default (5 ms) a desk's screening
+# beside a 1,000-case bulk upload took up to half a second (bench/bulk_sync.py).
+SWITCH_INTERVAL_S = 0.0005
+
 
 def create_app(settings: Settings) -> FastAPI:
     service = Service(settings, connect(settings.database_url, serving=True))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         service.start()
-        yield
-        service.stop()
+        try:
+            yield
+        finally:
+            service.stop()
+            sys.setswitchinterval(interval)
 
     app = FastAPI(
         # our own Prometheus metrics; FastAPI's OpenTelemetry hooks would only add work

@@ -1,0 +1,20 @@
+"""The app as a whole: what its start-up sets for the serving process."""
+
+from __future__ import annotations
+
+import sys
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import SWITCH_INTERVAL_S
+
+
+def test_serving_threads_take_turns_at_the_interpreter_lock_often(app: FastAPI) -> None:
+    # A bulk upload computes in a worker thread beside the desks' event loop: at Python's
+    # default 5 ms turns, a desk's screening waited up to 5 ms at each of its database calls.
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL_S
+    with TestClient(app):
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == before  # given back when the app stops
