@@ -43,10 +43,11 @@ from engine.screening import service_version
 
 log = logging.getLogger("lindung.api")
 
-# Bulk screenings and rescore jobs run in worker threads, beside the event loop's desks. A thread
-# that gives up the interpreter lock (at every database call, every socket write) waits for it
-# up to this long while another thread computes: at Python's default (5 ms) a desk's screening
-# beside a 1,000-case bulk upload took up to half a second (bench/bulk_sync.py).
+# Bulk screenings (and the checks on a rescore job's upload) run in worker threads, beside the
+# event loop's desks. A thread that gives up the interpreter lock (at every database call, every
+# socket write) waits for it up to this long while another thread computes: at Python's default
+# (5 ms) a desk's screening beside a 1,000-case bulk upload took up to half a second
+# (bench/bulk_sync.py).
 SWITCH_INTERVAL_S = 0.0005
 
 
