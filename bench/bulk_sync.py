@@ -91,6 +91,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100, help="desk requests/s in all")
     parser.add_argument("--bulk-pause", type=float, default=0.5, help="seconds between bulks")
     args = parser.parse_args()
+    if args.seconds <= 0 or args.rate <= 0:
+        parser.error("--seconds and --rate must be more than 0")
     with tempfile.TemporaryDirectory(prefix="lindung-bulk-sync-") as folder:
         place = Path(folder)
         url = args.database_url or f"sqlite:///{place / 'lindung.db'}"
