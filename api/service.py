@@ -22,7 +22,7 @@ from api.jobs import JobRunner
 from api.problems import Conflict
 from api.settings import Settings
 from api.storage import activation, database, decisions
-from api.storage.case_history import DatabaseCaseHistory
+from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
 from api.storage.keys import Caller
 from engine.case import Case
 from engine.decision import Decision
@@ -149,11 +149,15 @@ class Service:
         return await self.group.screen(cases, caller)
 
     def screen(self, cases: Sequence[Case], caller: Caller) -> list[Decision]:
-        """Screen and store `cases` in a transaction of their own (bulk requests, tests)."""
-        [made] = self._store_group([(cases, caller)])
+        """Screen and store `cases` in a transaction of their own (bulk requests, tests). Their
+        escorts' travellers are counted beforehand, outside the write lock (`PreviewHistory`):
+        the transaction counts again only the escorts someone linked meanwhile."""
+        [made] = self._store_group([(cases, caller)], preview=True)
         return made
 
-    def _store_group(self, asked: Sequence[tuple[Sequence[Case], Caller]]) -> list[list[Decision]]:
+    def _store_group(
+        self, asked: Sequence[tuple[Sequence[Case], Caller]], preview: bool = False
+    ) -> list[list[Decision]]:
         """Screen and store the cases each caller asked about in one transaction; their
         decisions, in order.
 
@@ -162,7 +166,8 @@ class Service:
         transaction with the components last seen, and their audit bodies written (again in
         the rare group that finds newer components). Cases with an escort are screened inside
         it, in order of screening time, so that their counts include every desk's and every
-        process's links and are stored with them.
+        process's links and are stored with them; with `preview`, they are screened before it
+        too, and inside only those whose escort someone linked meanwhile.
 
         On PostgreSQL a group without escorts makes three round trips: BEGIN, one statement
         that reads the components' generation and locks the audit head, and its writes with
@@ -172,15 +177,24 @@ class Service:
         parts = self.parts  # as last seen: checked against the database in the transaction
         cases = [(case, caller) for group, caller in asked for case in group]
         made: list[decisions.Screened | None] = [None] * len(cases)
-        linked = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is not None]
-        alone = [i for i, (case, _) in enumerate(cases) if case.links.escort_ref is None]
+        escorts = {
+            i: self.pseudonymiser.token("escort_ref", str(case.links.escort_ref))
+            for i, (case, _) in enumerate(cases)
+            if case.links.escort_ref is not None
+        }
+        alone = [i for i in range(len(cases)) if i not in escorts]
         self._screen(parts, cases, alone, made, NO_HISTORY)
+        previewed, previewed_with = None, parts
+        if preview and escorts:
+            with database.reading(self.engine) as connection:
+                previewed = PreviewHistory(connection, escorts.values())
+                self._screen(parts, cases, list(escorts), made, previewed)
 
         def commit() -> list[decisions.Screened]:
             nonlocal parts
             with database.transaction(self.engine) as connection:
                 head = None
-                if linked:  # the audit head is locked later, once the escorts' cases are in
+                if escorts:  # the audit head is locked later, once the escorts' cases are in
                     newest = self.active(connection)
                 else:
                     seen, head = activation.generation_and_head(connection)
@@ -188,13 +202,17 @@ class Service:
                 if newest is not parts:  # an admin activated or uploaded something meanwhile
                     parts = newest
                     self._screen(parts, cases, alone, made, NO_HISTORY)
-                if linked:
+                if escorts:
                     history = DatabaseCaseHistory(connection)
-                    history.lock(
-                        self.pseudonymiser.token("escort_ref", str(cases[i][0].links.escort_ref))
-                        for i in linked
-                    )
-                    self._screen(parts, cases, linked, made, history)
+                    history.lock(escorts.values())
+                    again = list(escorts)
+                    if previewed is not None and parts is previewed_with:
+                        changed = previewed.changed(connection)
+                        history.record(
+                            link for link in previewed.links if link["escort"] not in changed
+                        )
+                        again = [i for i in again if escorts[i] in changed]
+                    self._screen(parts, cases, again, made, history)
                 screened = [item for item in made if item is not None]
                 decisions.store(connection, screened, at, head=head, commit=True)  # the last
             return screened

@@ -71,7 +71,8 @@ def connect(url: str, *, serving: bool = False) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # on the driver: SQLAlchemy's own execution would cost more than the statement
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        begin = "BEGIN" if connection.get_execution_options().get(_READING) else "BEGIN IMMEDIATE"
+        connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
     return engine
 
@@ -185,6 +186,23 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction: committed if the block ends normally, rolled back otherwise."""
     with _sqlite_writer(engine), engine.begin() as connection:
         yield connection
+
+
+_READING = "lindung_reading"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only reads, rolled back at the end: it sees the database as of its
+    first statement (on PostgreSQL, REPEATABLE READ), and on SQLite it begins with a plain
+    BEGIN, taking no write lock, so that writers of every process go on meanwhile."""
+    with engine.connect() as connection:
+        if is_postgres(connection):
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        connection.execution_options(**{_READING: True})
+        with connection.begin() as began:
+            yield connection
+            began.rollback()
 
 
 @contextmanager

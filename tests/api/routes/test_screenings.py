@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from api import service
 from api.cli import screen_stream
-from api.storage import tables
+from api.storage import database, tables
+from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
 from tests.api.calls import rows
 from tests.factories import tourist
 
@@ -91,6 +96,68 @@ def test_bulk_stores_every_case_or_none(
     assert refused.status_code == 422
     assert refused.json()["field"] == "cases.3.person.age"
     assert rows(engine, tables.decisions) == 5
+
+
+ESCORT = "+62 812-0000-2222"
+
+
+def escorted(number: int, hour: int, escort: str = ESCORT) -> dict[str, Any]:
+    return tourist(
+        case_id=f"ESC-{number}",
+        screened_at=f"2026-11-23T{hour:02d}:00:00+00:00",
+        person={"passport_no": f"C{number:07d}"},
+        travel={"destination_country": "MY", "exit_point": "BTM"},
+        links={"escort_ref": escort},
+    )
+
+
+def flagged(decision: dict[str, Any]) -> set[str]:
+    return {flag["rule_id"] for flag in decision["flags"]}
+
+
+def test_a_bulk_links_its_travellers_of_one_escort_in_order_of_screening_time(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    cases = [escorted(3, 10), escorted(1, 8), tourist(), escorted(2, 9), escorted(4, 8, "+62 1")]
+    answer = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert answer.status_code == 201, answer.text
+    decisions = answer.json()["decisions"]
+    assert ["escort_network" in flagged(d) for d in decisions] == [True, False, False, False, False]
+    assert decisions[0]["tier"] == "urgent"
+    assert rows(engine, tables.escort_links) == 4
+    later = client.post("/v1/screenings", json=escorted(5, 11), headers=desk).json()
+    assert "escort_network" in flagged(later)  # the bulk's links were stored
+
+
+def test_a_bulk_counts_a_traveller_another_desk_linked_while_it_screened(
+    client: TestClient,
+    desk: dict[str, str],
+    engine: Engine,
+    app: FastAPI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bulk counts its escorts' travellers before taking the write lock; a traveller of one
+    escort that another desk links in between is counted all the same."""
+    token = app.state.service.pseudonymiser.token
+
+    class AnotherDeskMeanwhile(PreviewHistory):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            with database.transaction(engine) as connection:
+                DatabaseCaseHistory(connection).link(
+                    token("escort_ref", ESCORT),
+                    "passport_no:other",
+                    datetime(2026, 11, 23, 7, tzinfo=UTC),
+                    timedelta(days=30),
+                )
+
+    monkeypatch.setattr(service, "PreviewHistory", AnotherDeskMeanwhile)
+    cases = [escorted(1, 8), escorted(2, 9), escorted(3, 9, "+62 1")]
+    answer = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert answer.status_code == 201, answer.text
+    decisions = answer.json()["decisions"]
+    assert ["escort_network" in flagged(d) for d in decisions] == [False, True, False]
+    assert rows(engine, tables.escort_links) == 4
 
 
 def test_bulk_takes_at_most_1000_cases(client: TestClient, desk: dict[str, str]) -> None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, func, select
 
-from api.storage import database
-from api.storage.case_history import DatabaseCaseHistory, escort_lock
+from api.storage import database, tables
+from api.storage.case_history import DatabaseCaseHistory, PreviewHistory, escort_lock
 
 WINDOW = timedelta(days=30)
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -54,6 +55,63 @@ def test_desks_linking_the_same_escort_at_once_each_count_the_others(engine: Eng
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(counts) == [1, 2, 3]
+
+
+def test_a_preview_counts_what_the_transaction_would_and_records_nothing(engine: Engine) -> None:
+    """Links already stored, the bulk's own earlier ones, the same person twice, another escort
+    and the window: the same counts as `DatabaseCaseHistory` gives, linking in the same order."""
+    link(engine, "escort_ref:ee", "t1", AT - timedelta(days=40))  # out of every window below
+    link(engine, "escort_ref:ee", "t2", AT - timedelta(days=1))
+    link(engine, "escort_ref:ee", "t9", AT + timedelta(days=1))  # after the bulk's cases
+    bulk = [
+        ("escort_ref:ee", "t3", AT),
+        ("escort_ref:ff", "t3", AT),
+        ("escort_ref:ee", "t2", AT + timedelta(hours=1)),
+        ("escort_ref:ee", "t4", AT + timedelta(hours=2)),
+        ("escort_ref:ee", "t5", AT + WINDOW),
+    ]
+    with database.reading(engine) as connection:
+        preview = PreviewHistory(connection, {escort for escort, _, _ in bulk})
+        previewed = [preview.link(*one, WINDOW) for one in bulk]
+    assert stored_links(engine) == 3
+    with database.transaction(engine) as connection:
+        history = DatabaseCaseHistory(connection)
+        counted = [history.link(*one, WINDOW) for one in bulk]
+        connection.rollback()
+    assert previewed == counted == [2, 1, 2, 3, 4]
+    assert preview.links[1] == {"escort": "escort_ref:ff", "traveller": "t3", "at": AT}
+
+
+def test_the_transaction_learns_which_escorts_were_linked_since_the_preview(
+    engine: Engine,
+) -> None:
+    link(engine, "escort_ref:ab", "t1")
+    with database.reading(engine) as connection:
+        preview = PreviewHistory(connection, ["escort_ref:ab", "escort_ref:ac", "escort_ref:ad"])
+        preview.link("escort_ref:ab", "t2", AT, WINDOW)
+    link(engine, "escort_ref:ac", "t7", AT - timedelta(days=90))  # another desk, meanwhile
+    with database.transaction(engine) as connection:
+        history = DatabaseCaseHistory(connection)
+        history.lock(["escort_ref:ab", "escort_ref:ac", "escort_ref:ad"])
+        assert preview.changed(connection) == {"escort_ref:ac"}
+        history.record(preview.links)
+    assert link(engine, "escort_ref:ab", "t3") == 3
+
+
+def test_links_counted_beforehand_are_recorded_only_under_their_escorts_lock(
+    engine: Engine,
+) -> None:
+    with database.transaction(engine) as connection:
+        history = DatabaseCaseHistory(connection)
+        history.lock(["escort_ref:ae"])
+        with pytest.raises(RuntimeError, match="lock an escort"):
+            history.record([{"escort": "escort_ref:af", "traveller": "t1", "at": AT}])
+
+
+def stored_links(engine: Engine) -> int:
+    with engine.connect() as connection:
+        count = select(func.count()).select_from(tables.escort_links)
+        return int(connection.execute(count).scalar_one())
 
 
 def test_lock_keys_are_signed_64_bit() -> None:

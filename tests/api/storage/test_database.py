@@ -220,3 +220,25 @@ def test_under_steady_commits_the_log_stays_a_fraction_of_what_was_written(
     log_bytes = (tmp_path / "wal.db-wal").stat().st_size
     assert log_bytes < written / 4
     engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_reading_transaction_sees_one_moment_and_holds_no_writer_back(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lindung.db'}"
+    if kind == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    engine = database.connect(url)
+    database.upgrade(engine)
+    count = text("SELECT count(*) FROM audit_head")
+    with database.reading(engine) as reader:
+        before = reader.execute(count).scalar_one()
+        started = time.perf_counter()
+        with database.transaction(engine) as writer:  # SQLite would wait 30 s for a lock
+            writer.execute(text("DELETE FROM audit_head"))
+        assert time.perf_counter() - started < 5
+        assert reader.execute(count).scalar_one() == before == 1  # as at its first statement
+    with database.reading(engine) as reader:
+        assert reader.execute(count).scalar_one() == 0
+    engine.dispose()
