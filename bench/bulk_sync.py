@@ -6,7 +6,8 @@ desks sending one case at a time (each waits a random, exponential time after ea
 A bulk is screened in a worker thread and stored in one transaction (all or nothing). Meanwhile
 the desks on the same worker share the interpreter lock with it, and every desk's commit waits
 for the bulk's write lock. This prints the desks' p50/p99/max, the bulks' time, and checks that
-the decisions stored match the answers (every 201 stored, nothing else).
+the decisions stored match the answers (every 201 stored, nothing else). On PostgreSQL it works
+in a schema of its own, dropped at the end.
 
 Run: .venv/bin/python bench/bulk_sync.py [--model-dir /tmp/md] [--seconds 30] [--rate 100]
      [--database-url URL]
@@ -22,6 +23,9 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from desk_cases import desk_cases
@@ -83,19 +87,41 @@ def stored(url: str) -> int:
         engine.dispose()
 
 
+@contextmanager
+def fresh_database(url: str | None, place: Path) -> Iterator[str]:
+    """A new SQLite file in `place` (no URL), or a new schema on the PostgreSQL server of `url`,
+    dropped at the end."""
+    if url is None:
+        yield f"sqlite:///{place / 'lindung.db'}"
+        return
+    schema = f"bench_bulk_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        separator = "&" if "?" in url else "?"
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, required=True, help="a trained model")
-    parser.add_argument("--database-url", help="default: a new SQLite file")
+    parser.add_argument("--database-url", help="a PostgreSQL server (default: a new SQLite file)")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=100, help="desk requests/s in all")
     parser.add_argument("--bulk-pause", type=float, default=0.5, help="seconds between bulks")
     args = parser.parse_args()
     if args.seconds <= 0 or args.rate <= 0:
         parser.error("--seconds and --rate must be more than 0")
-    with tempfile.TemporaryDirectory(prefix="lindung-bulk-sync-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="lindung-bulk-sync-") as folder,
+        fresh_database(args.database_url, Path(folder)) as url,
+    ):
         place = Path(folder)
-        url = args.database_url or f"sqlite:///{place / 'lindung.db'}"
         env = server_env(url, args.model_dir, place)
         server = Server(env, place / "server.log", "--workers", "2")
         try:
