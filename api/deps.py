@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
 from api.service import Service
-from api.storage import keys
+from api.storage import database, keys
 from api.storage.keys import Caller
 
 
@@ -53,7 +53,7 @@ class KeyCache:
 
     def _look_up(self, service: Service, secret: str, digest: str) -> Caller | None:
         now = time.monotonic()
-        with service.engine.connect() as connection:
+        with database.reading(service.engine) as connection:
             found = keys.find(connection, secret)
         with self._lock:
             if len(self._seen) > 10_000:

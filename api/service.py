@@ -77,7 +77,7 @@ class Service:
 
     def current(self) -> components.Components:
         """The active components, as every process sees them now."""
-        with self.engine.connect() as connection:
+        with database.reading(self.engine) as connection:
             return self.active(connection)
 
     def active(

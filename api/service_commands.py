@@ -90,7 +90,7 @@ def create_key(role: str, name: str) -> None:
 @keys_group.command("list")
 def list_keys() -> None:
     """List keys (never their secrets)."""
-    with _database() as engine, engine.connect() as connection:
+    with _database() as engine, database.reading(engine) as connection:
         for key in keys.listing(connection):
             state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "live"
             click.echo(f"{key['key_id']}  {key['role']:<8} {state:<10} {key['name']}")
@@ -115,7 +115,7 @@ def audit_group() -> None:
 def verify() -> None:
     """Check every entry's hash chain, and the decision, outcome, key, registry and activation
     tables against it; exit 1 on any edit or deletion."""
-    with _database() as engine, engine.connect() as connection:
+    with _database() as engine, database.reading(engine) as connection:
         result = audit.verify(connection)
     for problem in result.problems:
         click.echo(f"FAIL {problem}", err=True)
@@ -138,7 +138,7 @@ def outcomes_group() -> None:
 def export(out: Path) -> None:
     """Write every confirmed case as a labelled CSV (label column: non_procedural) for
     `lindung model train --data OUT --label non_procedural`."""
-    with _database() as engine, engine.connect() as connection:
+    with _database() as engine, database.reading(engine) as connection:
         rows = list(outcomes.labelled(connection))
     out.write_text(outcomes.labelled_csv(rows), encoding="utf-8")
     click.echo(f"{len(rows):,} labelled cases written to {out}")

@@ -24,7 +24,7 @@ assert set(TIERS) == set(Tier.__args__)  # type: ignore[attr-defined]
 @router.get("/decisions/{decision_id}", summary="One stored decision")
 def get_decision(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
     """A decision as it was given, with who asked; a desk key reads only its own decisions."""
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         return JSONResponse(decisions.find(connection, decision_id, caller))
 
 
@@ -43,7 +43,7 @@ def list_decisions(
     """Decision summaries by tier, fired rule, channel and screening time (from inclusive, to
     exclusive); a desk key lists its own decisions."""
     filters = decisions.Filters(tier, rule_id, channel, screened_from, screened_to, limit, after)
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         return JSONResponse(decisions.listing(connection, filters, caller))
 
 
@@ -81,7 +81,7 @@ def record_outcome(
 
 @router.get("/decisions/{decision_id}/outcome", summary="A decision's outcome so far")
 def get_outcome(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         decisions.find(connection, decision_id, caller)
         return JSONResponse(outcomes.summary(connection, decision_id))
 
@@ -89,6 +89,6 @@ def get_outcome(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) ->
 @router.get("/outcomes/labelled", summary="Confirmed cases, as labelled data for retraining")
 def labelled(service: ServiceDep, caller: Analyst) -> Response:
     """Every decision with a confirmed outcome: its pseudonymised input and the label, as CSV."""
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         rows = list(outcomes.labelled(connection))
     return Response(outcomes.labelled_csv(rows), media_type="text/csv")

@@ -161,7 +161,7 @@ def listing(
     caller: Analyst,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         found = jobs.listing(connection, limit)
     return JSONResponse({"jobs": [_view(service, _settled(service, job)) for job in found]})
 
@@ -218,7 +218,7 @@ def moved_cases(job_id: str, service: ServiceDep, caller: Analyst) -> FileRespon
 
 
 def _job(service: Service, job_id: str, field: str = "job_id") -> dict[str, Any]:
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         job = jobs.get(connection, job_id)
     if job is None:
         raise NotFound("no rescore job with this id", field)

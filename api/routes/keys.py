@@ -32,7 +32,7 @@ def create(choice: KeyIn, service: ServiceDep, caller: Admin) -> JSONResponse:
 
 @router.get("", summary="Keys, without their secrets")
 def listing(service: ServiceDep, caller: Admin) -> JSONResponse:
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         return JSONResponse({"keys": keys.listing(connection)})
 
 

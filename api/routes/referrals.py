@@ -26,7 +26,7 @@ def queue(
     """Referrals not yet resolved (or those in `status`); overdue ones are marked and first."""
     statuses = tuple(status or ("open", "acknowledged"))
     at = now()
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         items = referrals.queue(connection, at, statuses, limit)
     return JSONResponse(
         {
@@ -39,7 +39,7 @@ def queue(
 
 @router.get("/{decision_id}", summary="One referral")
 def get_referral(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
-    with service.engine.connect() as connection:
+    with database.reading(service.engine) as connection:
         return JSONResponse(referrals.find(connection, decision_id, now()))
 
 

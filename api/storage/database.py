@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -238,9 +240,15 @@ def _lock_file(path: str) -> int:
 
 
 def upgrade(engine: Engine) -> None:
-    """Run the migrations that have not run yet (safe when several processes start at once)."""
+    """Run the migrations that have not run yet (safe when several processes start at once).
+    A schema already up to date is only read: a command run beside a busy server neither waits
+    for its writes nor holds them up."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    with reading(engine) as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current == set(ScriptDirectory.from_config(config).get_heads()):
+        return
     with engine.begin() as connection:
         if is_postgres(connection):
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})

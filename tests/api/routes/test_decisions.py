@@ -4,10 +4,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from api.storage import tables
+from api.storage import database, tables
 from models.dataset import read_labelled
 from tests.api.calls import Headers, rows, screen
 from tests.api.conftest import KeyMaker
@@ -40,6 +41,21 @@ def test_a_desk_reads_back_its_decision_as_it_was_given(client: TestClient, desk
         assert stored[key] == given[key], key
     assert stored["asked_by"]["role"] == "desk"
     assert "input" not in stored, "the pseudonymised input is for analysts' exports only"
+
+
+def test_reads_go_on_while_a_write_holds_the_database(
+    client: TestClient, desk: Headers, analyst: Headers, engine: Engine, app: FastAPI
+) -> None:
+    """As while a 1,000-case bulk is being stored: on SQLite its transaction holds the file's
+    write lock, and a read that took it too would wait for the whole bulk."""
+    given = screen(client, desk, tourist(case_id="T-meanwhile"))
+    app.state.keys.forget()  # the keys are looked up again too
+    with database.transaction(engine) as writing:
+        writing.execute(tables.audit_head.update().values(seq=tables.audit_head.c.seq))
+        answer = client.get(f"/v1/decisions/{given['decision_id']}", headers=desk)
+        assert answer.status_code == 200, answer.text
+        assert ids(listed(client, analyst)) == {given["decision_id"]}
+        assert client.get("/v1/referrals", headers=desk).status_code == 200
 
 
 def test_a_desk_sees_only_its_own_decisions_and_an_analyst_sees_all(

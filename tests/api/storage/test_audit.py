@@ -120,3 +120,16 @@ def test_lindung_audit_verify_passes_then_fails_after_an_edit(
     assert broken.exit_code == 1
     assert "BROKEN" in broken.output
     assert "risk_score differs" in broken.output
+
+
+def test_lindung_audit_verify_checks_what_is_committed_while_a_writer_goes_on(
+    engine: Engine, screened: list[str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server appending meanwhile neither waits for the check nor breaks it."""
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    with database.transaction(engine) as connection:
+        audit.append(connection, [audit.Entry("note", "a", "cli", {})], datetime.now(UTC))
+        intact = CliRunner().invoke(main, ["audit", "verify"])
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+    assert verify(engine).entries == 1 + 3 + 1 + 1
