@@ -186,9 +186,14 @@ class Service:
         self._screen(parts, cases, alone, made, NO_HISTORY)
         previewed, previewed_with = None, parts
         if preview and escorts:
-            with database.reading(self.engine) as connection:
-                previewed = PreviewHistory(connection, escorts.values())
-                self._screen(parts, cases, list(escorts), made, previewed)
+
+            def look_ahead() -> PreviewHistory:
+                with database.reading(self.engine) as connection:
+                    history = PreviewHistory(connection, escorts.values())
+                    self._screen(parts, cases, list(escorts), made, history)
+                    return history
+
+            previewed = database.once_more_if_lost(look_ahead)
 
         def commit() -> list[decisions.Screened]:
             nonlocal parts

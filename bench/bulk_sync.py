@@ -117,6 +117,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.seconds <= 0 or args.rate <= 0:
         parser.error("--seconds and --rate must be more than 0")
+    if args.database_url and not args.database_url.startswith("postgresql"):
+        parser.error("--database-url must name a PostgreSQL server (SQLite is the default)")
     with (
         tempfile.TemporaryDirectory(prefix="lindung-bulk-sync-") as folder,
         fresh_database(args.database_url, Path(folder)) as url,

@@ -197,7 +197,9 @@ _READING = "lindung_reading"
 def reading(engine: Engine) -> Iterator[Connection]:
     """A transaction that only reads, rolled back at the end: it sees the database as of its
     first statement (on PostgreSQL, REPEATABLE READ), and on SQLite it begins with a plain
-    BEGIN, taking no write lock, so that writers of every process go on meanwhile."""
+    BEGIN, taking no write lock, so that writers of every process go on meanwhile. While it
+    lasts, the write-ahead log cannot start again from its beginning (`WalCheckpoints`), so a
+    long one beside a busy server lets the log grow."""
     with engine.connect() as connection:
         if is_postgres(connection):
             connection.execution_options(isolation_level="REPEATABLE READ")
