@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.api.servers import Server, create_key, server_env  # noqa: E402
+from tests.api.servers import Server, create_key, postgres_schema, server_env  # noqa: E402
 
 BULK = 1_000
 DESKS = 8  # connections sharing --rate
@@ -94,17 +93,8 @@ def fresh_database(url: str | None, place: Path) -> Iterator[str]:
     if url is None:
         yield f"sqlite:///{place / 'lindung.db'}"
         return
-    schema = f"bench_bulk_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        separator = "&" if "?" in url else "?"
-        yield f"{url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(url, "bench_bulk") as schema_url:
+        yield schema_url
 
 
 def main() -> int:

@@ -22,20 +22,13 @@ from api.storage.database import is_postgres
 from api.storage.rows import RowInsert
 
 _links = tables.escort_links.c
-_TRAVELLERS = select(func.count(func.distinct(_links.traveller))).where(  # built once
+_IN_WINDOW = (  # one escort's links in (since, until]
     _links.escort == bindparam("escort"),
     _links.at > bindparam("since", type_=tables.UtcDateTime()),
     _links.at <= bindparam("until", type_=tables.UtcDateTime()),
 )
-_TRAVELLERS_SEEN = (
-    select(_links.traveller)
-    .distinct()
-    .where(
-        _links.escort == bindparam("escort"),
-        _links.at > bindparam("since", type_=tables.UtcDateTime()),
-        _links.at <= bindparam("until", type_=tables.UtcDateTime()),
-    )
-)
+_TRAVELLERS = select(func.count(func.distinct(_links.traveller))).where(*_IN_WINDOW)  # built once
+_TRAVELLERS_SEEN = select(_links.traveller).distinct().where(*_IN_WINDOW)
 _STATES = (
     select(_links.escort, func.count(), func.max(_links.link_id))
     .where(_links.escort.in_(bindparam("escorts", expanding=True)))

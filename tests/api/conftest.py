@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from api.app import create_app
 from api.settings import Settings
 from api.storage import database, keys
+from tests.api.servers import postgres_schema
 
 # The PostgreSQL server of the machine (CI starts it); each test gets a schema of its own.
 POSTGRES = os.environ.get("LINDUNG_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
@@ -25,26 +26,14 @@ def model_env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINDUNG_MODEL_DIR", str(model_dir))
 
 
-def postgres_schema_url(schema: str) -> str:
-    return f"{POSTGRES}?options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a SQLite file, or a fresh schema on the PostgreSQL server."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'lindung.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield postgres_schema_url(schema)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with postgres_schema(POSTGRES) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,8 +11,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, text
 
 LINDUNG = str(Path(sys.executable).parent / "lindung")
 START_SECONDS = 120
@@ -22,6 +27,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def postgres_schema(server_url: str, prefix: str = "t") -> Iterator[str]:
+    """A new, empty schema on the PostgreSQL server of `server_url`: the URL that works in it
+    (its connections named after the schema), dropped with all it holds at the end."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        separator = "&" if "?" in server_url else "?"
+        yield f"{server_url}{separator}application_name={schema}&options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def server_env(database_url: str, model_dir: Path, tmp_path: Path) -> dict[str, str]:

@@ -29,8 +29,7 @@ def test_a_bulk_with_escorts_is_stored_after_the_database_restarted(
     try:
         with database.transaction(service.engine) as connection:
             caller, _secret = keys.create(connection, "desk", "Batam Centre", datetime.now(UTC))
-        name = postgres_url.split("application_name=")[1].split("&")[0]
-        assert terminate_connections(name) >= 1
+        assert terminate_connections(postgres_url) >= 1
         case = parse_case(tourist(links={"escort_ref": "+62 812-0000-3333"}))
         [decision] = service.screen([case], caller)
         assert decision.case_id == case.case_id

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import fcntl
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,25 +12,19 @@ from sqlalchemy.exc import ProgrammingError
 
 from api.storage import activation, audit, database
 from tests.api.conftest import POSTGRES
+from tests.api.servers import postgres_schema
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh schema on the machine's PostgreSQL, and a connection name to find ours by."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{POSTGRES}?application_name={schema}&options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    """A fresh schema on the machine's PostgreSQL, its connections named after it."""
+    with postgres_schema(POSTGRES) as url:
+        yield url
 
 
-def terminate_connections(name: str) -> int:
-    """Ends every server connection named `name`, as a restart of the database would."""
+def terminate_connections(url: str) -> int:
+    """Ends every server connection made with `url`, as a restart of the database would."""
+    name = url.split("application_name=")[1].split("&")[0]
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         ended = connection.execute(
@@ -48,8 +41,7 @@ def terminate_connections(name: str) -> int:
 def test_work_on_a_lost_connection_runs_once_more_on_a_new_one(postgres_url: str) -> None:
     engine = database.connect(postgres_url, serving=True)  # no ping before each use
     database.upgrade(engine)
-    name = postgres_url.split("application_name=")[1].split("&")[0]
-    assert terminate_connections(name) >= 1  # the pooled connection is gone
+    assert terminate_connections(postgres_url) >= 1  # the pooled connection is gone
 
     tries = []
 
@@ -69,8 +61,7 @@ def test_a_lost_connection_met_by_the_driver_runs_once_more_on_a_new_one(
     # a group of screenings opens its transaction with a statement run on the driver itself
     engine = database.connect(postgres_url, serving=True)
     database.upgrade(engine)
-    name = postgres_url.split("application_name=")[1].split("&")[0]
-    assert terminate_connections(name) >= 1
+    assert terminate_connections(postgres_url) >= 1
     tries = []
 
     def work() -> audit.Head:
