@@ -44,7 +44,7 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     reserved = None
-    if workers > 1:  # each worker listens on a socket of its own (api/serving.py)
+    if workers > 1:  # the supervisor listens and hands connections out (api/serving.py)
         from api import serving
 
         try:
