@@ -12,9 +12,11 @@ from sqlalchemy import Engine, select
 
 from api import service
 from api.cli import screen_stream
-from api.storage import database, tables
+from api.storage import database, keys, tables
 from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
+from models.artifact import TrainedModel
 from tests.api.calls import rows
+from tests.api.routes.test_activation import next_pack  # noqa: F401
 from tests.factories import tourist
 
 STRANDED_ON_FERRY = {
@@ -158,6 +160,36 @@ def test_a_bulk_counts_a_traveller_another_desk_linked_while_it_screened(
     decisions = answer.json()["decisions"]
     assert ["escort_network" in flagged(d) for d in decisions] == [False, True, False]
     assert rows(engine, tables.escort_links) == 4
+
+
+def test_a_bulk_screens_its_escorts_again_when_an_admin_activates_a_pack_while_it_screened(
+    client: TestClient,
+    desk: dict[str, str],
+    engine: Engine,
+    app: FastAPI,
+    next_pack: str,  # noqa: F811
+    trained: TrainedModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bulk counts its escorts' travellers with the components it started with; an
+    activation in between makes every decision of it, escorted or not, the new pack's, and the
+    counts are made again with it."""
+    with database.transaction(engine) as connection:
+        admin, _secret = keys.create(connection, "admin", "LTSA admin", datetime.now(UTC))
+
+    class ActivationMeanwhile(PreviewHistory):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            app.state.service.activate(next_pack, trained.version, admin)
+
+    monkeypatch.setattr(service, "PreviewHistory", ActivationMeanwhile)
+    cases = [escorted(1, 8), tourist(), escorted(2, 9), escorted(3, 10)]
+    answer = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert answer.status_code == 201, answer.text
+    decisions = answer.json()["decisions"]
+    assert [d["versions"]["rule_pack"] for d in decisions] == [next_pack] * 4
+    assert ["escort_network" in flagged(d) for d in decisions] == [False, False, False, True]
+    assert rows(engine, tables.escort_links) == 3
 
 
 def test_bulk_takes_at_most_1000_cases(client: TestClient, desk: dict[str, str]) -> None:
