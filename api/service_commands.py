@@ -60,7 +60,12 @@ def serve(host: str, port: int, workers: int) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lindung-metrics-")
     click.echo(f"Lindung serving on http://{host}:{port} (API docs at /docs)", err=True)
-    options: dict[str, Any] = {"factory": True, "access_log": False, "log_level": "warning"}
+    options: dict[str, Any] = {
+        "factory": True,
+        "access_log": False,
+        "log_level": "warning",
+        "ws": "none",  # no WebSocket routes: an upgrade request is answered as plain HTTP
+    }
     if reserved is None:
         uvicorn.run("api.app:app_from_env", host=host, port=port, **options)
         return

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import selectors
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -38,7 +40,11 @@ from uvicorn.config import STARTUP_FAILURE
 
 log = logging.getLogger("lindung.serve")
 STOP_SECONDS = 30  # for a worker to finish its requests once asked to stop
-READY, CLOSED, TAKE = b"Y", b"C", b"T"  # worker: ready, a connection closed; supervisor: take it
+# worker to supervisor: ready, stopping (hand me nothing more), a connection closed;
+# supervisor to worker: take this connection (its descriptor rides along)
+READY, STOPPING, CLOSED, TAKE = b"Y", b"S", b"C", b"T"
+GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF)  # a channel's end closed
+ACCEPT_PAUSE = 0.1  # seconds without accepting after accept() fails (out of descriptors)
 BACKLOG = 2048
 
 
@@ -64,6 +70,7 @@ class Worker:
     process: BaseProcess
     channel: socket.socket
     ready: bool = False
+    started: bool = False  # it was ready once
     connections: int = 0
     handed: int = 0  # connections ever handed: ties go to the one given fewer
 
@@ -81,6 +88,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.workers = [self._start() for _ in range(workers)]
         self.accepting = False
+        self.paused_until = 0.0  # accept() failed: try again then
         self.code = 0
 
     def run(self) -> int:
@@ -89,12 +97,17 @@ class Supervisor:
         self.listener.setblocking(False)
         try:
             while not self.stopping.is_set():
-                for key, _events in self.selector.select(timeout=0.5):
+                for key, _events in self.selector.select(timeout=ACCEPT_PAUSE):
                     if key.data is None:
                         self._accept()
                     else:
                         self._hear(key.data)
+                if self.stopping.is_set():  # a Ctrl-C reaches the workers too: replace none
+                    break
                 self._replace_dead()
+                if self.paused_until and time.monotonic() >= self.paused_until:
+                    self.paused_until = 0.0
+                    self._accept_when(any(worker.ready for worker in self.workers))
         finally:
             self._accept_when(False)
             self.listener.close()
@@ -117,13 +130,15 @@ class Supervisor:
         return worker
 
     def _accept(self) -> None:
-        while True:
+        while self.accepting:  # every worker may die meanwhile
             try:
                 connection, _address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as error:  # out of descriptors, say: the desk retries
+            except OSError as error:  # out of descriptors, say: the desk waits in the queue
                 log.warning("could not accept a connection: %s", error)
+                self._accept_when(False)
+                self.paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
             with connection:
                 self._hand(connection)
@@ -135,13 +150,15 @@ class Supervisor:
         ):
             try:
                 socket.send_fds(worker.channel, [TAKE], [connection.fileno()])
-            except OSError:  # it died meanwhile: _replace_dead starts another
-                self._lost(worker)
+            except OSError as error:
+                if error.errno in GONE:  # it died meanwhile: _replace_dead starts another
+                    self._lost(worker)
+                # else its channel is full (its loop is held up): try the next one
                 continue
             worker.connections += 1
             worker.handed += 1
             return
-        # no worker could take it: closing it tells the desk at once
+        log.warning("no worker could take a connection; closed it")
 
     def _hear(self, worker: Worker) -> None:
         while True:
@@ -152,8 +169,11 @@ class Supervisor:
             except OSError:
                 message = b""
             if message == READY:
-                worker.ready = True
+                worker.ready = worker.started = True
                 self._accept_when(True)
+            elif message == STOPPING:
+                worker.ready = False
+                self._accept_when(any(worker.ready for worker in self.workers))
             elif message == CLOSED:
                 worker.connections = max(0, worker.connections - 1)
             else:  # the worker's end closed: it died
@@ -169,7 +189,9 @@ class Supervisor:
 
     def _accept_when(self, any_ready: bool) -> None:
         """Accept connections only while some worker can take them: else they wait in the
-        listening queue (start-up, every worker replaced)."""
+        listening queue (start-up, every worker replaced, accept() failing)."""
+        if self.paused_until:
+            any_ready = False
         if any_ready and not self.accepting:
             self.selector.register(self.listener, selectors.EVENT_READ, None)
         elif not any_ready and self.accepting:
@@ -182,7 +204,7 @@ class Supervisor:
                 continue
             self._lost(worker)
             worker.channel.close()
-            if worker.process.exitcode == STARTUP_FAILURE:
+            if not worker.started or worker.process.exitcode == STARTUP_FAILURE:
                 log.error("a worker could not start; stopping the service")
                 self.code = STARTUP_FAILURE
                 self.stopping.set()
@@ -199,8 +221,9 @@ def _stop(processes: list[BaseProcess]) -> None:
     for process in processes:
         if process.is_alive():
             process.terminate()  # SIGTERM: uvicorn finishes the requests under way
+    deadline = time.monotonic() + STOP_SECONDS
     for process in processes:
-        process.join(STOP_SECONDS)
+        process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()
             process.join()
@@ -250,6 +273,8 @@ class HandedServer(uvicorn.Server):
         self.channel.send(READY)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        with contextlib.suppress(OSError):  # the supervisor is gone
+            self.channel.send(STOPPING)
         asyncio.get_running_loop().remove_reader(self.channel.fileno())
         await super().shutdown(sockets)
 

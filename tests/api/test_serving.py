@@ -151,6 +151,32 @@ def test_a_worker_that_dies_is_replaced(served: Server, env: dict[str, str]) -> 
     assert decision["tier"] in {"clear", "review", "high", "urgent"}
 
 
+def test_a_flood_of_desks_while_the_workers_are_held_up_leaves_both_in_service(
+    served: Server, env: dict[str, str]
+) -> None:
+    # A worker's channel queues a few hundred connections (278 here) while its loop is held
+    # up; past that, the supervisor took a full channel for a dead worker and handed it
+    # nothing more, ever.
+    busy = workers(served.process.pid)
+    for pid in busy:
+        os.kill(pid, signal.SIGSTOP)
+    flood = []
+    try:
+        for _ in range(700):
+            desk = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+            flood.append(desk)
+        time.sleep(1)  # the supervisor hands out what the channels take
+    finally:
+        for pid in busy:
+            os.kill(pid, signal.SIGCONT)
+        for desk in flood:
+            desk.close()
+    wait_for(lambda: all(sockets_held(pid, served.port, None) == 0 for pid in busy))
+    assert serving(served) == 2
+    status, _decision = served.post("/v1/screenings", tourist(), create_key(env, "desk", "D1"))
+    assert status == 201
+
+
 def running(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
