@@ -107,9 +107,8 @@ class Supervisor:
                 self._replace_dead()
                 if self.paused_until and time.monotonic() >= self.paused_until:
                     self.paused_until = 0.0
-                    self._accept_when(any(worker.ready for worker in self.workers))
+                    self._accept_if_ready()
         finally:
-            self._accept_when(False)
             self.listener.close()
             _stop([worker.process for worker in self.workers])
             for worker in self.workers:
@@ -137,8 +136,8 @@ class Supervisor:
                 return
             except OSError as error:  # out of descriptors, say: the desk waits in the queue
                 log.warning("could not accept a connection: %s", error)
-                self._accept_when(False)
                 self.paused_until = time.monotonic() + ACCEPT_PAUSE
+                self._accept_if_ready()
                 return
             with connection:
                 self._hand(connection)
@@ -170,10 +169,10 @@ class Supervisor:
                 message = b""
             if message == READY:
                 worker.ready = worker.started = True
-                self._accept_when(True)
+                self._accept_if_ready()
             elif message == STOPPING:
                 worker.ready = False
-                self._accept_when(any(worker.ready for worker in self.workers))
+                self._accept_if_ready()
             elif message == CLOSED:
                 worker.connections = max(0, worker.connections - 1)
             else:  # the worker's end closed: it died
@@ -185,18 +184,17 @@ class Supervisor:
         worker.ready = False
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(worker.channel)
-        self._accept_when(any(worker.ready for worker in self.workers))
+        self._accept_if_ready()
 
-    def _accept_when(self, any_ready: bool) -> None:
+    def _accept_if_ready(self) -> None:
         """Accept connections only while some worker can take them: else they wait in the
         listening queue (start-up, every worker replaced, accept() failing)."""
-        if self.paused_until:
-            any_ready = False
-        if any_ready and not self.accepting:
+        accept = not self.paused_until and any(worker.ready for worker in self.workers)
+        if accept and not self.accepting:
             self.selector.register(self.listener, selectors.EVENT_READ, None)
-        elif not any_ready and self.accepting:
+        elif not accept and self.accepting:
             self.selector.unregister(self.listener)
-        self.accepting = any_ready
+        self.accepting = accept
 
     def _replace_dead(self) -> None:
         for index, worker in enumerate(self.workers):

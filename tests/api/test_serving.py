@@ -107,9 +107,13 @@ def desks_per_worker(server: Server, desks: int = 40) -> dict[int, int]:
     finally:
         for connection in connections:
             connection.close()
-        # every worker has let go of them, and said so, before the next round
-        wait_for(lambda: all(sockets_held(pid, server.port, None) == 0 for pid in busy))
-        time.sleep(0.2)
+        let_go(server, busy)  # before the next round
+
+
+def let_go(server: Server, pids: list[int]) -> None:
+    """Wait until the workers `pids` hold no connection, and have told the supervisor so."""
+    wait_for(lambda: all(sockets_held(pid, server.port, None) == 0 for pid in pids))
+    time.sleep(0.2)
 
 
 def serving(server: Server) -> int:
@@ -171,7 +175,7 @@ def test_a_flood_of_desks_while_the_workers_are_held_up_leaves_both_in_service(
             os.kill(pid, signal.SIGCONT)
         for desk in flood:
             desk.close()
-    wait_for(lambda: all(sockets_held(pid, served.port, None) == 0 for pid in busy))
+    let_go(served, busy)
     assert serving(served) == 2
     status, _decision = served.post("/v1/screenings", tourist(), create_key(env, "desk", "D1"))
     assert status == 201
