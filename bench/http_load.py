@@ -24,6 +24,10 @@ throughput run (--profile-run rate: the fixed-rate run) and keeps the raw stacks
 --profile-mode wall (default) prints the lines where request threads spend their time, waiting
 included; gil prints what takes Python's CPU.
 
+On PostgreSQL, each run also says how many write-ahead log segments it began and how many of
+them had to be made as new files: each new one stalls every commit for 25-47 ms here, which a
+fresh server (as each session's machine starts) does for its first gigabyte of log or so.
+
 Targets (the HTTP service issue): >= 500 screenings/s stored on a 2-core machine; p99 < 10 ms
 at 200 requests/s.
 Run: .venv/bin/python bench/http_load.py [--workers 2] [--database postgres|sqlite]
@@ -52,6 +56,7 @@ from pathlib import Path
 
 from desk_cases import desk_cases
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 ROOT = Path(__file__).resolve().parent.parent
 LINDUNG = str(Path(sys.executable).parent / "lindung")
@@ -180,6 +185,9 @@ class Run:
     statuses: Counter[int] = field(default_factory=Counter)
     stored: int = 0  # decisions stored during the run
     log_bytes: int | None = None  # SQLite: the write-ahead log file's size after the run
+    # PostgreSQL: write-ahead log segments begun during the run, and how many of them had to be
+    # made as new files (None: pg_wal could not be listed)
+    wal_segments: tuple[int, int] | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by process group
     # each worker's share of the workers' CPU: uneven when the kernel gave one worker more of
     # the connections (each worker is a queue of its own, and the busier one sets p99)
@@ -372,6 +380,36 @@ class Bench:
         log = self.folder / "lindung.db-wal"
         return log.stat().st_size if log.exists() else 0
 
+    def wal_position(self) -> tuple[int, int] | None:
+        """PostgreSQL: the number of the write-ahead log segment being written, and how many
+        segment files wait ready ahead of it (recycled by checkpoints). A segment with no file
+        ready is made as a new file and filled with zeros, and every commit waits meanwhile:
+        25-47 ms a segment on this machine's disk, against a commit's usual 0.4 ms. A server
+        that has run a while recycles; a fresh one (as each session's machine starts) makes
+        new files for its first gigabyte or so. None without the right to list pg_wal
+        (superuser or pg_monitor)."""
+        if not self.schema:
+            return None
+        if self.engine is None:
+            self.engine = create_engine(self.url)
+        with self.engine.connect() as connection:
+            now = connection.execute(
+                text("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            ).scalar_one()
+            size = connection.execute(
+                text("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")
+            ).scalar_one()
+            try:
+                names = connection.execute(text("SELECT name FROM pg_ls_waldir()")).scalars().all()
+            except DBAPIError:
+                return None
+
+        def number(name: str) -> int:  # timeline (8 hex digits), log (8), segment (8)
+            return int(name[8:16], 16) * (0x100000000 // int(size)) + int(name[16:24], 16)
+
+        segments = [name for name in names if len(name) == 24 and name[:8] == now[:8]]
+        return number(now), sum(number(name) > number(now) for name in segments)
+
     # the server ---------------------------------------------------------------------------
 
     def start_server(self) -> None:
@@ -487,6 +525,7 @@ class Bench:
             )
 
         spies = self.start_profiles(profile, seconds) if profile else []
+        wal_before = self.wal_position()
         before, reaped_before = snapshot(), reaped()
         started = time.monotonic()
         finished = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -526,6 +565,10 @@ class Bench:
             run.worker_shares = sorted((part / sum(used) for part in used), reverse=True)
         run.stored = self.stored() - stored_before
         run.log_bytes = self.log_bytes()
+        wal_after = self.wal_position()
+        if wal_before and wal_after:
+            begun = wal_after[0] - wal_before[0]
+            run.wal_segments = (begun, max(0, begun - wal_before[1]))
         self.report(run)
         return run
 
@@ -571,6 +614,8 @@ class Bench:
         print(f"  decisions stored during the run: {run.stored:,} ({check} against the 201s)")
         if run.log_bytes is not None:
             print(f"  SQLite write-ahead log file after the run: {run.log_bytes / 1e6:,.1f} MB")
+        if run.wal_segments is not None:
+            print(f"  PostgreSQL write-ahead log: {wal_line(run.wal_segments)}")
         if run.errors:
             print(f"  wrk socket errors: {run.errors}")
         if run.in_flight:
@@ -696,6 +741,8 @@ def summary(
         f"{'met' if met_latency else 'MISSED'})"
     )
     print(f"             CPU: {cpu_line(fixed)}")
+    if fixed.wal_segments is not None:
+        print(f"             PostgreSQL write-ahead log: {wal_line(fixed.wal_segments)}")
     if fixed.worker_shares:
         shares = ", ".join(f"{share:.0%}" for share in fixed.worker_shares)
         print(f"             each worker's share of the workers' CPU: {shares}")
@@ -729,6 +776,14 @@ def summary(
             f"{', '.join(disturbed)}; run again on a quiet machine"
         )
     return 0 if matches and not others and met_throughput and met_latency else 1
+
+
+def wal_line(segments: tuple[int, int]) -> str:
+    begun, made = segments  # made: more begun than were ready (a checkpoint may add some)
+    line = f"{begun} segments begun, {'up to ' if made else ''}{made} of them made as new files"
+    if made:
+        line += " (every commit waits while one is zero-filled: a fresh server's slow start)"
+    return line
 
 
 def cpu_line(run: Run) -> str:
