@@ -162,7 +162,7 @@ class Service:
         decisions, in order.
 
         Only what must be is done while holding the write lock (SQLite's, or on PostgreSQL the
-        head of an audit lane and the escorts'): cases that name no escort are screened before the
+        audit head's and the escorts'): cases that name no escort are screened before the
         transaction with the components last seen, and their audit bodies written (again in
         the rare group that finds newer components). Cases with an escort are screened inside
         it, in order of screening time, so that their counts include every desk's and every
@@ -170,7 +170,7 @@ class Service:
         too, and inside only those whose escort someone linked meanwhile.
 
         On PostgreSQL a group without escorts makes three round trips: BEGIN, one statement
-        that reads the components' generation and takes an audit lane's head, and its writes with
+        that reads the components' generation and locks the audit head, and its writes with
         the COMMIT (five before).
         """
         at = now()
@@ -199,7 +199,7 @@ class Service:
             nonlocal parts
             with database.transaction(self.engine) as connection:
                 head = None
-                if escorts:  # a lane's head is taken later, once the escorts' cases are in
+                if escorts:  # the audit head is locked later, once the escorts' cases are in
                     newest = self.active(connection)
                 else:
                     seen, head = activation.generation_and_head(connection)
