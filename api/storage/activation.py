@@ -35,7 +35,12 @@ _NEWEST = (
 )
 # Built once: read before every group of screenings, and building it cost more than running it.
 _GENERATION = DriverStatement(select(*_NEWEST))
-_GENERATION_AND_HEAD = audit.LaneQuery(*_NEWEST)
+_head = tables.audit_head.c
+_GENERATION_AND_HEAD = DriverStatement(
+    select(*_NEWEST, _head.seq, _head.hash)
+    .where(_head.id == 1)
+    .with_for_update(of=tables.audit_head)
+)
 
 
 def generation(connection: Connection) -> Generation:
@@ -44,11 +49,11 @@ def generation(connection: Connection) -> Generation:
 
 
 def generation_and_head(connection: Connection) -> tuple[Generation, audit.Head]:
-    """The generation, and a lane's head taken as `audit.head` takes it, in one statement (on
+    """The generation, and the audit head locked as `audit.head` locks it, in one statement (on
     PostgreSQL one round trip where there were two): for a transaction that chains entries
     soon after, with nothing between the two that others would wait for."""
-    (activations, registries), head = _GENERATION_AND_HEAD(connection)
-    return Generation(int(activations), int(registries)), head
+    [(activations, registries, seq, previous)] = _GENERATION_AND_HEAD.rows(connection)
+    return Generation(int(activations), int(registries)), (int(seq), str(previous))
 
 
 def current(connection: Connection) -> dict[str, Any] | None:

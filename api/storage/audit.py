@@ -1,27 +1,23 @@
 """The audit trail: an append-only log, each entry chained to the one before by a SHA-256.
 
 An entry's hash covers its sequence number, time, actor, kind, subject, body and the previous
-entry's hash, so editing or deleting any entry breaks the chain from there on. The log is
-chained in lanes, each with a head row (its newest entry's number and hash) that catches a
-deleted last entry: a writer locks the head of a lane no one else holds, so that on PostgreSQL
-server processes commit side by side instead of each waiting for the one before it to reach the
-disk. Entries are numbered across all lanes, in each lane in increasing order. The tables that
-index the log for queries (decisions, outcomes, keys, registries, activations) are checked
-against it too.
+entry's hash, so editing or deleting any entry breaks the chain from there on; the head row
+(the newest sequence number and hash) catches a deleted last entry. The tables that index the
+log for queries (decisions, outcomes, keys, registries, activations) are checked against it too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from api.storage import tables
 from api.storage.database import pipelined
@@ -52,70 +48,17 @@ class Entry:
     text: str = ""  # the body's canonical JSON, when written beforehand (outside the write lock)
 
 
-@dataclass(frozen=True)
-class Head:
-    """The newest entry of the lane a writer holds (number 0 and GENESIS: none yet), with what
-    the writer needs to number its entries after every lane's."""
-
-    lane: int
-    seq: int
-    hash: str
-    newest: int  # the highest number any lane had reached, as read
-    lanes: int
-
-    def numbers(self, count: int) -> list[int]:
-        """`count` numbers for this lane's next entries: above every lane's newest (so that the
-        log's order stays close to the order of recording), each in this lane's own residue
-        modulo the number of lanes (so that no two lanes take the same one)."""
-        after = max(self.seq, self.newest)
-        first = after + 1 + (self.lane - after - 1) % self.lanes
-        return list(range(first, first + count * self.lanes, self.lanes))
-
-
-_LANE = tables.audit_head
-_EVERY_LANE = tables.audit_head.alias("every_lane")
-
-
-def _lane_query(also: Sequence[ColumnElement[Any]], wait: bool) -> Select[Any]:
-    """`also`, read with the head of the first lane no one holds, locked until the transaction
-    ends (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite has one lane, and its write lock is
-    already held). With `wait`: lane 1's, waiting for it."""
-    query = select(
-        *also,
-        _LANE.c.id,
-        _LANE.c.seq,
-        _LANE.c.hash,
-        select(func.max(_EVERY_LANE.c.seq)).scalar_subquery(),
-        select(func.count()).select_from(_EVERY_LANE).scalar_subquery(),
-    )
-    if wait:
-        return query.where(_LANE.c.id == 1).with_for_update(of=_LANE)
-    return query.order_by(_LANE.c.id).limit(1).with_for_update(of=_LANE, skip_locked=True)
-
-
-class LaneQuery:
-    """A statement that takes a lane's head, with other columns read in the same round trip
-    (built once: every group of screenings runs one, and building it costs more than a SQLite
-    write of it)."""
-
-    def __init__(self, *also: ColumnElement[Any]) -> None:
-        self._also = len(also)
-        self._free = DriverStatement(_lane_query(also, wait=False))
-        self._any = DriverStatement(_lane_query(also, wait=True))
-
-    def __call__(self, connection: Connection) -> tuple[tuple[Any, ...], Head]:
-        """The other columns, and the head taken. When every lane is held (more writers at
-        once than lanes), waits for lane 1."""
-        [row] = self._free.rows(connection) or self._any.rows(connection)
-        lane, seq, previous, newest, lanes = row[self._also :]
-        return row[: self._also], Head(int(lane), int(seq), str(previous), int(newest), int(lanes))
-
-
-_HEAD = LaneQuery()
+# Built once (every group of screenings runs them): building a statement costs more than a
+# SQLite write of it.
+_HEAD = DriverStatement(
+    select(tables.audit_head.c.seq, tables.audit_head.c.hash)
+    .where(tables.audit_head.c.id == 1)
+    .with_for_update()
+)
 _INSERT_ENTRIES = RowInsert(tables.audit_log)
 _MOVE_HEAD = DriverStatement(
     update(tables.audit_head)
-    .where(tables.audit_head.c.id == bindparam("lane"))
+    .where(tables.audit_head.c.id == 1)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
 
@@ -130,37 +73,39 @@ def append(connection: Connection, entries: list[Entry], at: datetime) -> list[i
 
 @dataclass(frozen=True)
 class Chained:
-    """Entries numbered and hashed onto a lane's head, ready to be written."""
+    """Entries numbered and hashed onto the head, ready to be written."""
 
     rows: list[dict[str, Any]]
     numbers: list[int]
     head: dict[str, Any]
 
 
+Head = tuple[int, str]  # the newest entry's number and hash
+
+
 def head(connection: Connection) -> Head:
-    """A lane's head, locked until the transaction ends, so that writers of any process chain
-    onto a lane one after another. A transaction that takes a head again gets the same lane."""
-    _nothing, taken = _HEAD(connection)
-    return taken
+    """The head, locked until the transaction ends (FOR UPDATE on PostgreSQL; SQLite's write
+    lock is already held), so that concurrent writers from any process chain one after
+    another."""
+    [(seq, previous)] = _HEAD.rows(connection)
+    return int(seq), str(previous)
 
 
 def chain(
     connection: Connection, entries: list[Entry], at: datetime, locked: Head | None = None
 ) -> Chained:
-    """Number and hash `entries` after a lane's head (`locked`, if the transaction already
-    took it; else taken now)."""
-    taken = locked if locked is not None else head(connection)
-    previous = taken.hash
+    """Number and hash `entries` after the head (`locked`, if the transaction already read and
+    locked it; else read and locked now)."""
+    seq, previous = locked if locked is not None else head(connection)
     at = at.astimezone(UTC)
-    numbers = taken.numbers(len(entries))
-    rows = []
-    for seq, entry in zip(numbers, entries, strict=True):
+    rows, numbers = [], []
+    for entry in entries:
+        seq += 1
         body = entry.text or canonical(entry.body)
         digest = entry_hash(previous, seq, at, entry.actor, entry.kind, entry.subject, body)
         rows.append(
             {
                 "seq": seq,
-                "lane": taken.lane,
                 "recorded_at": at,
                 "actor": entry.actor,
                 "kind": entry.kind,
@@ -170,9 +115,9 @@ def chain(
                 "hash": digest,
             }
         )
+        numbers.append(seq)
         previous = digest
-    last = numbers[-1] if numbers else taken.seq
-    return Chained(rows, numbers, {"lane": taken.lane, "new_seq": last, "new_hash": previous})
+    return Chained(rows, numbers, {"new_seq": seq, "new_hash": previous})
 
 
 def write(connection: Connection, chained: Chained) -> None:
@@ -194,7 +139,8 @@ def body_of(connection: Connection, seq: int) -> dict[str, Any]:
 @dataclass
 class Verification:
     entries: int = 0
-    heads: dict[int, tuple[int, str]] = field(default_factory=dict)  # lane: its newest entry
+    head_seq: int = 0
+    head_hash: str = GENESIS
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -206,43 +152,38 @@ MAX_PROBLEMS = 50
 
 
 def verify(connection: Connection) -> Verification:
-    """Walk every lane's chain from its first entry, then check each index table against it."""
+    """Walk the chain from the first entry, then check each index table against it."""
     result = Verification()
-    lanes = connection.execute(select(_LANE))
-    heads = {int(row.id): (int(row.seq), str(row.hash)) for row in lanes}
-    reached = {lane: (0, GENESIS) for lane in heads}  # each lane's last entry walked so far
+    previous, expected_seq = GENESIS, 1
     log = tables.audit_log.c
     counts: dict[str, int] = {}
     for row in connection.execution_options(yield_per=2_000).execute(
-        select(log.seq, log.lane, log.recorded_at, log.actor, log.kind, log.subject, log.body)
+        select(log.seq, log.recorded_at, log.actor, log.kind, log.subject, log.body)
         .add_columns(log.prev_hash, log.hash)
         .order_by(log.seq)
     ):
-        result.entries += 1
-        counts[row.kind] = counts.get(row.kind, 0) + 1
+        if row.seq != expected_seq:
+            result.problems.append(
+                f"entry {expected_seq}"
+                + (f" to {row.seq - 1} are missing" if row.seq > expected_seq else " is repeated")
+            )
+        if row.prev_hash != previous:
+            result.problems.append(f"entry {row.seq}: does not follow from the entry before it")
         digest = entry_hash(
             row.prev_hash, row.seq, row.recorded_at, row.actor, row.kind, row.subject, row.body
         )
         if digest != row.hash:
             result.problems.append(f"entry {row.seq}: its content was changed after recording")
-        if row.lane not in reached:
-            result.problems.append(f"entry {row.seq}: its lane {row.lane} has no head")
-            continue
-        last, previous = reached[row.lane]
-        if row.prev_hash != previous:
-            before = f"entry {last}" if last else "the start of the lane"
-            result.problems.append(
-                f"entry {row.seq}: does not follow from {before}, the one before it in lane "
-                f"{row.lane}: entries between were deleted, or one of them was changed"
-            )
-        reached[row.lane] = (row.seq, row.hash)
-    for lane, (seq, digest) in sorted(heads.items()):
-        if (seq, digest) != reached[lane]:
-            result.problems.append(
-                f"lane {lane} ends at entry {reached[lane][0]}, but its head says {seq}: "
-                "entries were deleted from its end, or the head was changed"
-            )
-    result.heads = {lane: reached[lane] for lane in sorted(heads) if reached[lane][0]}
+        counts[row.kind] = counts.get(row.kind, 0) + 1
+        previous, expected_seq = row.hash, row.seq + 1
+        result.entries += 1
+    head = connection.execute(select(tables.audit_head)).one()
+    result.head_seq, result.head_hash = int(head.seq), str(head.hash)
+    if head.seq != expected_seq - 1 or head.hash != previous:
+        result.problems.append(
+            f"the log ends at entry {expected_seq - 1}, but its head says {head.seq}: "
+            "entries were deleted from the end, or the head was changed"
+        )
     for check in INDEX_CHECKS:
         result.problems.extend(islice(check(connection, counts), MAX_PROBLEMS))
     del result.problems[MAX_PROBLEMS:]  # the first problems say enough; the rest would flood

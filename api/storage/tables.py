@@ -20,7 +20,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    SmallInteger,
     String,
     Table,
     Text,
@@ -61,7 +60,6 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("lane", SmallInteger, nullable=False, server_default="1"),  # its chain: `audit_head`
     Column("recorded_at", UtcDateTime, nullable=False),
     Column("actor", String(ID), nullable=False),  # the API key's id, or "cli"
     Column("kind", String(32), nullable=False),
@@ -71,13 +69,10 @@ audit_log = Table(
     Column("hash", String(DIGEST), nullable=False),
 )
 
-# A row per lane: its newest entry, so that deleting a lane's last entry cannot go unnoticed.
-# Writers chain onto any lane no one else holds (on PostgreSQL; SQLite has one lane, since its
-# writers take turns anyway).
-audit_head = Table(
+audit_head = Table(  # one row: the newest entry; deleting the last entry cannot go unnoticed
     "audit_head",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),  # the lane
+    Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(DIGEST), nullable=False),
 )

@@ -3,11 +3,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from api.cli import main
 from api.storage import audit, database, tables
@@ -74,7 +72,8 @@ def test_a_deleted_entry_in_the_middle_is_detected(engine: Engine, screened: lis
         edit(engine, delete(table).where(table.c.decision_id == gone))
     edit(engine, delete(tables.audit_log).where(tables.audit_log.c.subject == gone))
     problems = verify(engine).problems
-    assert any("does not follow" in p and "deleted" in p for p in problems), problems
+    assert any("missing" in p for p in problems), problems
+    assert any("does not follow" in p for p in problems), problems
 
 
 def test_a_deleted_last_entry_is_detected(engine: Engine, screened: list[str]) -> None:
@@ -101,55 +100,8 @@ def test_entries_chain_in_order_whoever_appends(engine: Engine) -> None:
             [audit.Entry("note", "b", "cli", {"n": 2}), audit.Entry("note", "c", "cli", {})],
             at,
         )
-    assert first[0] < second[0] < second[1]
-    result = verify(engine)
-    assert result.ok, result.problems
-    assert list(result.heads) == [1]  # a transaction that takes a head again keeps its lane
-
-
-def test_an_entry_moved_to_another_lane_is_detected(engine: Engine, screened: list[str]) -> None:
-    log = tables.audit_log.c
-    edit(engine, update(tables.audit_log).where(log.subject == screened[1]).values(lane=2))
-    problems = verify(engine).problems
-    assert any("does not follow" in p for p in problems), problems
-
-
-def test_entries_recorded_before_lanes_still_verify_and_new_ones_chain_after_them(
-    database_url: str,
-) -> None:
-    engine = database.connect(database_url)
-    config = Config()
-    config.set_main_option("script_location", str(database.MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0003")  # one chain, its head row 1
-        previous, at = audit.GENESIS, datetime(2026, 12, 1, tzinfo=UTC)
-        for seq in (1, 2, 3):
-            body = audit.canonical({"n": seq})
-            digest = audit.entry_hash(previous, seq, at, "cli", "note", "old", body)
-            connection.execute(
-                text(
-                    "INSERT INTO audit_log (seq, recorded_at, actor, kind, subject, body, "
-                    "prev_hash, hash) VALUES (:seq, :at, 'cli', 'note', 'old', :body, :prev, "
-                    ":hash)"
-                ),
-                {"seq": seq, "at": at.replace(tzinfo=None), "body": body}
-                | {"prev": previous, "hash": digest},
-            )
-            previous = digest
-        connection.execute(
-            text("UPDATE audit_head SET seq = 3, hash = :hash WHERE id = 1"), {"hash": previous}
-        )
-    database.upgrade(engine)
-    assert verify(engine).ok, verify(engine).problems
-    with database.transaction(engine) as connection:
-        [added] = audit.append(connection, [audit.Entry("note", "new", "cli", {})], at)
-    assert added > 3
-    result = verify(engine)
-    assert result.ok, result.problems
-    assert result.entries == 4
-    assert result.heads == {1: (added, result.heads[1][1])}
-    engine.dispose()
+    assert second == [first[0] + 1, first[0] + 2]
+    assert verify(engine).ok
 
 
 def test_lindung_audit_verify_passes_then_fails_after_an_edit(

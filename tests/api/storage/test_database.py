@@ -48,9 +48,7 @@ def test_work_on_a_lost_connection_runs_once_more_on_a_new_one(postgres_url: str
     def work() -> int:
         tries.append(1)
         with database.transaction(engine) as connection:
-            return int(
-                connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one()
-            )
+            return int(connection.execute(text("SELECT count(*) FROM audit_head")).scalar_one())
 
     assert database.once_more_if_lost(work) == 1
     assert len(tries) == 2, "the first try met the lost connection"
@@ -72,8 +70,7 @@ def test_a_lost_connection_met_by_the_driver_runs_once_more_on_a_new_one(
             _seen, head = activation.generation_and_head(connection)
             return head
 
-    head = database.once_more_if_lost(work)
-    assert (head.lane, head.seq, head.hash) == (1, 0, audit.GENESIS)
+    assert database.once_more_if_lost(work) == (0, audit.GENESIS)
     assert len(tries) == 2, "the first try met the lost connection"
     engine.dispose()
 
@@ -232,7 +229,7 @@ def test_a_reading_transaction_sees_one_moment_and_holds_no_writer_back(
         with database.transaction(engine) as writer:  # SQLite would wait 30 s for a lock
             writer.execute(text("DELETE FROM audit_head"))
         assert time.perf_counter() - started < 5
-        assert reader.execute(count).scalar_one() == before > 0  # as at its first statement
+        assert reader.execute(count).scalar_one() == before == 1  # as at its first statement
     with database.reading(engine) as reader:
         assert reader.execute(count).scalar_one() == 0
     engine.dispose()

@@ -18,7 +18,6 @@ def audit_entries(count: int, first: int) -> list[dict[str, object]]:
     return [
         {
             "seq": first + n,
-            "lane": 1,
             "recorded_at": at,
             "actor": "k",
             "kind": "decision",
