@@ -4,6 +4,7 @@ memory stays bounded whatever the input's size; decisions and rejects out."""
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,7 +222,16 @@ def _csv_chunks(path: Path, rows: int, columns: Sequence[str] | None) -> Iterato
         )
         yield from _in_chunks(reader, rows)
     except pa.ArrowInvalid as error:
-        raise BatchFileError(f"{path.name}: not a readable CSV file ({error})") from None
+        raise BatchFileError(f"{path.name}: not a readable CSV file ({_unquoted(error)})") from None
+
+
+# Arrow quotes the row it could not split ("Expected 8 columns, got 10: <the row>"): a row may
+# hold names and identity numbers, and this message is logged and stored as a job's error.
+_QUOTED_ROW = re.compile(r"(Expected \d+ columns, got \d+): .*", re.DOTALL)
+
+
+def _unquoted(error: Exception) -> str:
+    return _QUOTED_ROW.sub(r"\1 in a row", str(error))
 
 
 class DecisionWriter:

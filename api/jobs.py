@@ -120,23 +120,26 @@ class JobRunner:
         return command
 
     def _run(self, job_id: str, source: Path, options: dict[str, Any]) -> None:
-        with self._slot:
-            if self._stopping:
+        try:
+            with self._slot:
+                if self._stopping:
+                    with database.transaction(self.engine) as connection:
+                        jobs.failed(connection, job_id, "stopped: the server shut down", now())
+                    return
+                try:
+                    command = self.command(job_id, source, options)
+                    with database.transaction(self.engine) as connection:
+                        jobs.started(connection, job_id, runner(), now())
+                    code, summary, error = self._follow(job_id, command)
+                except Exception as problem:  # the job fails; the server goes on
+                    code, summary, error = 1, None, f"the job could not start: {problem}"
                 with database.transaction(self.engine) as connection:
-                    jobs.failed(connection, job_id, "stopped: the server shut down", now())
-                return
-            try:
-                command = self.command(job_id, source, options)
-                with database.transaction(self.engine) as connection:
-                    jobs.started(connection, job_id, runner(), now())
-                code, summary, error = self._follow(job_id, command)
-            except Exception as problem:  # the job fails; the server goes on
-                code, summary, error = 1, None, f"the job could not start: {problem}"
-            with database.transaction(self.engine) as connection:
-                if code == 0 and summary is not None:
-                    jobs.finished(connection, job_id, summary, now())
-                else:
-                    jobs.failed(connection, job_id, error or f"exit status {code}", now())
+                    if code == 0 and summary is not None:
+                        jobs.finished(connection, job_id, summary, now())
+                    else:
+                        jobs.failed(connection, job_id, error or f"exit status {code}", now())
+        finally:  # the upload holds names and identity numbers in clear: kept only while read
+            source.unlink(missing_ok=True)
 
     def _follow(self, job_id: str, command: list[str]) -> tuple[int, dict[str, Any] | None, str]:
         environment = {**os.environ, **self._environment()}

@@ -18,6 +18,7 @@ from engine.case import CASE_FIELDS, GROUPS, IDENTIFIER_FIELDS, Case
 from engine.errors import CaseError, FieldProblem
 
 _MANY_DIGITS = re.compile(r"\d{6}")
+_ECHOED = re.compile(r"[a-z0-9_.:+\-]{1,30}")  # see _got
 
 
 def parse_case(data: Mapping[str, Any]) -> Case:
@@ -136,13 +137,18 @@ def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
 
 
 def _got(value: Any) -> str:
-    """', got <value>' for a short value that cannot be an identifier; otherwise nothing."""
+    """', got <value>' for a short value that cannot be an identifier; otherwise nothing.
+
+    Only what reads like a mistyped code is echoed: a word in lower case, a number or a date
+    ('tourst', -4, '2021-13-01'). A name, NIK, passport or phone number in the wrong column
+    (a row shifted by a stray comma) is never echoed: messages are logged and stored, as a
+    rescore job's error or a rejects file."""
     if isinstance(value, dict | list) or value is None:
         return ""
-    text = repr(value) if isinstance(value, str) else str(value)
-    if _MANY_DIGITS.search(text) or len(text) > 40:
-        return ""  # a NIK, passport or phone number in the wrong column: never echo it
-    return f", got {text}"
+    text = str(value)
+    if _MANY_DIGITS.search(text) or not _ECHOED.fullmatch(text):
+        return ""
+    return f", got {repr(value) if isinstance(value, str) else text}"
 
 
 def _plain_number(value: Any) -> str:

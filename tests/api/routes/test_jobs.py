@@ -99,6 +99,44 @@ def test_bad_rows_fail_the_job_or_are_skipped_into_rejects(
     assert decisions.num_rows == 49
 
 
+NAME, NIK, PASSPORT = "Siti Rahmawati Zubaidah", "3201999988887777", "XQ7788991"
+
+
+@SQLITE_ONLY
+def test_a_job_keeps_no_name_or_identity_number_in_clear(
+    client: TestClient, analyst: Headers, settings: Settings, tmp_path: Path
+) -> None:
+    """Neither in its error (a row shifted by a stray comma, or one the CSV reader cannot
+    split), nor in its rejects, nor in the database, nor in the upload once the job ended."""
+    cases = case_rows(20)
+    for row in cases:
+        row.update({"person.full_name": NAME, "person.nik": NIK, "person.passport_no": PASSPORT})
+    cases[3]["travel.visa_type"] = NAME  # a name in the wrong column
+    body = write_csv(tmp_path / "cases.csv", cases).read_bytes()
+    unsplittable = body + f"R-x,port_desk,{NAME},{NIK},{PASSPORT},extra\n".encode()
+    jobs = [
+        started(client, analyst, body),
+        started(client, analyst, body, "?on_error=skip"),
+        started(client, analyst, unsplittable),
+    ]
+    assert [job["status"] for job in jobs] == ["failed", "done", "failed"]
+    assert "row 4: travel.visa_type: the value is not allowed" in jobs[0]["error"]
+    assert "Expected" in jobs[2]["error"]
+    rejects = client.get(jobs[1]["links"]["rejects"], headers=analyst).text
+    kept = [path for path in settings.job_dir.rglob("*") if path.is_file()]
+    stored = [
+        json.dumps(jobs),
+        rejects,
+        *(path.read_bytes().decode(errors="replace") for path in kept),
+    ]
+    database = Path(settings.database_url.removeprefix("sqlite:///"))
+    stored += [p.read_bytes().decode(errors="replace") for p in database.parent.glob("*.db*")]
+    for text in stored:
+        for identifier in (NAME, NIK, PASSPORT):
+            assert identifier not in text
+    assert not list(settings.job_dir.rglob("in.*")), "the uploads are deleted once read"
+
+
 @SQLITE_ONLY
 def test_a_candidate_pack_is_backtested_against_the_live_one(
     client: TestClient, analyst: Headers, settings: Settings, tmp_path: Path
