@@ -17,7 +17,7 @@ from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, func, select, update
 
 from api.storage import tables
 from api.storage.database import pipelined
@@ -205,6 +205,9 @@ def _decision_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
         "key_id": body["asked_by"]["key_id"],
         "rule_pack": body["versions"]["rule_pack"],
         "model": body["versions"]["model"],
+        "flags": sorted(flag["rule_id"] for flag in body["flags"]),
+        "referral_agency": referral["agency"] if (referral := body["referral"]) else None,
+        "referral_deadline": datetime.fromisoformat(referral["deadline"]) if referral else None,
     }
 
 
@@ -217,7 +220,7 @@ def _key_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _registry_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    return {"sha256": body["sha256"], "licences": body["licences"]}
+    return {"sha256": body["sha256"], "licences": body["licences"], "content": body["sha256"]}
 
 
 def _activation_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,15 +236,37 @@ INDEXED: dict[str, tuple[Table, Projection, str]] = {
 }
 
 
+# What is checked beyond the index table's own columns: a decision's flags and its referral
+# (their rows name the decision), as SQL that reads them beside the decision's row.
+_flags, _referrals, _decisions = tables.decision_flags.c, tables.referrals.c, tables.decisions.c
+_JOINED: dict[str, ColumnElement[Any]] = {
+    "flags": select(func.aggregate_strings(_flags.rule_id, ","))
+    .where(_flags.decision_id == _decisions.decision_id)
+    .scalar_subquery(),
+    "referral_agency": select(_referrals.agency)
+    .where(_referrals.decision_id == _decisions.decision_id)
+    .scalar_subquery(),
+    "referral_deadline": select(_referrals.deadline)
+    .where(_referrals.decision_id == _decisions.decision_id)
+    .scalar_subquery(),
+}
+# Stored values as the audited ones read: the flags in order, a registry's content by its hash.
+_AS_AUDITED: dict[str, Callable[[Any], Any]] = {
+    "flags": lambda joined: sorted(joined.split(",")) if joined else [],
+    "content": lambda content: hashlib.sha256(str(content).encode()).hexdigest(),
+}
+
+
 def _index_check(kind: str) -> Callable[[Connection, Mapping[str, int]], Iterator[str]]:
     table, project, noun = INDEXED[kind]
     names = list(project("", _PROBE[kind]))
+    columns = [table.c[name] if name in table.c else _JOINED[name].label(name) for name in names]
 
     def check(connection: Connection, counts: Mapping[str, int]) -> Iterator[str]:
         log = tables.audit_log.c
-        query = select(
-            table.c.audit_seq, *(table.c[name] for name in names), log.kind, log.subject, log.body
-        ).join_from(table, tables.audit_log, log.seq == table.c.audit_seq, isouter=True)
+        query = select(table.c.audit_seq, *columns, log.kind, log.subject, log.body).join_from(
+            table, tables.audit_log, log.seq == table.c.audit_seq, isouter=True
+        )
         rows = 0
         for row in connection.execution_options(yield_per=2_000).execute(query):
             rows += 1
@@ -250,7 +275,10 @@ def _index_check(kind: str) -> Callable[[Connection, Mapping[str, int]], Iterato
                 continue
             audited = project(row.subject, json.loads(row.body))
             for name in names:
-                if not _same(getattr(row, name), audited[name]):
+                stored = getattr(row, name)
+                if name in _AS_AUDITED:
+                    stored = _AS_AUDITED[name](stored)
+                if not _same(stored, audited[name]):
                     yield f"{noun} of entry {row.audit_seq}: {name} differs from the audit log"
         if rows < counts.get(kind, 0):
             yield f"{counts[kind] - rows} {noun} row(s) recorded in the log are missing"
@@ -273,6 +301,8 @@ _PROBE: dict[str, Mapping[str, Any]] = {  # bodies shaped like the real ones, to
         "screened_at": "2000-01-01T00:00:00+00:00",
         "asked_by": {"key_id": ""},
         "versions": {"rule_pack": "", "model": None},
+        "flags": [],
+        "referral": None,
     },
     "outcome": {"action": None, "confirmed": None},
     "key_created": {"name": "", "role": "", "hash": ""},
@@ -280,7 +310,41 @@ _PROBE: dict[str, Mapping[str, Any]] = {  # bodies shaped like the real ones, to
     "activated": {"rule_pack": "", "model": ""},
 }
 
-INDEX_CHECKS = [_index_check(kind) for kind in INDEXED]
+
+def _actions_check(connection: Connection, counts: Mapping[str, int]) -> Iterator[str]:
+    """What was done to a key or a referral after it was recorded (revoked; acknowledged,
+    resolved with a note), replayed from the log against the rows that hold it."""
+    log = tables.audit_log.c
+    revoked: dict[str, datetime] = {}
+    steps: dict[str, dict[str, Any]] = {}
+    for entry in connection.execute(
+        select(log.kind, log.subject, log.actor, log.recorded_at, log.body)
+        .where(log.kind.in_(["key_revoked", "referral_acknowledged", "referral_resolved"]))
+        .order_by(log.seq)
+    ):
+        if entry.kind == "key_revoked":
+            revoked[entry.subject] = entry.recorded_at
+            continue
+        step = entry.kind.removeprefix("referral_")
+        expected = steps.setdefault(entry.subject, {"status": "open"})
+        expected.update({"status": step, f"{step}_at": entry.recorded_at})
+        expected[f"{step}_by"] = entry.actor
+        if step == "resolved":
+            expected["note"] = json.loads(entry.body).get("note")
+    keys = tables.api_keys.c
+    for key in connection.execute(select(keys.key_id, keys.revoked_at)):
+        if key.revoked_at != revoked.get(key.key_id):
+            yield f"key {key.key_id}: revoked_at differs from the audit log"
+    fields = ("status", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by", "note")
+    r = tables.referrals.c
+    for referral in connection.execute(select(r.decision_id, *(r[name] for name in fields))):
+        expected = steps.get(referral.decision_id, {"status": "open"})
+        for name in fields:
+            if (getattr(referral, name) or None) != expected.get(name):
+                yield f"referral of {referral.decision_id}: {name} differs from the audit log"
+
+
+INDEX_CHECKS = [*(_index_check(kind) for kind in INDEXED), _actions_check]
 
 
 def entries(connection: Connection, kind: str | None = None) -> Iterator[dict[str, Any]]:

@@ -133,3 +133,88 @@ def test_lindung_audit_verify_checks_what_is_committed_while_a_writer_goes_on(
     assert intact.exit_code == 0, intact.output
     assert "intact" in intact.output
     assert verify(engine).entries == 1 + 3 + 1 + 1
+
+
+# What is done to a record after it was made is checked too: a referral's steps, a key's
+# revocation, a decision's flags and referral, the registry's content.
+COERCED = {"interview": {"reports_coercion": True}}  # urgent: a referral to the police
+
+
+@pytest.fixture
+def worked(client: TestClient, desk: dict[str, str], admin: dict[str, str]) -> dict[str, str]:
+    """An urgent decision whose referral was resolved with a note, another left open, a
+    revoked key and an uploaded registry."""
+    urgent = [
+        client.post("/v1/screenings", json=tourist(case_id=f"U-{n}", **COERCED), headers=desk)
+        for n in range(2)
+    ]
+    assert [answer.status_code for answer in urgent] == [201, 201]
+    resolved, still_open = (answer.json()["decision_id"] for answer in urgent)
+    for step, body in (("acknowledge", {}), ("resolve", {"note": "handed to the police"})):
+        answer = client.post(f"/v1/referrals/{resolved}/{step}", json=body, headers=desk)
+        assert answer.status_code == 200, answer.text
+    made = client.post("/v1/keys", json={"role": "desk", "name": "left"}, headers=admin).json()
+    assert client.delete(f"/v1/keys/{made['key_id']}", headers=admin).status_code in (200, 204)
+    registry = "license_no,agency_name,status,valid_from,valid_until\n"
+    registry += "SIP3MI-0100-2026,PT Contoh (fiktif),active,2026-01-05,2031-01-04\n"
+    uploaded = client.put(
+        "/v1/registry", content=registry.encode(), headers={**admin, "Content-Type": "text/csv"}
+    )
+    assert uploaded.status_code in (200, 201), uploaded.text
+    assert verify_ok(client)
+    return {"resolved": resolved, "open": still_open, "revoked": made["key_id"]}
+
+
+def verify_ok(client: TestClient) -> bool:
+    engine: Engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    result = verify(engine)
+    assert result.ok, result.problems
+    return True
+
+
+REFERRAL = tables.referrals.c
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("reopen", "referral of {resolved}: status differs"),
+        ("renote", "referral of {resolved}: note differs"),
+        ("redeadline", "referral_deadline differs"),
+        ("drop_referral", "referral_agency differs"),
+        ("acknowledge", "referral of {open}: status differs"),
+        ("unrevoke", "key {revoked}: revoked_at differs"),
+        ("drop_flag", "flags differs"),
+        ("add_flag", "flags differs"),
+        ("registry", "registry of entry"),
+    ],
+)
+def test_a_record_changed_after_it_was_made_is_detected(
+    engine: Engine, worked: dict[str, str], change: str, problem: str
+) -> None:
+    resolved, still_open = worked["resolved"], worked["open"]
+    flags = tables.decision_flags
+    statement = {
+        "reopen": update(tables.referrals)
+        .where(REFERRAL.decision_id == resolved)
+        .values(status="open", resolved_at=None, resolved_by=None, note=None),
+        "renote": update(tables.referrals)
+        .where(REFERRAL.decision_id == resolved)
+        .values(note="nothing to report"),
+        "redeadline": update(tables.referrals)
+        .where(REFERRAL.decision_id == still_open)
+        .values(deadline=datetime(2099, 1, 1, tzinfo=UTC)),
+        "drop_referral": delete(tables.referrals).where(REFERRAL.decision_id == resolved),
+        "acknowledge": update(tables.referrals)
+        .where(REFERRAL.decision_id == still_open)
+        .values(status="acknowledged"),
+        "unrevoke": update(tables.api_keys)
+        .where(tables.api_keys.c.key_id == worked["revoked"])
+        .values(revoked_at=None),
+        "drop_flag": delete(flags).where(flags.c.decision_id == still_open),
+        "add_flag": flags.insert().values(decision_id=resolved, rule_id="visa_overstay_history"),
+        "registry": update(tables.registries).values(content="license_no\n"),
+    }[change]
+    edit(engine, statement)
+    problems = verify(engine).problems
+    assert any(problem.format(**worked) in p for p in problems), problems
