@@ -6,10 +6,11 @@ Every field but `channel` may be absent or null, meaning "not known"; enumeratio
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -38,11 +39,28 @@ def _unknown_is_none(value: Any) -> Any:
     return value
 
 
+MAX_TEXT = 200  # characters in a free-text field: a name, an agency, a place, a reference
+# Control characters other than tab and line breaks: no desk types them, and PostgreSQL refuses
+# to store a NUL.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+_CONTROL = re.compile(CONTROL_CHARACTERS)
+
+
+def plain_text(value: Any) -> Any:
+    """The value, unless it is text with a control character in it (then ValueError)."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("contains a control character")
+    return value
+
+
+_plain = plain_text
+
+
 def _text(value: Any) -> Any:
     """Free text: blank and placeholders such as "-" or "unknown" mean not known."""
     if isinstance(value, str) and value.strip().lower() in _PLACEHOLDERS:
         return None
-    return value
+    return _plain(value)
 
 
 def _number(value: Any) -> Any:
@@ -100,7 +118,8 @@ def _in_range(low: date, high: date) -> Any:
 
 
 Country = Annotated[str | None, BeforeValidator(_country_code)]
-Text = Annotated[str | None, BeforeValidator(_text)]
+_Bounded = Annotated[str, Field(max_length=MAX_TEXT)]
+Text = Annotated[_Bounded | None, BeforeValidator(_text)]
 Flag = Annotated[bool | None, BeforeValidator(_blank_is_none)]
 Amount = Annotated[
     Annotated[
@@ -207,7 +226,8 @@ class Person(_Part):
 
 class Travel(_Part):
     exit_point: Annotated[
-        str | None, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)
+        _Bounded | None,
+        BeforeValidator(lambda v: _plain(v.strip().upper()) if isinstance(v, str) else v),
     ] = None
     exit_point_type: ExitPointType = None
     mode: Mode = None
@@ -274,11 +294,17 @@ def _new_case_id() -> str:
 
 
 def _case_id(value: Any) -> Any:
-    return _new_case_id() if value is None or value == "" else value
+    return _new_case_id() if value is None or value == "" else _plain(value)
 
 
 def _screened_at(value: Any) -> Any:
     return datetime.now(UTC) if value is None or value == "" else value
+
+
+# How far ahead of this machine's clock a screening time may be (the desk's clock runs fast).
+# Further is a mistake, such as a local time sent without its zone: its referral's deadline
+# would lie as far ahead, and the case would sort first among the newest.
+CLOCK_SKEW = timedelta(minutes=15)
 
 
 class Case(_Part):
@@ -304,6 +330,10 @@ class Case(_Part):
     def _dates_make_sense(self) -> Case:
         if self.screened_at.tzinfo is None:  # a time without a zone is taken as UTC
             object.__setattr__(self, "screened_at", self.screened_at.replace(tzinfo=UTC))
+        if self.screened_at > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError(
+                "screened_at: is in the future (a time without a zone is taken as UTC)"
+            )
         born = self.person.birth_date
         if born is not None and born > self.screened_at.date():
             raise ValueError("person.birth_date: is after the screening date")

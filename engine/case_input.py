@@ -109,7 +109,7 @@ def _describe(item: Mapping[str, Any]) -> tuple[str, str]:
             ("at least", context.get("ge")) if "ge" in context else ("at most", context.get("le"))
         )
         return path, f"must be {word} {_plain_number(bound)}{got}"
-    if kind == "string_too_long":
+    if kind in {"string_too_long", "too_long"}:
         return path, f"is too long (at most {item.get('ctx', {}).get('max_length')} characters)"
     if kind.startswith("date") and spec is not None and spec.kind == "date":
         return path, f"expected a date as YYYY-MM-DD{got}"

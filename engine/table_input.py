@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, cast
 
 import numpy as np
@@ -23,7 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from engine.case import CASE_FIELDS, GROUPS, MAX_AMOUNT, Case
+from engine.case import (
+    CASE_FIELDS,
+    CLOCK_SKEW,
+    CONTROL_CHARACTERS,
+    GROUPS,
+    MAX_AMOUNT,
+    MAX_TEXT,
+    Case,
+)
 from engine.case_input import _unknown_field, parse_case
 from engine.errors import CaseError, FieldProblem
 from engine.frame import (
@@ -127,6 +135,8 @@ def cases_from_table(
         numbers = np.arange(first_row, first_row + count)
     columns["case_id"] = _row_ids(columns["case_id"], numbers)
     doubtful |= np.isnat(columns["screened_at"]) | ~known(columns["channel"])
+    ahead = (datetime.now(UTC) + CLOCK_SKEW).replace(tzinfo=None)
+    doubtful |= columns["screened_at"] > np.datetime64(ahead, "s")  # parse_case says why
     with np.errstate(invalid="ignore"):
         doubtful |= columns["person.birth_date"] > columns[SCREENED_ON]
     return _checked_one_by_one(table, columns, coded, doubtful, numbers)
@@ -389,9 +399,12 @@ def _plain_time_texts(array: pa.Array, pending: np.ndarray) -> _Times:
 def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.ndarray) -> None:
     plain, sizes = _plain_ends(array)
     plain &= pending
-    if path == "case_id":
-        plain &= sizes <= 200  # bytes: a longer id in fewer characters takes the careful way
-    else:
+    # bytes: a longer text in fewer characters, or one with a control character inside it,
+    # takes the careful way
+    plain &= sizes <= (200 if path == "case_id" else MAX_TEXT)
+    control = pc.match_substring_regex(array, CONTROL_CHARACTERS)
+    plain &= ~np.asarray(pc.fill_null(control, False), dtype=bool)
+    if path != "case_id":
         placeholder = pc.is_in(pc.utf8_lower(array), pa.array(_TEXT_PLACEHOLDERS))
         plain &= ~np.asarray(pc.fill_null(placeholder, False), dtype=bool)
     found = array.to_numpy(zero_copy_only=False)

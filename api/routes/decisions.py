@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import Analyst, DeskOrAnalyst, ServiceDep
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, decisions, outcomes
+from engine.case import plain_text
 from engine.decision import TIERS
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -56,7 +57,7 @@ class OutcomeIn(BaseModel):
     confirmed: Literal["procedural", "non_procedural", "trafficking"] | None = Field(
         None, description="what the case turned out to be, once known"
     )
-    note: str | None = Field(
+    note: Annotated[str | None, AfterValidator(plain_text)] = Field(
         None, max_length=2_000, description="never a name: numbers of 6+ digits are redacted"
     )
 

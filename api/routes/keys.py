@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from api.deps import Admin, ServiceDep
 from api.problems import NotFound
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, keys
+from engine.case import plain_text
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -20,7 +21,16 @@ class KeyIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     role: Literal["desk", "analyst", "admin"]
-    name: str = Field(min_length=1, max_length=200, description="who or what holds the key")
+    name: Annotated[str, AfterValidator(plain_text)] = Field(
+        min_length=1, max_length=200, description="who or what holds the key"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("is blank")
+        return name.strip()
 
 
 @router.post("", summary="Create a key (its secret is shown only in this answer)")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import Desk, DeskOrAnalyst, ServiceDep
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, referrals
+from engine.case import plain_text
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 Status = Literal["open", "acknowledged", "resolved"]
@@ -53,7 +54,7 @@ def acknowledge(decision_id: str, service: ServiceDep, caller: Desk) -> JSONResp
 class Resolution(BaseModel):
     model_config = {"extra": "forbid"}
 
-    note: str = Field(
+    note: Annotated[str, AfterValidator(plain_text)] = Field(
         min_length=1,
         max_length=2_000,
         description="what was done; never a name (numbers of 6+ digits are redacted)",

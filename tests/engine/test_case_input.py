@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -181,3 +181,32 @@ def test_amounts_are_kept_to_the_cent() -> None:
     )
     assert case.recruitment.fee_paid_idr == 0
     assert case.recruitment.fee_demanded_idr == 1500000.13
+
+
+def test_free_text_is_bounded_and_has_no_control_characters() -> None:
+    """A desk types a name or a place in a line; a megabyte or a NUL is a client's mistake
+    (and PostgreSQL would refuse the NUL when the decision is stored)."""
+    found = problems(
+        {
+            "case_id": "C\x001",
+            "channel": "port_desk",
+            "person": {"full_name": "A" * 201, "origin_province": "Jawa\x07Barat"},
+            "travel": {"exit_point": "B" * 201},
+        }
+    )
+    assert "case_id: contains a control character" in found
+    assert "person.full_name: is too long (at most 200 characters)" in found
+    assert "person.origin_province: contains a control character" in found
+    assert "travel.exit_point: is too long (at most 200 characters)" in found
+    assert parse_case({"channel": "port_desk", "person": {"full_name": "A" * 200}})
+
+
+def test_a_screening_time_ahead_of_the_clock_is_refused() -> None:
+    """A referral's deadline follows from it: a time a week ahead would hide an urgent case
+    at the end of the queue. A desk clock a few minutes fast is allowed."""
+    ahead = datetime.now(UTC) + timedelta(days=7)
+    assert problems({"channel": "port_desk", "screened_at": ahead.isoformat()}) == [
+        "screened_at: is in the future (a time without a zone is taken as UTC)"
+    ]
+    fast_clock = datetime.now(UTC) + timedelta(minutes=5)
+    assert parse_case({"channel": "port_desk", "screened_at": fast_clock.isoformat()})

@@ -36,6 +36,8 @@ _ODD = [
     "abc",
     "2026-02-30",
     "x" * 300,
+    "a\x00b",  # a control character: refused
+    "2099-01-01T00:00:00+00:00",  # as a screening time: in the future, refused
     "\u00a0A-1\u00a0",  # blanks that are not ASCII, a letter that is not
     "Jos\u00e9",
     "\u3000B2",

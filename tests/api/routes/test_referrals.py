@@ -232,3 +232,14 @@ def test_only_desks_move_referrals_and_unknown_ones_are_404(
     assert client.post(f"{missing}/acknowledge", headers=desk).status_code == 404
     resolve = client.post(f"{missing}/resolve", json={"note": "x"}, headers=desk)
     assert resolve.status_code == 404
+
+
+def test_a_note_with_a_control_character_is_422_and_the_referral_stays_open(
+    client: TestClient, desk: Headers
+) -> None:
+    decision = screen(client, desk, tourist(case_id="U-N", screened_at=recently(), **COERCED))
+    decision_id = decision["decision_id"]
+    note = {"note": "handed over\u0000"}  # PostgreSQL cannot store a NUL: it was a 500
+    answer = client.post(f"/v1/referrals/{decision_id}/resolve", json=note, headers=desk)
+    assert (answer.status_code, answer.json()["field"]) == (422, "note"), answer.text
+    assert referral(client, desk, decision_id)["status"] == "open"

@@ -84,6 +84,28 @@ def test_a_bad_case_gets_422_naming_the_field_as_the_cli_does(
     assert rows(engine, tables.decisions) == 0
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"case_id": "T-\u0000"}, "case_id"),  # PostgreSQL cannot store a NUL: it was a 500
+        ({"placement": {"agency_name": "PT " + "A" * 4_000}}, "placement.agency_name"),
+        ({"travel": {"exit_point": "BTM\u0007"}}, "travel.exit_point"),
+        ({"screened_at": "2062-11-23T08:40:00+07:00"}, "screened_at"),  # would bury its referral
+    ],
+)
+def test_a_case_a_desk_could_not_have_typed_gets_422_alone_or_in_a_bulk_and_stores_nothing(
+    client: TestClient, desk: dict[str, str], engine: Engine, change: dict[str, Any], field: str
+) -> None:
+    bad = tourist(**change)
+    alone = client.post("/v1/screenings", json=bad, headers=desk)
+    assert (alone.status_code, alone.json()["field"]) == (422, field), alone.text
+    bulk = [tourist(case_id=f"T-{n}") for n in range(3)] + [bad]
+    together = client.post("/v1/screenings/bulk", json={"cases": bulk}, headers=desk)
+    assert (together.status_code, together.json()["field"]) == (422, f"cases.3.{field}")
+    assert rows(engine, tables.decisions) == 0
+    assert rows(engine, tables.audit_log) == 1  # the desk's key
+
+
 def test_bulk_stores_every_case_or_none(
     client: TestClient, desk: dict[str, str], engine: Engine
 ) -> None:
