@@ -58,7 +58,9 @@ class OutcomeIn(BaseModel):
         None, description="what the case turned out to be, once known"
     )
     note: Annotated[str | None, AfterValidator(plain_text)] = Field(
-        None, max_length=2_000, description="never a name: numbers of 6+ digits are redacted"
+        None,
+        max_length=2_000,
+        description="never a name (ID and phone numbers are redacted)",
     )
 
 

@@ -57,7 +57,7 @@ class Resolution(BaseModel):
     note: Annotated[str, AfterValidator(plain_text)] = Field(
         min_length=1,
         max_length=2_000,
-        description="what was done; never a name (numbers of 6+ digits are redacted)",
+        description="what was done; never a name (ID and phone numbers are redacted)",
     )
 
 

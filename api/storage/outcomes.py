@@ -23,14 +23,31 @@ from engine.case import CASE_FIELDS
 ACTIONS = ("cleared", "postponed", "referred", "counselled")
 CONFIRMED = ("procedural", "non_procedural", "trafficking")
 _DIGITS = re.compile(r"\S*\d{6,}\S*")
+# Numbers in a note: first what is kept though it has six digits or more (a date with its time,
+# an amount in thousands such as "Rp 15.000.000"), else a number written in groups
+# ("0812-3456-7890", "3201 9999 8888 7777", "+62 (812) 3456 7890").
+_NUMBERS = re.compile(
+    r"(?P<kept>\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}[:.]\d{2})?(?![-.:]?\d)"
+    r"|\d{1,3}(?:[.,]\d{3}){1,3}(?:,\d{1,2})?(?![.,]?\d)"
+    r"|\d{1,2}[:.]\d{2}(?![.:]?\d))"
+    r"|\+?\(?\d[\d \-./()]*\d\)?"
+)
+
+
+def _grouped(number: re.Match[str]) -> str:
+    text = number.group()
+    if number.group("kept") or sum(character.isdigit() for character in text) < 6:
+        return text
+    return "[redacted]"
 
 
 def scrub(note: str | None) -> str | None:
-    """A free-text note without anything that looks like an ID number (NIK, passport, phone):
-    notes are stored, and identifiers are never stored in clear."""
+    """A free-text note without anything that looks like an ID number (NIK, passport, phone),
+    written in one piece or in groups: notes are stored, and identifiers are never stored in
+    clear. Dates and amounts in thousands are kept."""
     if note is None:
         return None
-    return _DIGITS.sub("[redacted]", note.strip())[:2_000] or None
+    return _DIGITS.sub("[redacted]", _NUMBERS.sub(_grouped, note.strip()))[:2_000] or None
 
 
 def record(

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -304,6 +306,36 @@ def test_an_id_number_in_a_note_is_stored_redacted(
     assert "6281234567890" not in bodies[0]
     assert "[redacted]" in bodies[0]
     assert "checked NIK" in bodies[0], "the rest of the note is kept"
+
+
+@pytest.mark.parametrize(
+    ("note", "stored"),
+    [
+        (
+            "call 0812-3456-7890, NIK 3201 9999 8888 7777, +62 812 3456 7890",
+            "call [redacted], NIK [redacted], [redacted]",
+        ),
+        ("passport A 1234 567, ref 3201.9999.8888.7777", "passport A [redacted], ref [redacted]"),
+        ("tel (0778) 123456", "tel [redacted]"),
+        # what is kept: dates, times and amounts, and short numbers
+        (
+            "paid Rp 15.000.000 on 2026-12-01 10:30, bus 12, 3 people",
+            "paid Rp 15.000.000 on 2026-12-01 10:30, bus 12, 3 people",
+        ),
+    ],
+)
+def test_a_number_written_in_groups_is_redacted_and_dates_and_amounts_are_kept(
+    client: TestClient, desk: Headers, engine: Engine, note: str, stored: str
+) -> None:
+    decision = screen(client, desk, tourist())
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    answer = client.post(url, json={"action": "counselled", "note": note}, headers=desk)
+    assert answer.status_code == 201, answer.text
+    with engine.connect() as connection:
+        [body] = connection.execute(
+            select(tables.audit_log.c.body).where(tables.audit_log.c.kind == "outcome")
+        ).scalars()
+    assert json.loads(body)["note"] == stored
 
 
 # --- labelled export ---------------------------------------------------------------------------
