@@ -23,19 +23,15 @@ def queue(
     caller: DeskOrAnalyst,
     status: Annotated[list[Status] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[str | None, Query(description="the `next` of the page before")] = None,
 ) -> JSONResponse:
-    """Referrals not yet resolved (or those in `status`); overdue ones are marked and first."""
+    """Referrals not yet resolved (or those in `status`); overdue ones are marked and first.
+    `total` and `overdue` count the whole queue, not the page; `next` pages on."""
     statuses = tuple(status or ("open", "acknowledged"))
     at = now()
     with database.reading(service.engine) as connection:
-        items = referrals.queue(connection, at, statuses, limit)
-    return JSONResponse(
-        {
-            "referrals": items,
-            "overdue": sum(item["overdue"] for item in items),
-            "as_of": at.isoformat(),
-        }
-    )
+        page = referrals.queue(connection, at, statuses, limit, after)
+    return JSONResponse({**page, "as_of": at.isoformat()})
 
 
 @router.get("/{decision_id}", summary="One referral")

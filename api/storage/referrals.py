@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
 
 from api.problems import Conflict, Invalid, NotFound
 from api.storage import audit, tables
+from api.storage.decisions import as_utc
 from api.storage.keys import Caller
 from api.storage.outcomes import scrub
 
@@ -18,18 +19,51 @@ NEXT = {"acknowledge": ("open",), "resolve": ("open", "acknowledged")}
 
 
 def queue(
-    connection: Connection, now: datetime, statuses: tuple[str, ...], limit: int
-) -> list[dict[str, Any]]:
-    """Referrals in the given states, nearest deadline first (overdue ones come first)."""
+    connection: Connection,
+    now: datetime,
+    statuses: tuple[str, ...],
+    limit: int,
+    after: str | None = None,
+) -> dict[str, Any]:
+    """A page of referrals in the given states, nearest deadline first (overdue ones come
+    first); the cursor of the next page; and how many there are in all, and overdue, so that
+    a long queue hides neither."""
     r, d = tables.referrals.c, tables.decisions.c
+    conditions: list[ColumnElement[bool]] = [r.status.in_(statuses)]
+    if after:
+        deadline, decision_id = _cursor(after)
+        conditions.append(
+            or_(r.deadline > deadline, and_(r.deadline == deadline, r.decision_id > decision_id))
+        )
     rows = connection.execute(
         select(tables.referrals, d.case_id, d.channel, d.tier, d.screened_at)
         .join_from(tables.referrals, tables.decisions, d.decision_id == r.decision_id)
-        .where(r.status.in_(statuses))
+        .where(*conditions)
         .order_by(r.deadline, r.decision_id)
-        .limit(limit)
+        .limit(limit + 1)
     ).all()
-    return [_item(row, now) for row in rows]
+    page = rows[:limit]
+    last = page[-1] if len(rows) > limit else None
+    total, overdue = connection.execute(
+        select(
+            func.count(),
+            func.count().filter(and_(r.status != "resolved", r.deadline < now)),
+        ).where(r.status.in_(statuses))
+    ).one()
+    return {
+        "referrals": [_item(row, now) for row in page],
+        "total": int(total),
+        "overdue": int(overdue),
+        "next": f"{last.deadline.isoformat()}|{last.decision_id}" if last else None,
+    }
+
+
+def _cursor(value: str) -> tuple[datetime, str]:
+    try:
+        deadline, decision_id = value.split("|", 1)
+        return as_utc(datetime.fromisoformat(deadline)), decision_id
+    except ValueError:
+        raise Invalid("not a cursor this service gave out", "after") from None
 
 
 def _item(row: Any, now: datetime) -> dict[str, Any]:

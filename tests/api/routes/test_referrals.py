@@ -117,6 +117,30 @@ def test_a_decision_that_is_not_urgent_has_no_referral(client: TestClient, desk:
     assert queue(client, desk)["referrals"] == []
 
 
+def test_a_long_queue_pages_on_and_counts_every_overdue_referral_not_just_the_page(
+    client: TestClient, desk: Headers, analyst: Headers
+) -> None:
+    """Many old referrals must not hide a new urgent one beyond the first page, nor the
+    count of overdue ones stop at the page's."""
+    old = [
+        tourist(case_id=f"old-{n}", screened_at=f"2026-01-05T09:{n:02d}:00+00:00", **COERCED)
+        for n in range(7)
+    ]
+    assert client.post("/v1/screenings/bulk", json={"cases": old}, headers=desk).status_code == 201
+    screen(client, desk, tourist(case_id="new", screened_at=recently(), **COERCED))
+    first = queue(client, analyst, limit=3)
+    assert (first["total"], first["overdue"]) == (8, 7)
+    seen, page = [], first
+    while True:
+        seen += [item["case_id"] for item in page["referrals"]]
+        if page["next"] is None:
+            break
+        page = queue(client, analyst, limit=3, after=page["next"])
+    assert seen == [f"old-{n}" for n in range(7)] + ["new"]
+    bad = client.get("/v1/referrals", params={"after": "nonsense"}, headers=analyst)
+    assert (bad.status_code, bad.json()["field"]) == (422, "after")
+
+
 def test_the_queue_puts_the_nearest_deadline_first_and_flags_the_overdue(
     client: TestClient, desk: Headers, analyst: Headers
 ) -> None:
