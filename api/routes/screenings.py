@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Desk, DeskOrAnalyst, ServiceDep
@@ -69,15 +69,22 @@ async def json_body(request: Request) -> Any:
         raise Invalid(f"the body is not valid JSON ({error})", "body") from None
 
 
-@router.post("/bulk", summary="Screen up to 1,000 cases")
-async def screen_bulk(
-    service: ServiceDep,
-    caller: DeskOrAnalyst,
-    body: Annotated[dict[str, list[dict[str, Any]]], Body(examples=[{"cases": [CASE_EXAMPLE]}])],
-) -> JSONResponse:
+@router.post(
+    "/bulk",
+    summary="Screen up to 1,000 cases",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"example": {"cases": [CASE_EXAMPLE]}}},
+        }
+    },
+)
+async def screen_bulk(request: Request, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
     """Screen `cases` together: every case is stored, or (if any is invalid) none is."""
-    records = body.get("cases")
-    if records is None or set(body) != {"cases"}:
+    # Read here, as a single case is: after the key is checked, with the same messages.
+    body = await json_body(request)
+    records = body.get("cases") if isinstance(body, dict) else None
+    if not isinstance(records, list) or set(body) != {"cases"}:
         raise Invalid('send {"cases": [case, ...]}', "cases")
     if not 1 <= len(records) <= BULK_LIMIT:
         raise Invalid(f"send 1 to {BULK_LIMIT:,} cases (got {len(records):,})", "cases")
@@ -93,6 +100,10 @@ def _screen_bulk(service: Service, records: list[dict[str, Any]], caller: Caller
     return JSONResponse({"decisions": [d.as_dict() for d in decisions]}, status_code=201)
 
 
+def _within(field: str) -> str:
+    return "" if field == "(case)" else f".{field}"  # "(case)": the record as a whole
+
+
 def _parse_all(records: list[dict[str, Any]]) -> list[Case]:
     """Every record as a case, or one error naming every field at fault (`cases.N.field`)."""
     cases, problems = [], []
@@ -101,7 +112,8 @@ def _parse_all(records: list[dict[str, Any]]) -> list[Case]:
             cases.append(parse_case(record))
         except CaseError as error:
             problems += [
-                FieldProblem(f"cases.{number}.{p.field}", p.problem) for p in error.problems
+                FieldProblem(f"cases.{number}" + _within(p.field), p.problem)
+                for p in error.problems
             ]
     if problems:
         raise CaseError(problems)

@@ -243,3 +243,25 @@ def test_a_body_that_is_not_json_or_not_an_object_gets_422_and_stores_nothing(
     assert listed.status_code == 422
     assert listed.json()["field"] == "(case)"
     assert rows(engine, tables.decisions) == 0
+
+
+def test_a_bulk_checks_the_key_first_and_reads_its_body_as_a_single_case_is_read(
+    client: TestClient, desk: dict[str, str], admin: dict[str, str], engine: Engine
+) -> None:
+    broken = b'{"cases": ['
+    json_type = {"Content-Type": "application/json"}
+    no_key = client.post("/v1/screenings/bulk", content=broken, headers=json_type)
+    assert no_key.status_code == 401  # it was a 422 about the body, before the key
+    wrong_role = client.post("/v1/screenings/bulk", content=broken, headers={**admin, **json_type})
+    assert wrong_role.status_code == 403
+    answer = client.post("/v1/screenings/bulk", content=broken, headers={**desk, **json_type})
+    assert (answer.status_code, answer.json()["field"]) == (422, "body")
+    assert "not valid JSON" in answer.json()["detail"]  # the field was a character offset
+    for body, field in [
+        ([tourist()], "cases"),
+        ({"cases": "T-1"}, "cases"),
+        ({"cases": [tourist(), [1, 2]]}, "cases.1"),
+    ]:
+        answer = client.post("/v1/screenings/bulk", json=body, headers=desk)
+        assert (answer.status_code, answer.json()["field"]) == (422, field), answer.text
+    assert rows(engine, tables.decisions) == 0
