@@ -89,7 +89,10 @@ def allow(*roles: str) -> Callable[..., Awaitable[Caller]]:
     ) -> Caller:
         caller = await get_caller(request, credentials)
         if caller.role not in roles:
-            raise Forbidden(f"a {caller.role} key cannot do this; it needs: {', '.join(roles)}")
+            article = "an" if caller.role[0] in "aeiou" else "a"
+            raise Forbidden(
+                f"{article} {caller.role} key cannot do this; it needs: {', '.join(roles)}"
+            )
         return caller
 
     return check

@@ -331,6 +331,8 @@ def check(
     if caller in ROLES:
         assert answer.status_code == 403, f"{where} (not allowed: expected 403)"
         assert answer.json()["error"] == "Forbidden", where
+        named = {"desk": "a desk key", "analyst": "an analyst key", "admin": "an admin key"}
+        assert answer.json()["detail"].startswith(named[caller]), where
     else:
         assert answer.status_code == 401, f"{where} (no valid key: expected 401)"
         assert answer.headers.get("WWW-Authenticate") == "Bearer", where
