@@ -16,12 +16,16 @@ import pyarrow.parquet as pq
 from desk_cases import DESTINATIONS, EXITS, OCCUPATIONS, PURPOSES, VISAS  # the same mix
 
 PROVINCES = ["NTB", "NTT", "Jawa Timur", "Jawa Barat", "Jawa Tengah", "Lampung"]
-START = np.datetime64("2026-01-01T00:00:00")
+# A case a minute, the last one at END: a screening time ahead of the clock is refused, so the
+# rows of a long table reach back in time (10 million: to 2007) rather than ahead.
+END = np.datetime64("2026-11-01T00:00:00")
 
 
-def case_table(rows: int, seed: int = 7, first: int = 0) -> pa.Table:
+def case_table(rows: int, seed: int = 7, first: int = 0, total: int | None = None) -> pa.Table:
+    """Rows `first` to `first + rows` of a table of `total` rows (default: these are its last)."""
     rng = np.random.default_rng(seed + first)
     n = rows
+    start = END - np.timedelta64((first + rows if total is None else total) - 1, "m")
 
     def pick(values: list[str], known: float = 1.0) -> pa.Array:
         chosen = np.array(values, dtype=object)[rng.integers(0, len(values), n)]
@@ -34,7 +38,7 @@ def case_table(rows: int, seed: int = 7, first: int = 0) -> pa.Table:
     worker = rng.random(n) < 0.5
     exits = rng.integers(0, len(EXITS), n)
     number = np.arange(first, first + n)
-    minutes = START + number.astype("timedelta64[m]")
+    minutes = start + number.astype("timedelta64[m]")
     purposes = np.array(PURPOSES, dtype=object)[rng.integers(0, len(PURPOSES), n)]
     purposes[worker] = "work"
     only_workers = ~worker
@@ -97,7 +101,7 @@ def write_cases(path: Path, rows: int, seed: int = 7, chunk: int = 500_000) -> N
     """`rows` cases into a Parquet (row groups of `chunk`) or CSV file, a chunk at a time."""
     writer = None
     for first in range(0, rows, chunk):
-        table = case_table(min(chunk, rows - first), seed, first)
+        table = case_table(min(chunk, rows - first), seed, first, total=rows)
         if writer is None:
             writer = (
                 pq.ParquetWriter(path, table.schema)
