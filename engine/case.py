@@ -53,14 +53,11 @@ def plain_text(value: Any) -> Any:
     return value
 
 
-_plain = plain_text
-
-
 def _text(value: Any) -> Any:
     """Free text: blank and placeholders such as "-" or "unknown" mean not known."""
     if isinstance(value, str) and value.strip().lower() in _PLACEHOLDERS:
         return None
-    return _plain(value)
+    return plain_text(value)
 
 
 def _number(value: Any) -> Any:
@@ -227,7 +224,7 @@ class Person(_Part):
 class Travel(_Part):
     exit_point: Annotated[
         _Bounded | None,
-        BeforeValidator(lambda v: _plain(v.strip().upper()) if isinstance(v, str) else v),
+        BeforeValidator(lambda v: plain_text(v.strip().upper()) if isinstance(v, str) else v),
     ] = None
     exit_point_type: ExitPointType = None
     mode: Mode = None
@@ -294,7 +291,7 @@ def _new_case_id() -> str:
 
 
 def _case_id(value: Any) -> Any:
-    return _new_case_id() if value is None or value == "" else _plain(value)
+    return _new_case_id() if value is None or value == "" else plain_text(value)
 
 
 def _screened_at(value: Any) -> Any:
