@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.problems import Problem
+from api.problems import Invalid, Problem
 from api.service import Service
 from api.storage import database, keys
 from api.storage.keys import Caller
@@ -104,3 +107,41 @@ DeskOrAnalyst = Annotated[Caller, Depends(allow("desk", "analyst"))]
 Analyst = Annotated[Caller, Depends(allow("analyst"))]
 AnalystOrAdmin = Annotated[Caller, Depends(allow("analyst", "admin"))]
 Admin = Annotated[Caller, Depends(allow("admin"))]
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, or 422 on field `body`."""
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as error:
+        raise Invalid(f"the body is not valid JSON ({error})", "body") from None
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def body_as(model: type[Model]) -> Callable[[Request], Awaitable[Model]]:
+    """A dependency giving the body as `model`. Declared after the caller's key, it is read
+    only once the key is checked: a request with no key or the wrong role gets 401/403
+    whatever its body, and a bad body the same messages as a declared one."""
+
+    async def read(request: Request) -> Model:
+        found = await json_body(request)
+        try:
+            return model.model_validate(found)
+        except ValidationError as error:
+            raise RequestValidationError(
+                [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
+            ) from None
+
+    return read
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that reads `model` with `body_as`."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

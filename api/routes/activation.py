@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from api import library
-from api.deps import Admin, AnalystOrAdmin, ServiceDep
+from api.deps import Admin, AnalystOrAdmin, ServiceDep, body_as, body_schema
 from api.responses import JSONResponse
 
 router = APIRouter(prefix="/v1", tags=["activation"])
@@ -47,8 +49,16 @@ class ActivationIn(BaseModel):
     model: str = Field(description="a version from GET /v1/models; it must fit the pack's rules")
 
 
-@router.post("/activation", summary="Activate a rule pack and model, without a restart")
-def activate(choice: ActivationIn, service: ServiceDep, caller: Admin) -> JSONResponse:
+@router.post(
+    "/activation",
+    summary="Activate a rule pack and model, without a restart",
+    openapi_extra=body_schema(ActivationIn),
+)
+def activate(
+    service: ServiceDep,
+    caller: Admin,
+    choice: Annotated[ActivationIn, Depends(body_as(ActivationIn))],
+) -> JSONResponse:
     """Every server process screens with them from its next request; decisions made before keep
     the versions they were made with."""
     service.activate(choice.rule_pack, choice.model, caller)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, Field
 
-from api.deps import Analyst, DeskOrAnalyst, ServiceDep
+from api.deps import Analyst, DeskOrAnalyst, ServiceDep, body_as, body_schema
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, decisions, outcomes
@@ -64,9 +64,16 @@ class OutcomeIn(BaseModel):
     )
 
 
-@router.post("/decisions/{decision_id}/outcome", summary="Record what was done, or what it was")
+@router.post(
+    "/decisions/{decision_id}/outcome",
+    summary="Record what was done, or what it was",
+    openapi_extra=body_schema(OutcomeIn),
+)
 def record_outcome(
-    decision_id: str, outcome: OutcomeIn, service: ServiceDep, caller: DeskOrAnalyst
+    decision_id: str,
+    service: ServiceDep,
+    caller: DeskOrAnalyst,
+    outcome: Annotated[OutcomeIn, Depends(body_as(OutcomeIn))],
 ) -> JSONResponse:
     """Append the officer's action and/or the confirmed outcome (which is set once)."""
     with database.transaction(service.engine) as connection:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from api.deps import Admin, ServiceDep
+from api.deps import Admin, ServiceDep, body_as, body_schema
 from api.problems import NotFound
 from api.responses import JSONResponse
 from api.service import now
@@ -33,8 +33,14 @@ class KeyIn(BaseModel):
         return name.strip()
 
 
-@router.post("", summary="Create a key (its secret is shown only in this answer)")
-def create(choice: KeyIn, service: ServiceDep, caller: Admin) -> JSONResponse:
+@router.post(
+    "",
+    summary="Create a key (its secret is shown only in this answer)",
+    openapi_extra=body_schema(KeyIn),
+)
+def create(
+    service: ServiceDep, caller: Admin, choice: Annotated[KeyIn, Depends(body_as(KeyIn))]
+) -> JSONResponse:
     with database.transaction(service.engine) as connection:
         made, secret = keys.create(connection, choice.role, choice.name, now(), by=caller)
     return JSONResponse({**made.as_dict(), "key": secret}, status_code=201)

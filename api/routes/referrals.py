@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator, BaseModel, Field
 
-from api.deps import Desk, DeskOrAnalyst, ServiceDep
+from api.deps import Desk, DeskOrAnalyst, ServiceDep, body_as, body_schema
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, referrals
@@ -57,9 +57,16 @@ class Resolution(BaseModel):
     )
 
 
-@router.post("/{decision_id}/resolve", summary="Close a referral with a note")
+@router.post(
+    "/{decision_id}/resolve",
+    summary="Close a referral with a note",
+    openapi_extra=body_schema(Resolution),
+)
 def resolve(
-    decision_id: str, resolution: Resolution, service: ServiceDep, caller: Desk
+    decision_id: str,
+    service: ServiceDep,
+    caller: Desk,
+    resolution: Annotated[Resolution, Depends(body_as(Resolution))],
 ) -> JSONResponse:
     """Resolve an open or acknowledged referral (409 if it is already resolved)."""
     with database.transaction(service.engine) as connection:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Desk, DeskOrAnalyst, ServiceDep
+from api.deps import Desk, DeskOrAnalyst, ServiceDep, json_body
 from api.metrics import SCREENINGS
 from api.problems import Invalid
 from api.responses import JSONResponse
@@ -60,13 +59,6 @@ async def screen(request: Request, service: ServiceDep, caller: Desk) -> JSONRes
     [decision] = await service.screen_together([case], caller)
     _count([decision], [case])
     return JSONResponse(decision.as_dict(), status_code=201)
-
-
-async def json_body(request: Request) -> Any:
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError as error:
-        raise Invalid(f"the body is not valid JSON ({error})", "body") from None
 
 
 @router.post(

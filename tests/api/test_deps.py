@@ -27,6 +27,7 @@ from starlette.routing import Route
 import api.deps
 from api.settings import bundled
 from api.storage import database, keys, tables
+from tests.api.conftest import KeyMaker
 from tests.factories import tourist
 
 ROLES = ("desk", "analyst", "admin")
@@ -430,3 +431,27 @@ def test_a_key_sent_with_another_scheme_gets_401(client: TestClient, engine: Eng
         answer = client.get("/v1/rules", headers={"Authorization": value})
         assert answer.status_code == 401, f"{value!r}: {answer.status_code}"
         assert answer.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed", "refused"),
+    [
+        ("/v1/keys", "admin", "desk"),
+        ("/v1/activation", "admin", "desk"),
+        ("/v1/referrals/d0/resolve", "desk", "admin"),
+        ("/v1/decisions/d0/outcome", "desk", "admin"),
+        ("/v1/screenings/bulk", "desk", "admin"),
+    ],
+)
+def test_the_key_is_checked_before_the_body_is_read(
+    client: TestClient, make_key: KeyMaker, path: str, allowed: str, refused: str
+) -> None:
+    """A request with no key or the wrong role learns nothing about its body; the right key
+    gets the body's problem, named as every endpoint names it."""
+    broken, json_type = b'{"note": ', {"Content-Type": "application/json"}
+    assert client.post(path, content=broken, headers=json_type).status_code == 401
+    wrong = {**json_type, **make_key(refused)}
+    assert client.post(path, content=broken, headers=wrong).status_code == 403
+    answer = client.post(path, content=broken, headers={**json_type, **make_key(allowed)})
+    assert (answer.status_code, answer.json()["field"]) == (422, "body"), answer.text
+    assert "not valid JSON" in answer.json()["detail"]
