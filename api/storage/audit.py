@@ -344,7 +344,45 @@ def _actions_check(connection: Connection, counts: Mapping[str, int]) -> Iterato
                 yield f"referral of {referral.decision_id}: {name} differs from the audit log"
 
 
-INDEX_CHECKS = [*(_index_check(kind) for kind in INDEXED), _actions_check]
+def _escort_links_check(connection: Connection, counts: Mapping[str, int]) -> Iterator[str]:
+    """Each decision on a case with an escort linked its traveller to the escort when it was
+    screened, and the links are counted for later cases: one deleted would lower an escort's
+    count and could keep `escort_network` from firing. The links must be exactly those the
+    decisions' pseudonymised inputs give (the traveller too, where the input names it by
+    passport or NIK, as the enrichment does first)."""
+    log = tables.audit_log.c
+    expected: dict[tuple[str, datetime], list[str | None]] = {}
+    for body in (
+        connection.execution_options(yield_per=2_000)
+        .execute(
+            select(log.body).where(log.kind == "decision", log.body.contains('"links.escort_ref"'))
+        )
+        .scalars()
+    ):
+        decision = json.loads(body)
+        record = decision["input"]
+        at = datetime.fromisoformat(decision["screened_at"]).astimezone(UTC)
+        traveller = record.get("person.passport_no") or record.get("person.nik")
+        key = (record["links.escort_ref"], at.replace(microsecond=0))
+        expected.setdefault(key, []).append(traveller)
+    links = tables.escort_links.c
+    stored: dict[tuple[str, datetime], list[str]] = {}
+    for link in connection.execution_options(yield_per=2_000).execute(
+        select(links.escort, links.traveller, links.at)
+    ):
+        key = (link.escort, link.at.astimezone(UTC).replace(microsecond=0))
+        stored.setdefault(key, []).append(link.traveller)
+    for key in sorted(expected.keys() | stored.keys()):
+        wanted, found = expected.get(key, []), stored.get(key, [])
+        named = [traveller for traveller in wanted if traveller is not None]
+        if len(wanted) != len(found) or any(named.count(t) > found.count(t) for t in named):
+            yield (
+                f"escort links of {key[0]} at {key[1].isoformat()}: {len(found)} stored, "
+                f"{len(wanted)} in the decisions"
+            )
+
+
+INDEX_CHECKS = [*(_index_check(kind) for kind in INDEXED), _actions_check, _escort_links_check]
 
 
 def entries(connection: Connection, kind: str | None = None) -> Iterator[dict[str, Any]]:

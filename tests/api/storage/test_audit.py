@@ -218,3 +218,36 @@ def test_a_record_changed_after_it_was_made_is_detected(
     edit(engine, statement)
     problems = verify(engine).problems
     assert any(problem.format(**worked) in p for p in problems), problems
+
+
+def test_a_deleted_or_changed_escort_link_is_detected(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    """Links are what later cases count: one deleted could keep escort_network from firing."""
+    escorted = [
+        tourist(
+            case_id=f"E-{n}",
+            person={"passport_no": f"X{n:07d}"},
+            links={"escort_ref": "+62 812 5555 0001"},
+        )
+        for n in range(4)
+    ]
+    assert client.post("/v1/screenings", json=escorted[0], headers=desk).status_code == 201
+    bulk = client.post("/v1/screenings/bulk", json={"cases": escorted[1:]}, headers=desk)
+    assert bulk.status_code == 201
+    unnamed = tourist(case_id="E-x", links={"escort_ref": "+62 812 5555 0002"})
+    assert client.post("/v1/screenings", json=unnamed, headers=desk).status_code == 201
+    result = verify(engine)
+    assert result.ok, result.problems
+    links = tables.escort_links
+    with engine.connect() as connection:
+        first, last = connection.execute(
+            select(func.min(links.c.link_id), func.max(links.c.link_id))
+        ).one()
+    edit(engine, update(links).where(links.c.link_id == first).values(traveller="passport_no:0"))
+    assert any("escort links of" in p for p in verify(engine).problems)
+    edit(engine, delete(links).where(links.c.link_id == first))
+    problems = verify(engine).problems
+    assert any("3 stored, 4 in the decisions" in p for p in problems), problems
+    edit(engine, delete(links).where(links.c.link_id == last))  # the unnamed traveller's
+    assert len([p for p in verify(engine).problems if "escort links of" in p]) == 2
