@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -103,6 +104,9 @@ def problem(status: int, error: str, detail: str, field: str | None, **extra: An
     )
 
 
+_ERROR_NAMES = {404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge"}
+
+
 def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(CaseError)
     async def bad_case(request: Request, error: CaseError) -> JSONResponse:
@@ -126,6 +130,21 @@ def _handle_errors(app: FastAPI) -> None:
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
         detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
         return problem(422, "InvalidRequest", detail, first["field"], problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def routing(request: Request, error: StarletteHTTPException) -> Response:
+        """No such path (404), or not with this method (405): in the same shape as the rest."""
+        if error.status_code < 400:
+            return Response(status_code=error.status_code, headers=error.headers)
+        response = problem(
+            error.status_code,
+            _ERROR_NAMES.get(error.status_code, "HTTPError"),
+            f"{request.method} {request.url.path}: {error.detail}",
+            None,
+        )
+        if error.headers:
+            response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(ClientDisconnect)
     async def gone(request: Request, error: ClientDisconnect) -> Response:
