@@ -157,7 +157,7 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
             exists().where(flags.decision_id == d.decision_id, flags.rule_id == filters.rule_id)
         )
     if filters.after:
-        at, decision_id = _cursor(filters.after)
+        at, decision_id = cursor(filters.after)
         conditions.append(
             or_(d.screened_at < at, and_(d.screened_at == at, d.decision_id < decision_id))
         )
@@ -194,7 +194,8 @@ def as_utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def _cursor(value: str) -> tuple[datetime, str]:
+def cursor(value: str) -> tuple[datetime, str]:
+    """A page cursor ("<time>|<decision id>", as a listing's `next` gives it) read back."""
     try:
         at, decision_id = value.split("|", 1)
         return as_utc(datetime.fromisoformat(at)), decision_id

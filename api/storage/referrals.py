@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, updat
 
 from api.problems import Conflict, Invalid, NotFound
 from api.storage import audit, tables
-from api.storage.decisions import as_utc
+from api.storage.decisions import cursor
 from api.storage.keys import Caller
 from api.storage.outcomes import scrub
 
@@ -31,7 +31,7 @@ def queue(
     r, d = tables.referrals.c, tables.decisions.c
     conditions: list[ColumnElement[bool]] = [r.status.in_(statuses)]
     if after:
-        deadline, decision_id = _cursor(after)
+        deadline, decision_id = cursor(after)
         conditions.append(
             or_(r.deadline > deadline, and_(r.deadline == deadline, r.decision_id > decision_id))
         )
@@ -56,14 +56,6 @@ def queue(
         "overdue": int(overdue),
         "next": f"{last.deadline.isoformat()}|{last.decision_id}" if last else None,
     }
-
-
-def _cursor(value: str) -> tuple[datetime, str]:
-    try:
-        deadline, decision_id = value.split("|", 1)
-        return as_utc(datetime.fromisoformat(deadline)), decision_id
-    except ValueError:
-        raise Invalid("not a cursor this service gave out", "after") from None
 
 
 def _item(row: Any, now: datetime) -> dict[str, Any]:
