@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, Field
+from sqlalchemy import Connection
 
 from api.deps import Analyst, DeskOrAnalyst, ServiceDep, body_as, body_schema
+from api.problems import Invalid
 from api.responses import JSONResponse
-from api.service import now
+from api.service import Service, now
 from api.storage import database, decisions, outcomes
 from engine.case import plain_text
 from engine.decision import TIERS
@@ -45,7 +47,20 @@ def list_decisions(
     exclusive); a desk key lists its own decisions."""
     filters = decisions.Filters(tier, rule_id, channel, screened_from, screened_to, limit, after)
     with database.reading(service.engine) as connection:
+        if rule_id and not _known_rule(service, connection, rule_id):
+            raise Invalid(
+                f"no rule {rule_id!r} in the active pack or in any stored decision"
+                " (GET /v1/rules lists the rules)",
+                "rule_id",
+            )
         return JSONResponse(decisions.listing(connection, filters, caller))
+
+
+def _known_rule(service: Service, connection: Connection, rule_id: str) -> bool:
+    """A rule of the active pack, or of an older pack that some stored decision carries: a
+    filter naming neither is a typo, not an empty page."""
+    active = {rule.id for rule in service.current().pack.rules}
+    return rule_id in active or decisions.ever_fired(connection, rule_id)
 
 
 class OutcomeIn(BaseModel):

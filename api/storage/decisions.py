@@ -135,6 +135,12 @@ class Filters:
     after: str | None = None  # the `next` cursor of the previous page
 
 
+def ever_fired(connection: Connection, rule_id: str) -> bool:
+    """Whether any stored decision carries this rule (under whichever pack it was made)."""
+    flags = tables.decision_flags.c
+    return connection.execute(select(exists().where(flags.rule_id == rule_id))).scalar_one()
+
+
 def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[str, Any]:
     """A page of decision summaries, newest screening first, and the cursor of the next page."""
     d = tables.decisions.c

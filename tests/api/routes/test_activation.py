@@ -16,7 +16,7 @@ from api.storage import tables
 from engine.rule_pack import load_rule_pack
 from models.artifact import TrainedModel
 from tests.api.calls import Headers, rows, screen
-from tests.factories import tourist
+from tests.factories import documented_worker, tourist
 
 DEFAULT = load_rule_pack(bundled("default"))
 
@@ -48,6 +48,15 @@ def bigger_pack(settings: Settings) -> str:
     text = source.read_text(encoding="utf-8")
     copy = text.replace("id: unlicensed_agency", "id: unlicensed_agency_again", 1)
     (folder / "rules" / "unlicensed_agency_again.yaml").write_text(copy, encoding="utf-8")
+    return label
+
+
+@pytest.fixture
+def smaller_pack(settings: Settings) -> str:
+    """The label of a pack without the info rule no_predeparture_orientation (the model, which
+    does not take info rules, still fits it)."""
+    folder, label = library_pack(settings, "smaller", "2026.12.3")
+    (folder / "rules" / "no_predeparture_orientation.yaml").unlink()
     return label
 
 
@@ -127,6 +136,33 @@ def test_activating_a_new_pack_changes_the_next_decisions_but_not_the_earlier_on
     assert client.get("/v1/rule-packs", headers=analyst).json()["active"] == next_pack
     assert client.get("/v1/rules", headers=desk).json()["rule_pack"] == next_pack
     assert client.get("/readyz").json()["rule_pack"] == next_pack
+
+
+def test_decisions_can_still_be_listed_by_a_rule_the_active_pack_has_dropped(
+    client: TestClient,
+    desk: Headers,
+    admin: Headers,
+    analyst: Headers,
+    smaller_pack: str,
+    trained: TrainedModel,
+) -> None:
+    no_orientation = {"placement": {"documents": {"opp_completed": False, "e_pmi_id": False}}}
+    before = screen(client, desk, documented_worker(**no_orientation))
+    assert "no_predeparture_orientation" in {f["rule_id"] for f in before["flags"]}
+    assert activate(client, admin, smaller_pack, trained.version).status_code == 201
+
+    assert "no_predeparture_orientation" not in {
+        rule["id"] for rule in client.get("/v1/rules", headers=desk).json()["rules"]
+    }
+    listed = client.get(
+        "/v1/decisions", params={"rule_id": "no_predeparture_orientation"}, headers=analyst
+    )
+    assert listed.status_code == 200, listed.text
+    assert [d["decision_id"] for d in listed.json()["decisions"]] == [before["decision_id"]]
+    typo = client.get("/v1/decisions", params={"rule_id": "no_pre_departure"}, headers=analyst)
+    assert typo.status_code == 422
+    assert typo.json()["field"] == "rule_id"
+    assert "no_pre_departure" in typo.json()["detail"]
 
 
 def test_a_pack_the_model_does_not_fit_is_409_and_changes_nothing(

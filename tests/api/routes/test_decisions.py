@@ -127,6 +127,7 @@ def test_the_list_filters_by_tier_rule_channel_and_screening_time(
         coerced["decision_id"],
     }
     assert ids(listed(client, analyst, channel="port_desk")) == set()
+    assert ids(listed(client, analyst, rule_id="minor_departing_for_work")) == set()  # none fired
     window = listed(
         client,
         analyst,
@@ -198,6 +199,7 @@ def test_bad_list_parameters_and_forged_cursors_are_422_naming_them(
         ({"limit": 501}, "limit"),
         ({"screened_from": "yesterday"}, "screened_from"),
         ({"after": "page-two"}, "after"),
+        ({"rule_id": "unlicenced_agency"}, "rule_id"),  # a typo: no pack or decision has it
         ({"after": "2026-13-01T00:00:00+00:00|abc"}, "after"),
     ):
         answer = client.get("/v1/decisions", params=params, headers=analyst)
