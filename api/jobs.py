@@ -169,7 +169,7 @@ class JobRunner:
             code = process.wait()
         with self._lock:
             self._running.pop(job_id, None)
-        summary = json.loads(output) if code == 0 and output.strip() else None
+        summary = _without_paths(json.loads(output)) if code == 0 and output.strip() else None
         error = "\n".join(line for line in said if line).removeprefix("Error: ")
         return code, summary, error or ("stopped: the server shut down" if self._stopping else "")
 
@@ -213,3 +213,11 @@ def interrupted(job: dict[str, Any]) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _without_paths(summary: dict[str, Any]) -> dict[str, Any]:
+    """The command's summary less where it wrote on the server: a job's files are its links."""
+    summary.pop("out", None)
+    if isinstance(summary.get("report"), dict):
+        summary["report"].pop("folder", None)
+    return summary

@@ -167,6 +167,10 @@ def test_a_candidate_pack_is_backtested_against_the_live_one(
     assert same["status"] == "done", same["error"]
     again = client.get(same["links"]["report.json"], headers=analyst).json()
     assert again["cases"]["moved"] == figures["cases"]["moved"]
+    for shown in (backtest, figures, same, again):  # an analyst gets links, not server paths
+        text = json.dumps(shown)
+        assert str(settings.job_dir) not in text, text
+        assert str(settings.pack_library) not in text, text
 
 
 def test_a_file_that_cannot_be_rescored_is_refused_before_a_job_exists(
