@@ -72,7 +72,8 @@ async def screen(request: Request, service: ServiceDep, caller: Desk) -> JSONRes
     },
 )
 async def screen_bulk(request: Request, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
-    """Screen `cases` together: every case is stored, or (if any is invalid) none is."""
+    """Screen `cases` together: every case is stored, or (if any is invalid) none is, and the
+    422 names each field at fault as `cases.N.field`, N the case's index (from 0)."""
     # Read here, as a single case is: after the key is checked, with the same messages.
     body = await json_body(request)
     records = body.get("cases") if isinstance(body, dict) else None
