@@ -64,6 +64,10 @@ def record(
     decisions.find(connection, decision_id, caller)  # exists, and is the caller's to act on
     if action is None and confirmed is None:
         raise Invalid("give the action taken, the confirmed outcome, or both", "action")
+    # Outcomes of one decision are recorded in turn (on PostgreSQL; SQLite's writers already
+    # are): a confirmation sees the one committed while it waited, and is refused if it differs.
+    d = tables.decisions.c
+    connection.execute(select(d.decision_id).where(d.decision_id == decision_id).with_for_update())
     current = summary(connection, decision_id)
     if confirmed and current["confirmed"] and current["confirmed"] != confirmed:
         raise Conflict(
