@@ -154,9 +154,9 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
     if filters.channel:
         conditions.append(d.channel == filters.channel)
     if filters.screened_from:
-        conditions.append(d.screened_at >= as_utc(filters.screened_from))
+        conditions.append(d.screened_at >= as_utc(filters.screened_from, "screened_from"))
     if filters.screened_to:
-        conditions.append(d.screened_at < as_utc(filters.screened_to))
+        conditions.append(d.screened_at < as_utc(filters.screened_to, "screened_to"))
     if filters.rule_id:
         flags = tables.decision_flags.c
         conditions.append(
@@ -195,18 +195,23 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
     }
 
 
-def as_utc(at: datetime) -> datetime:
-    """A time without a zone is taken as UTC, as in a case record's `screened_at`."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+def as_utc(at: datetime, field: str) -> datetime:
+    """The time in UTC; one without a zone is taken as UTC, as in a case record's
+    `screened_at`. A time UTC cannot hold (year 1 at +14:00) is refused, naming `field`."""
+    try:
+        return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    except OverflowError:
+        raise Invalid(f"{at.isoformat()} is out of range", field) from None
 
 
 def cursor(value: str) -> tuple[datetime, str]:
     """A page cursor ("<time>|<decision id>", as a listing's `next` gives it) read back."""
     try:
         at, decision_id = value.split("|", 1)
-        return as_utc(datetime.fromisoformat(at)), decision_id
+        when = datetime.fromisoformat(at)
     except ValueError:
         raise Invalid("not a cursor this service gave out", "after") from None
+    return as_utc(when, "after"), decision_id
 
 
 def _rule_ids(connection: Connection, decision_ids: list[str]) -> dict[str, list[str]]:

@@ -200,6 +200,9 @@ def test_bad_list_parameters_and_forged_cursors_are_422_naming_them(
         ({"screened_from": "yesterday"}, "screened_from"),
         ({"after": "page-two"}, "after"),
         ({"rule_id": "unlicenced_agency"}, "rule_id"),  # a typo: no pack or decision has it
+        ({"screened_from": "0001-01-01T00:00:00+14:00"}, "screened_from"),  # before year 1 UTC
+        ({"screened_to": "9999-12-31T23:59:59-14:00"}, "screened_to"),  # after year 9999
+        ({"after": "0001-01-01T00:00:00+14:00|abc"}, "after"),
         ({"after": "2026-13-01T00:00:00+00:00|abc"}, "after"),
     ):
         answer = client.get("/v1/decisions", params=params, headers=analyst)

@@ -137,8 +137,9 @@ def test_a_long_queue_pages_on_and_counts_every_overdue_referral_not_just_the_pa
             break
         page = queue(client, analyst, limit=3, after=page["next"])
     assert seen == [f"old-{n}" for n in range(7)] + ["new"]
-    bad = client.get("/v1/referrals", params={"after": "nonsense"}, headers=analyst)
-    assert (bad.status_code, bad.json()["field"]) == (422, "after")
+    for cursor in ("nonsense", "0001-01-01T00:00:00+14:00|abc"):
+        bad = client.get("/v1/referrals", params={"after": cursor}, headers=analyst)
+        assert (bad.status_code, bad.json()["field"]) == (422, "after")
 
 
 def test_the_queue_puts_the_nearest_deadline_first_and_flags_the_overdue(
