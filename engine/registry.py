@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from engine.case import MAX_TEXT, plain_text
 from engine.errors import RegistryError
 
 COLUMNS = ("license_no", "agency_name", "status", "valid_from", "valid_until")
@@ -89,7 +90,7 @@ class AgencyRegistry:
                 file=source,
                 line=1,
             )
-        return cls.from_rows(reader, source=source, first_line=2)
+        return cls.from_rows(_whole_rows(reader, source), source=source, first_line=2)
 
     @classmethod
     def from_rows(
@@ -110,10 +111,36 @@ class AgencyRegistry:
         return cls(licences.values(), source=source)
 
 
+def _whole_rows(reader: csv.DictReader[str], source: str) -> Iterable[Mapping[str, object]]:
+    """The rows, each with as many values as the header has names (a row short of a value, or
+    with one too many, has lost or gained a comma: its values are in the wrong columns)."""
+    width = len(reader.fieldnames or ())
+    for row in reader:
+        short = sum(value is None for value in row.values())  # DictReader's fill for the missing
+        extra = len(row.get(None) or ())  # DictReader's restkey: the values past the header
+        if short or extra:
+            values = width - short + extra
+            raise RegistryError(
+                f"{values} value(s) where the header names {width}",
+                file=source,
+                line=reader.line_num,
+            )
+        yield row
+
+
 def _licence(row: Mapping[str, object], source: str, line: int) -> Licence:
     def text(name: str) -> str:
         value = row.get(name)
-        return "" if value is None else str(value).strip()
+        value = "" if value is None else str(value).strip()
+        try:
+            plain_text(value)
+        except ValueError as error:
+            raise RegistryError(f"{name}: {error}", file=source, line=line, field=name) from None
+        if len(value) > MAX_TEXT:
+            raise RegistryError(
+                f"{name}: longer than {MAX_TEXT} characters", file=source, line=line, field=name
+            )
+        return value
 
     def day(name: str) -> date | None:
         value = text(name)

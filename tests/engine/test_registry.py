@@ -53,6 +53,11 @@ def test_a_bad_row_names_its_line_and_column() -> None:
         (",PT A,active,,\n", "license_no: is empty"),
         ("A-1,PT A,active,2022-01-01,2021-01-01\n", "valid_until: is before valid_from"),
         ("A-1,PT A,active,,\na-1,PT A again,active,,\n", "licence a-1 appears twice"),
+        ("A-1,PT A,active\n", "line 2: 3 value(s) where the header names 5"),
+        ("A-1,PT A,active,,,2021-01-01\n", "line 2: 6 value(s) where the header names 5"),
+        ("A-1,PT\x00 A,active,,\n", "agency_name: contains a control character"),
+        ("A-1,PT \x1b[31mA,active,,\n", "agency_name: contains a control character"),
+        (f"A-1,{'PT A' * 60},active,,\n", "agency_name: longer than 200 characters"),
     ],
 )
 def test_bad_rows_are_refused_whole(rows: str, message: str) -> None:

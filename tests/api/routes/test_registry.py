@@ -129,6 +129,20 @@ def test_a_registry_with_a_bad_row_is_refused_whole_naming_line_and_column(
     assert "unlicensed_agency" not in flags_of(client, desk, documented_worker())
 
 
+def test_a_registry_with_a_control_character_or_a_short_row_is_422_naming_it(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    for bad, field in (
+        (NEW_REGISTRY + "SIP3MI-0101-2026,PT U\x00ji (fiktif),active,2026-01-05,\n", "agency_name"),
+        (NEW_REGISTRY + "SIP3MI-0101-2026,PT Uji (fiktif),active\n", "body"),
+    ):
+        answer = upload(client, admin, bad)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == field
+        assert "line 4" in answer.json()["detail"]
+    assert rows(engine, tables.registries) == 0
+
+
 def test_a_bad_upload_after_a_good_one_keeps_the_good_one(
     client: TestClient, desk: Headers, admin: Headers, engine: Engine
 ) -> None:
