@@ -6,6 +6,7 @@ They use the same settings as the server (LINDUNG_DATABASE_URL and the rest).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -116,12 +117,35 @@ def audit_group() -> None:
     """Check the audit trail."""
 
 
+def _anchor(
+    _context: click.Context, _option: click.Parameter, values: tuple[str, ...]
+) -> dict[int, str]:
+    anchors = {}
+    for value in values:
+        seq, _, digest = value.strip().partition(" ")
+        if not seq.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest.strip()):
+            raise click.BadParameter(
+                f"{value!r}: expected an entry number and its hash, as verify prints them"
+            )
+        anchors[int(seq)] = digest.strip()
+    return anchors
+
+
 @audit_group.command("verify")
-def verify() -> None:
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    callback=_anchor,
+    metavar='"SEQ HASH"',
+    help="A head an earlier verify printed, kept outside the database: it must still be in the "
+    "chain (catches entries deleted from the end). Repeatable.",
+)
+def verify(anchors: dict[int, str]) -> None:
     """Check every entry's hash chain, and the decision, outcome, key, registry and activation
     tables against it; exit 1 on any edit or deletion."""
     with _database() as engine, database.reading(engine) as connection:
-        result = audit.verify(connection)
+        result = audit.verify(connection, anchors)
     for problem in result.problems:
         click.echo(f"FAIL {problem}", err=True)
     verdict = "intact" if result.ok else "BROKEN"

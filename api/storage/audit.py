@@ -46,6 +46,7 @@ class Entry:
     actor: str
     body: Mapping[str, Any]
     text: str = ""  # the body's canonical JSON, when written beforehand (outside the write lock)
+    packed: bytes = b""  # and the text packed as stored (`audit_body.pack`), likewise
 
 
 # Built once (every group of screenings runs them): building a statement costs more than a
@@ -110,7 +111,7 @@ def chain(
                 "actor": entry.actor,
                 "kind": entry.kind,
                 "subject": entry.subject,
-                "body": body,
+                "body": entry.packed or body,  # a text is packed as it is bound
                 "prev_hash": previous,
                 "hash": digest,
             }
@@ -151,12 +152,30 @@ class Verification:
 MAX_PROBLEMS = 50
 
 
-def verify(connection: Connection) -> Verification:
-    """Walk the chain from the first entry, then check each index table against it."""
+EscortKey = tuple[str, datetime]  # an escort and a screening time (to the second)
+
+
+@dataclass
+class Walk:
+    """What the walk along the chain gathers for the checks of the tables."""
+
+    counts: dict[str, int] = field(default_factory=dict)  # entries by kind
+    escorted: dict[EscortKey, list[str | None]] = field(default_factory=dict)  # travellers
+
+
+def verify(connection: Connection, anchors: Mapping[int, str] | None = None) -> Verification:
+    """Walk the chain from the first entry, then check each index table against it.
+
+    `anchors`: entries' numbers and hashes recorded outside the database (the head a verify
+    printed earlier). The chain alone cannot tell entries deleted from its end, with the head
+    moved back, from entries never written; an anchor can: each must still be in the chain,
+    with the hash it had, and as every hash covers the ones before it, nothing up to it can have
+    changed either."""
+    anchors = dict(anchors or {})
     result = Verification()
     previous, expected_seq = GENESIS, 1
     log = tables.audit_log.c
-    counts: dict[str, int] = {}
+    walk = Walk()
     for row in connection.execution_options(yield_per=2_000).execute(
         select(log.seq, log.recorded_at, log.actor, log.kind, log.subject, log.body)
         .add_columns(log.prev_hash, log.hash)
@@ -174,7 +193,14 @@ def verify(connection: Connection) -> Verification:
         )
         if digest != row.hash:
             result.problems.append(f"entry {row.seq}: its content was changed after recording")
-        counts[row.kind] = counts.get(row.kind, 0) + 1
+        anchored = anchors.pop(row.seq, None)
+        if anchored is not None and anchored != row.hash:
+            result.problems.append(
+                f"entry {row.seq}: its hash is not the anchored one: the log was rewritten"
+            )
+        walk.counts[row.kind] = walk.counts.get(row.kind, 0) + 1
+        if row.kind == "decision" and _ESCORTED in row.body:
+            _escort_link(walk, row.body)
         previous, expected_seq = row.hash, row.seq + 1
         result.entries += 1
     head = connection.execute(select(tables.audit_head)).one()
@@ -184,8 +210,15 @@ def verify(connection: Connection) -> Verification:
             f"the log ends at entry {expected_seq - 1}, but its head says {head.seq}: "
             "entries were deleted from the end, or the head was changed"
         )
+    for seq in sorted(anchors):  # anchored entries the walk did not meet
+        result.problems.append(
+            f"entry {seq} was anchored but the log ends at entry {expected_seq - 1}: "
+            "entries were deleted from the end, and the head moved back"
+            if seq >= expected_seq
+            else f"entry {seq} was anchored but is missing"
+        )
     for check in INDEX_CHECKS:
-        result.problems.extend(islice(check(connection, counts), MAX_PROBLEMS))
+        result.problems.extend(islice(check(connection, walk), MAX_PROBLEMS))
     del result.problems[MAX_PROBLEMS:]  # the first problems say enough; the rest would flood
     return result
 
@@ -249,6 +282,18 @@ _JOINED: dict[str, ColumnElement[Any]] = {
     "referral_deadline": select(_referrals.deadline)
     .where(_referrals.decision_id == _decisions.decision_id)
     .scalar_subquery(),
+    "referral_opened_at": select(_referrals.opened_at)
+    .where(_referrals.decision_id == _decisions.decision_id)
+    .scalar_subquery(),
+}
+# Columns that say when and by whom, against the entry's own: its time and its actor. (A
+# referral's time is checked where there is a referral; whether there is one, by its agency.)
+_FROM_ENTRY: dict[str, dict[str, str]] = {
+    "decision": {"recorded_at": "recorded_at", "referral_opened_at": "recorded_at"},
+    "outcome": {"recorded_at": "recorded_at", "key_id": "actor"},
+    "key_created": {"created_at": "recorded_at"},
+    "registry_uploaded": {"uploaded_at": "recorded_at", "key_id": "actor"},
+    "activated": {"activated_at": "recorded_at", "key_id": "actor"},
 }
 # Stored values as the audited ones read: the flags in order, a registry's content by its hash.
 _AS_AUDITED: dict[str, Callable[[Any], Any]] = {
@@ -257,33 +302,56 @@ _AS_AUDITED: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _index_check(kind: str) -> Callable[[Connection, Mapping[str, int]], Iterator[str]]:
+Check = Callable[[Connection, Walk], Iterator[str]]
+
+
+def _index_check(kind: str) -> Check:
     table, project, noun = INDEXED[kind]
     names = list(project("", _PROBE[kind]))
-    columns = [table.c[name] if name in table.c else _JOINED[name].label(name) for name in names]
+    from_entry = _FROM_ENTRY[kind]
+    columns = [
+        table.c[name] if name in table.c else _JOINED[name].label(name)
+        for name in [*names, *from_entry]
+    ]
 
-    def check(connection: Connection, counts: Mapping[str, int]) -> Iterator[str]:
+    def check(connection: Connection, walk: Walk) -> Iterator[str]:
         log = tables.audit_log.c
-        query = select(table.c.audit_seq, *columns, log.kind, log.subject, log.body).join_from(
-            table, tables.audit_log, log.seq == table.c.audit_seq, isouter=True
-        )
+        entry = [log.kind, log.subject, log.body, log.recorded_at.label("entry_recorded_at")]
+        query = select(table.c.audit_seq, *columns, *entry, log.actor.label("entry_actor"))
+        query = query.join_from(table, tables.audit_log, log.seq == table.c.audit_seq, isouter=True)
         rows = 0
         for row in connection.execution_options(yield_per=2_000).execute(query):
             rows += 1
             if row.kind != kind:
                 yield f"{noun} row for entry {row.audit_seq} has no {kind} entry in the log"
                 continue
-            audited = project(row.subject, json.loads(row.body))
+            audited = _audited(project, row.subject, row.body)
+            if audited is None:  # the walk has said its content was changed
+                continue
             for name in names:
                 stored = getattr(row, name)
                 if name in _AS_AUDITED:
                     stored = _AS_AUDITED[name](stored)
                 if not _same(stored, audited[name]):
                     yield f"{noun} of entry {row.audit_seq}: {name} differs from the audit log"
-        if rows < counts.get(kind, 0):
-            yield f"{counts[kind] - rows} {noun} row(s) recorded in the log are missing"
+            for name, attribute in from_entry.items():
+                stored = getattr(row, name)
+                known = stored is not None or name in table.c  # a joined one: where there is one
+                if known and stored != getattr(row, f"entry_{attribute}"):
+                    yield f"{noun} of entry {row.audit_seq}: {name} differs from the audit log"
+        if rows < walk.counts.get(kind, 0):
+            yield f"{walk.counts[kind] - rows} {noun} row(s) recorded in the log are missing"
 
     return check
+
+
+def _audited(project: Projection, subject: str, body: str) -> dict[str, Any] | None:
+    """The index row a body gives, or None for a body edited past reading (a damaged one
+    inflates to no JSON, an edited one may lack a field)."""
+    try:
+        return project(subject, json.loads(body))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _same(stored: Any, audited: Any) -> bool:
@@ -311,7 +379,11 @@ _PROBE: dict[str, Mapping[str, Any]] = {  # bodies shaped like the real ones, to
 }
 
 
-def _actions_check(connection: Connection, counts: Mapping[str, int]) -> Iterator[str]:
+def _note(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"note": body.get("note")}
+
+
+def _actions_check(connection: Connection, walk: Walk) -> Iterator[str]:
     """What was done to a key or a referral after it was recorded (revoked; acknowledged,
     resolved with a note), replayed from the log against the rows that hold it."""
     log = tables.audit_log.c
@@ -330,7 +402,7 @@ def _actions_check(connection: Connection, counts: Mapping[str, int]) -> Iterato
         expected.update({"status": step, f"{step}_at": entry.recorded_at})
         expected[f"{step}_by"] = entry.actor
         if step == "resolved":
-            expected["note"] = json.loads(entry.body).get("note")
+            expected["note"] = (_audited(_note, "", entry.body) or {}).get("note")
     keys = tables.api_keys.c
     for key in connection.execute(select(keys.key_id, keys.revoked_at)):
         if key.revoked_at != revoked.get(key.key_id):
@@ -344,29 +416,32 @@ def _actions_check(connection: Connection, counts: Mapping[str, int]) -> Iterato
                 yield f"referral of {referral.decision_id}: {name} differs from the audit log"
 
 
-def _escort_links_check(connection: Connection, counts: Mapping[str, int]) -> Iterator[str]:
+_ESCORTED = '"links.escort_ref"'  # in a decision's input: the case named an escort
+
+
+def _escort_link(walk: Walk, body: str) -> None:
+    """The link a decision on a case with an escort made: its traveller to the escort, when
+    it was screened."""
+    try:
+        decision = json.loads(body)
+        record = decision["input"]
+        at = datetime.fromisoformat(decision["screened_at"]).astimezone(UTC)
+        key = (record["links.escort_ref"], at.replace(microsecond=0))
+    except (ValueError, KeyError, TypeError):  # an edited body: its hash no longer matches
+        return
+    traveller = record.get("person.passport_no") or record.get("person.nik")
+    walk.escorted.setdefault(key, []).append(traveller)
+
+
+def _escort_links_check(connection: Connection, walk: Walk) -> Iterator[str]:
     """Each decision on a case with an escort linked its traveller to the escort when it was
     screened, and the links are counted for later cases: one deleted would lower an escort's
     count and could keep `escort_network` from firing. The links must be exactly those the
     decisions' pseudonymised inputs give (the traveller too, where the input names it by
     passport or NIK, as the enrichment does first)."""
-    log = tables.audit_log.c
-    expected: dict[tuple[str, datetime], list[str | None]] = {}
-    for body in (
-        connection.execution_options(yield_per=2_000)
-        .execute(
-            select(log.body).where(log.kind == "decision", log.body.contains('"links.escort_ref"'))
-        )
-        .scalars()
-    ):
-        decision = json.loads(body)
-        record = decision["input"]
-        at = datetime.fromisoformat(decision["screened_at"]).astimezone(UTC)
-        traveller = record.get("person.passport_no") or record.get("person.nik")
-        key = (record["links.escort_ref"], at.replace(microsecond=0))
-        expected.setdefault(key, []).append(traveller)
+    expected = walk.escorted
     links = tables.escort_links.c
-    stored: dict[tuple[str, datetime], list[str]] = {}
+    stored: dict[EscortKey, list[str]] = {}
     for link in connection.execution_options(yield_per=2_000).execute(
         select(links.escort, links.traveller, links.at)
     ):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, or_, select
 
 from api.problems import Invalid, NotFound
-from api.storage import audit, tables
+from api.storage import audit, audit_body, tables
 from api.storage.database import pipelined
 from api.storage.keys import Caller
 from api.storage.rows import RowInsert
@@ -31,11 +31,13 @@ class Screened:
     record: Mapping[str, Any]
     caller: Caller
     audit_body: str
+    packed_body: bytes  # as stored (`audit_body.pack`)
 
 
 def screened(decision: Decision, record: Mapping[str, Any], caller: Caller) -> Screened:
     body = {**decision.as_dict(), "input": dict(record), "asked_by": caller.as_dict()}
-    return Screened(decision, record, caller, audit.canonical(body))
+    text = audit.canonical(body)
+    return Screened(decision, record, caller, text, audit_body.pack(text))
 
 
 def store(
@@ -52,7 +54,14 @@ def store(
     head`). `commit`: these writes end the transaction (`database.pipelined`): nothing may
     follow them in it."""
     entries = [
-        audit.Entry("decision", item.decision.decision_id, item.caller.key_id, {}, item.audit_body)
+        audit.Entry(
+            "decision",
+            item.decision.decision_id,
+            item.caller.key_id,
+            {},
+            item.audit_body,
+            item.packed_body,
+        )
         for item in screened
     ]
     chained = audit.chain(connection, entries, at, head)

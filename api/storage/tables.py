@@ -26,6 +26,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from api.storage.audit_body import AuditBody
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Times are stored as UTC without a zone (SQLite keeps none) and read back as UTC."""
@@ -64,7 +66,9 @@ audit_log = Table(
     Column("actor", String(ID), nullable=False),  # the API key's id, or "cli"
     Column("kind", String(32), nullable=False),
     Column("subject", String(200), nullable=False),
-    Column("body", Text, nullable=False),  # canonical JSON
+    # canonical JSON, packed as stored; on SQLite the column keeps its first declared type,
+    # TEXT, which holds these bytes as they are (revision 0004)
+    Column("body", AuditBody, nullable=False),
     Column("prev_hash", String(DIGEST), nullable=False),
     Column("hash", String(DIGEST), nullable=False),
 )

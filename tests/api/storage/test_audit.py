@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, LargeBinary, delete, func, select, type_coerce, update
 
 from api.cli import main
 from api.storage import audit, database, tables
@@ -42,16 +42,53 @@ def edit(engine: Engine, statement: object) -> None:
 
 
 def test_an_edited_entry_is_detected(engine: Engine, screened: list[str]) -> None:
+    """Edited as someone who knows how bodies are packed would: read, changed, packed again."""
     log = tables.audit_log.c
-    edit(
-        engine,
-        update(tables.audit_log)
-        .where(log.subject == screened[1])
-        .values(body=func.replace(log.body, '"tier":"clear"', '"tier":"urgent"')),
-    )
+    with engine.connect() as connection:
+        body = connection.execute(select(log.body).where(log.subject == screened[1])).scalar_one()
+    assert '"tier":"clear"' in body
+    edited = body.replace('"tier":"clear"', '"tier":"urgent"')
+    edit(engine, update(tables.audit_log).where(log.subject == screened[1]).values(body=edited))
     result = verify(engine)
     assert not result.ok
     assert any("changed after recording" in problem for problem in result.problems)
+
+
+def stored_bytes(engine: Engine, subject: str) -> bytes:
+    log = tables.audit_log.c
+    with engine.connect() as connection:
+        raw = select(type_coerce(log.body, LargeBinary)).where(
+            log.subject == subject, log.kind == "decision"
+        )
+        return bytes(connection.execute(raw).scalar_one())
+
+
+def test_a_decision_is_stored_packed_in_a_fifth_of_its_text(
+    engine: Engine, screened: list[str]
+) -> None:
+    log = tables.audit_log.c
+    with engine.connect() as connection:
+        decision = select(log.body).where(log.subject == screened[0], log.kind == "decision")
+        text = connection.execute(decision).scalar_one()
+    stored = stored_bytes(engine, screened[0])
+    assert len(text) > 15_000
+    assert stored[:1] == b"\x01"
+    assert len(stored) < len(text) / 5  # lz4, one body at a time: 2 / 5
+
+
+def test_damaged_stored_bytes_are_detected_not_a_crash(engine: Engine, screened: list[str]) -> None:
+    log = tables.audit_log.c
+    for subject, damage in ((screened[1], b"\xff\xff\xff"), (screened[2], b"")):
+        stored = stored_bytes(engine, subject)
+        middle = len(stored) // 2
+        damaged = stored[:middle] + damage + stored[middle + len(damage) :]
+        if not damage:
+            damaged = stored[:middle]  # cut short
+        edit(engine, update(tables.audit_log).where(log.subject == subject).values(body=damaged))
+    result = verify(engine)
+    assert not result.ok
+    changed = [p for p in result.problems if "changed after recording" in p]
+    assert len(changed) == 2, result.problems
 
 
 def test_an_edited_decision_row_is_detected(engine: Engine, screened: list[str]) -> None:
@@ -82,6 +119,39 @@ def test_a_deleted_last_entry_is_detected(engine: Engine, screened: list[str]) -
     edit(engine, delete(tables.outcomes))
     edit(engine, delete(tables.audit_log).where(tables.audit_log.c.seq == last))
     assert any("head" in problem for problem in verify(engine).problems)
+
+
+def test_the_last_entries_deleted_with_the_head_moved_back_are_caught_by_an_anchor(
+    engine: Engine, screened: list[str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chain alone cannot tell a log cut short, its head moved back onto what is left,
+    from one that was never longer: the head printed by an earlier verify, kept elsewhere, can."""
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    runner = CliRunner()
+    printed = runner.invoke(main, ["audit", "verify"]).output.strip()
+    anchor = printed.split(" head ")[1]  # "5 <hash>"
+    log = tables.audit_log.c
+    with engine.connect() as connection:
+        last, kept = connection.execute(
+            select(log.seq, log.hash).order_by(log.seq.desc()).offset(1).limit(1)
+        ).one()
+    edit(engine, delete(tables.outcomes))
+    edit(engine, delete(tables.audit_log).where(log.seq > last))
+    edit(engine, update(tables.audit_head).values(seq=last, hash=kept))
+
+    unanchored = runner.invoke(main, ["audit", "verify"])
+    assert unanchored.exit_code == 0, "a cut at the end that moved the head is not seen alone"
+    anchored = runner.invoke(main, ["audit", "verify", "--anchor", anchor])
+    assert anchored.exit_code == 1
+    assert f"entry {last + 1} was anchored but the log ends at entry {last}" in anchored.output
+    earlier = runner.invoke(main, ["audit", "verify", "--anchor", f"{last} {kept}"])
+    assert earlier.exit_code == 0, earlier.output
+    wrong = runner.invoke(main, ["audit", "verify", "--anchor", f"{last} {'0' * 64}"])
+    assert wrong.exit_code == 1
+    assert "its hash is not the anchored one" in wrong.output
+    typo = runner.invoke(main, ["audit", "verify", "--anchor", "five"])
+    assert typo.exit_code == 2
+    assert "expected an entry number and its hash" in typo.output
 
 
 def test_a_removed_decision_row_is_detected(engine: Engine, screened: list[str]) -> None:
@@ -187,6 +257,10 @@ REFERRAL = tables.referrals.c
         ("drop_flag", "flags differs"),
         ("add_flag", "flags differs"),
         ("registry", "registry of entry"),
+        ("backdate_decision", "recorded_at differs"),
+        ("backdate_referral", "referral_opened_at differs"),
+        ("reupload_as_another", "key_id differs"),
+        ("backdate_key", "created_at differs"),
     ],
 )
 def test_a_record_changed_after_it_was_made_is_detected(
@@ -214,6 +288,16 @@ def test_a_record_changed_after_it_was_made_is_detected(
         "drop_flag": delete(flags).where(flags.c.decision_id == still_open),
         "add_flag": flags.insert().values(decision_id=resolved, rule_id="visa_overstay_history"),
         "registry": update(tables.registries).values(content="license_no\n"),
+        "backdate_decision": update(tables.decisions)
+        .where(tables.decisions.c.decision_id == still_open)
+        .values(recorded_at=datetime(2026, 1, 1, tzinfo=UTC)),
+        "backdate_referral": update(tables.referrals)
+        .where(REFERRAL.decision_id == still_open)
+        .values(opened_at=datetime(2026, 1, 1, tzinfo=UTC)),
+        "reupload_as_another": update(tables.registries).values(key_id=worked["revoked"]),
+        "backdate_key": update(tables.api_keys)
+        .where(tables.api_keys.c.key_id == worked["revoked"])
+        .values(created_at=datetime(2026, 1, 1, tzinfo=UTC)),
     }[change]
     edit(engine, statement)
     problems = verify(engine).problems

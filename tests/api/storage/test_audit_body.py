@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.storage import audit, database
+from api.storage.audit_body import UNREADABLE, pack, unpack
+from tests.factories import tourist
+
+# Packed with dictionary 1 when it was made: what is written today must read in every release.
+WRITTEN_2026 = (
+    b"\x01\x03\xc6\x0f\xd6\x93\xf9\x8c\xf4L\x81\xfd\\4g!\r\x8b\x84\xf8\xea\x1a*\xd5\x02\x00"
+)
+ITS_TEXT = '{"explanation":{"base":-2.5},"tier":"clear","case_id":"BTM-1"}'
+
+
+def test_a_body_reads_back_as_it_was_written() -> None:
+    body = '{"case_id":"BTM-2026-0001","reason":{"id":"Paspor dipegang pihak ketiga","en":"é"}}'
+    assert unpack(pack(body)) == body
+    assert unpack(WRITTEN_2026) == ITS_TEXT
+
+
+def test_a_body_stored_before_packing_reads_as_it_is() -> None:
+    assert unpack(ITS_TEXT.encode()) == ITS_TEXT
+
+
+def test_bytes_that_are_no_body_read_as_unreadable() -> None:
+    for stored in (b"", b"\x02abc", WRITTEN_2026[:-3], WRITTEN_2026 + b"\x00", b"\x01\xff\xff"):
+        assert unpack(stored) == UNREADABLE
+
+
+def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_a_log_goes_back_to_text_and_forward_again_and_verifies_intact(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    for n in range(3):
+        answer = client.post("/v1/screenings", json=tourist(case_id=f"T-{n}"), headers=desk)
+        assert answer.status_code == 201
+    migrate(engine, "0003", down=True)
+    with engine.connect() as connection:
+        bodies = connection.execute(text("SELECT body FROM audit_log")).scalars().all()
+    assert len(bodies) == 4  # the key and three decisions
+    assert all(isinstance(body, str) and body.startswith("{") for body in bodies)
+
+    migrate(engine, "head")  # as a database of release 0003 upgrades: its entries stay text
+    answer = client.post("/v1/screenings", json=tourist(case_id="T-after"), headers=desk)
+    assert answer.status_code == 201
+    with engine.connect() as connection:
+        result = audit.verify(connection)
+        stored = connection.execute(text("SELECT body FROM audit_log ORDER BY seq")).scalars()
+        firsts = [bytes(body)[:1] for body in stored]
+    assert result.ok, result.problems
+    assert result.entries == 5
+    assert firsts == [b"{"] * 4 + [b"\x01"]
