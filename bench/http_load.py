@@ -188,6 +188,9 @@ class Run:
     # PostgreSQL: write-ahead log segments begun during the run, and how many of them had to be
     # made as new files (None: pg_wal could not be listed)
     wal_segments: tuple[int, int] | None = None
+    # bytes written for the run's decisions: PostgreSQL's write-ahead log, SQLite's database
+    # (as its connections see it, the log's pages included)
+    written: int | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by process group
     # each worker's share of the workers' CPU: uneven when the kernel gave one worker more of
     # the connections (each worker is a queue of its own, and the busier one sets p99)
@@ -380,6 +383,17 @@ class Bench:
         log = self.folder / "lindung.db-wal"
         return log.stat().st_size if log.exists() else 0
 
+    def written(self) -> int:
+        """Bytes so far: PostgreSQL's write-ahead log position; SQLite's database size."""
+        if self.engine is None:
+            self.engine = create_engine(self.url)
+        with self.engine.connect() as connection:
+            if self.schema:
+                query = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+                return int(connection.execute(text(query)).scalar_one())
+            pages = connection.execute(text("PRAGMA page_count")).scalar_one()
+            return int(pages) * int(connection.execute(text("PRAGMA page_size")).scalar_one())
+
     def wal_position(self) -> tuple[int, int] | None:
         """PostgreSQL: the number of the write-ahead log segment being written, and how many
         segment files wait ready ahead of it (recycled by checkpoints). A segment with no file
@@ -525,7 +539,7 @@ class Bench:
             )
 
         spies = self.start_profiles(profile, seconds) if profile else []
-        wal_before = self.wal_position()
+        wal_before, written_before = self.wal_position(), self.written()
         before, reaped_before = snapshot(), reaped()
         started = time.monotonic()
         finished = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -565,6 +579,7 @@ class Bench:
             run.worker_shares = sorted((part / sum(used) for part in used), reverse=True)
         run.stored = self.stored() - stored_before
         run.log_bytes = self.log_bytes()
+        run.written = self.written() - written_before
         wal_after = self.wal_position()
         if wal_before and wal_after:
             begun = wal_after[0] - wal_before[0]
@@ -612,6 +627,8 @@ class Bench:
             print(f"  WARNING: other work took {run.cpu['other']:.2f} cores: figures disturbed")
         check = "ok" if run.stored == run.created else "MISMATCH"
         print(f"  decisions stored during the run: {run.stored:,} ({check} against the 201s)")
+        if run.written is not None and run.stored:
+            print(f"  {written_line(run, self.schema)}")
         if run.log_bytes is not None:
             print(f"  SQLite write-ahead log file after the run: {run.log_bytes / 1e6:,.1f} MB")
         if run.wal_segments is not None:
@@ -776,6 +793,12 @@ def summary(
             f"{', '.join(disturbed)}; run again on a quiet machine"
         )
     return 0 if matches and not others and met_throughput and met_latency else 1
+
+
+def written_line(run: Run, postgres: str | None) -> str:
+    assert run.written is not None
+    where = "PostgreSQL's write-ahead log" if postgres else "the SQLite database"
+    return f"{run.written / run.stored / 1000:,.1f} kB a decision written to {where}"
 
 
 def wal_line(segments: tuple[int, int]) -> str:
