@@ -10,17 +10,14 @@ from typing import IO, Any
 
 import click
 
-from api import components
-from api.cli_common import load_pack, settings_from_env
+from api.cli_common import components_from, load_pack, settings_from_env
 from api.model_commands import model
 from api.rescore_commands import rescore
 from api.service_commands import audit_group, keys_group, outcomes_group, serve
-from api.settings import Settings
 from engine.case_input import parse_case
 from engine.decision import Decision
 from engine.errors import CaseError, LindungError
 from engine.examples import run_examples
-from engine.registry import AgencyRegistry
 from engine.screening import Screener
 
 
@@ -59,18 +56,6 @@ def read_records(stream: IO[str]) -> Iterator[tuple[int, Any]]:
             position += 1
 
 
-def _components(settings: Settings) -> components.Components:
-    load_pack(settings.rule_pack)  # a broken pack is reported as one
-    try:
-        AgencyRegistry.from_csv(settings.registry)
-    except LindungError as error:
-        raise click.ClickException(f"registry: {error}") from None
-    try:
-        return components.build(settings)
-    except LindungError as error:
-        raise click.ClickException(f"model: {error}") from None
-
-
 rule_pack_option = click.option(
     "--rule-pack",
     type=click.Path(path_type=Path, file_okay=False),
@@ -96,7 +81,7 @@ def main() -> None:
 )
 def screen(source: IO[str], registry: Path | None, rule_pack: Path | None, output: str) -> None:
     """Screen cases (a JSON object, a JSON array or JSON lines) and print one decision each."""
-    screener = _components(settings_from_env(registry=registry, rule_pack=rule_pack)).screener
+    screener = components_from(settings_from_env(registry=registry, rule_pack=rule_pack)).screener
     exit_code = screen_stream(screener, source, sys.stdout, sys.stderr, output)
     sys.exit(exit_code)
 

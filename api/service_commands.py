@@ -18,8 +18,7 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from api import components
-from api.cli_common import settings_from_env
+from api.cli_common import components_from, settings_from_env
 from api.storage import audit, database, keys, outcomes
 
 
@@ -56,7 +55,7 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = settings_from_env()
     engine = database.connect(settings.database_url)
     database.upgrade(engine)  # once, before the workers start
-    components.build(settings)  # trains the reference model on first use, before the workers
+    components_from(settings)  # trains the reference model on first use, before the workers
     engine.dispose()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lindung-metrics-")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/lindung.db"  # or postgresql+psycopg://host/db
     pack_library: Path = Path("var/packs")  # more rule packs an admin may activate, one per folder
     model_library: Path = Path("var/models")  # more models an admin may activate, one per folder
-    referral_hours: dict[str, float] = Field(default_factory=dict)  # agency -> deadline, hours
+    # agency -> hours from screening to the referral's deadline (the pack's, unless set here)
+    referral_hours: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     max_request_bytes: int = Field(default=4_000_000, ge=10_000)  # larger bodies get 413
     job_dir: Path = Path("var/jobs")  # analysts' rescore jobs: uploads, outputs, reports
     max_upload_bytes: int = Field(default=4_000_000_000, ge=10_000)  # a rescore job's file

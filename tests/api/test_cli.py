@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import DEFAULT_PACK
 from tests.factories import documented_worker, tourist
 
@@ -141,6 +143,25 @@ def test_broken_registry_or_pack_is_a_clear_error(tmp_path: Path) -> None:
     assert "rule pack: " in missing.stderr
     assert "pack.yaml is missing" in missing.stderr
     assert "Traceback" not in result.stderr + missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("hours", "said"),
+    [
+        (
+            '{"police_tppo": -1}',
+            "LINDUNG_REFERRAL_HOURS.POLICE_TPPO: Input should be greater than 0",
+        ),
+        ('{"police": 4}', "names agencies the pack does not know: ['police']"),
+        ("notjson", 'error parsing value for field "referral_hours"'),
+    ],
+)
+def test_bad_referral_hours_are_a_clear_error(hours: str, said: str) -> None:
+    result = run("screen", stdin=json.dumps(tourist()), env={"LINDUNG_REFERRAL_HOURS": hours})
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: settings: "), result.stderr
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_production_refuses_the_development_pseudonym_key() -> None:
