@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from api.storage import audit, tables
+from engine.case import plain_text
 
 ROLES = ("desk", "analyst", "admin")
 PREFIX = "lk_"
@@ -43,7 +44,7 @@ def create(
     again."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    name = name.strip()
+    name = plain_text(name.strip())  # a control character: ValueError, as over HTTP
     if not name or len(name) > 200:
         raise ValueError("name must be 1 to 200 characters")
     secret = PREFIX + secrets.token_urlsafe(32)

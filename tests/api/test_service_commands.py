@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from api.cli import main
 from tests.api.servers import Server, create_key, server_env
 from tests.factories import tourist
 
@@ -63,3 +65,17 @@ def test_an_escort_seen_by_two_server_processes_links_the_third_traveller(
     assert third["referral"] is not None
     # the escort's reference never comes back in clear
     assert "0000-1111" not in json.dumps([body for _, body in answers])
+
+
+def test_a_key_name_with_a_control_character_is_refused_as_over_http(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    runner = CliRunner()
+    refused = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", "a\x01b"])
+    assert refused.exit_code == 1
+    assert "contains a control character" in refused.output
+    assert runner.invoke(main, ["keys", "list"]).output == ""
+    made = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", "Batam 1"])
+    assert made.exit_code == 0, made.output
+    assert "Batam 1" in runner.invoke(main, ["keys", "list"]).output
