@@ -7,6 +7,7 @@ across cases, so the same person or escort links cases without anyone reading wh
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from datetime import date, datetime
 from operator import attrgetter
@@ -39,8 +40,11 @@ class Pseudonymiser:
 
     def token(self, kind: str, identifier: str) -> str:
         """A stable pseudonym for one identifier of one kind (e.g. 'escort', 'passport'):
-        HMAC-SHA256 of the kind and the identifier, its case and spacing normalised."""
+        HMAC-SHA256 of the kind and the identifier, its case and spacing normalised (and for a
+        document number, its separators dropped: `C 123-4567` is `c1234567`)."""
         normal = " ".join(unicodedata.normalize("NFKC", identifier).casefold().split())
+        if kind in DOCUMENT_NUMBERS:
+            normal = _SEPARATORS.sub("", normal)
         inner = self._inner.copy()
         inner.update(f"{kind}\x1f{normal}".encode())
         outer = self._outer.copy()
@@ -49,6 +53,8 @@ class Pseudonymiser:
 
 
 _BLOCK = 64  # SHA-256's block size in bytes
+DOCUMENT_NUMBERS = frozenset({"nik", "passport_no"})  # letters and digits; the rest is typing
+_SEPARATORS = re.compile(r"[\s\-./]+")
 _GETTERS = {path: attrgetter(path) for path in CASE_FIELDS}  # every group of a case is present
 
 
