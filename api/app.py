@@ -59,7 +59,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        service.start()
+        try:
+            service.start()
+        except BaseException:  # the pack refused, the database unreachable: nothing left open
+            service.stop()
+            sys.setswitchinterval(interval)
+            raise
         try:
             yield
         finally:

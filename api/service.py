@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from api import components, library
 from api.group_commit import GroupCommit
 from api.jobs import JobRunner
-from api.problems import Conflict
+from api.problems import Conflict, Unavailable
 from api.settings import Settings
 from api.storage import activation, database, decisions
 from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
@@ -57,7 +57,8 @@ class Service:
         model on first use)."""
         database.upgrade(self.engine)
         with database.transaction(self.engine) as connection:
-            self.active(connection)
+            parts = self.active(connection)
+            activation.pin(connection, parts.pack, activation.SERVER, now())
         if self.engine.dialect.name == "sqlite":
             self._checkpoints = database.WalCheckpoints(self.engine)
             self._checkpoints.start()
@@ -115,6 +116,9 @@ class Service:
         else:
             pack = load_rule_pack(library.pack_folder(settings, chosen["rule_pack"]))
             model = self.load_model(pack, chosen["model"])
+        pinned = activation.pinned(connection, pack.label)
+        if pinned is not None and pinned != pack.digest:  # this process's copy is not the one
+            raise Unavailable(activation.changed_in_place(pack, pinned), "rule_pack")
         return components.assemble(settings, pack, registry, model)
 
     def load_model(self, pack: RulePack, version: str) -> artifact.TrainedModel:
@@ -139,6 +143,7 @@ class Service:
         self.load_model(pack, model)
         at = now()
         with database.transaction(self.engine) as connection:
+            activation.pin(connection, pack, caller, at)
             activation.activate(connection, pack.label, model, caller, at)
             self.active(connection)
             return activation.current(connection) or {}

@@ -19,6 +19,7 @@ import click
 from sqlalchemy import Engine
 
 from api.cli_common import components_from, settings_from_env
+from api.problems import Problem
 from api.storage import audit, database, keys, outcomes
 
 
@@ -52,11 +53,17 @@ def serve(host: str, port: int, workers: int) -> None:
         except OSError as error:
             raise click.ClickException(f"cannot serve on {host}:{port}: {error.strerror}") from None
         port = reserved.getsockname()[1]
+    from api.service import Service  # the server's own modules: not for every command
+
     settings = settings_from_env()
-    engine = database.connect(settings.database_url)
-    database.upgrade(engine)  # once, before the workers start
     components_from(settings)  # trains the reference model on first use, before the workers
-    engine.dispose()
+    service = Service(settings, database.connect(settings.database_url))
+    try:  # once, before the workers: migrations, and the active rule pack pinned or refused
+        service.start()
+    except Problem as error:
+        raise click.ClickException(error.detail) from None
+    finally:
+        service.stop()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lindung-metrics-")
     click.echo(f"Lindung serving on http://{host}:{port} (API docs at /docs)", err=True)

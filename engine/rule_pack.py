@@ -7,6 +7,7 @@ is a new RulePack object; nothing here changes after load.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -40,6 +41,7 @@ class RulePack:
     labels: Labels
     questions: Mapping[str, Text]
     folder: str
+    digest: str = ""  # SHA-256 of the pack's files (`content_digest`): what the label names
 
     @property
     def label(self) -> str:
@@ -93,7 +95,22 @@ def load_rule_pack(folder: str | Path) -> RulePack:
         labels=labels,
         questions=questions,
         folder=str(folder),
+        digest=content_digest(folder),
     )
+
+
+def content_digest(folder: Path) -> str:
+    """SHA-256 over every file of a pack (its path within the pack and its bytes), so that a
+    pack changed in place, under the same version, is known as another pack."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith((".", "__")) for part in relative.parts):
+            continue
+        content = path.read_bytes()
+        digest.update(f"{relative.as_posix()}\0{len(content)}\0".encode())
+        digest.update(content)
+    return digest.hexdigest()
 
 
 def _labels(path: Path) -> Labels:

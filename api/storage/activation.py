@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from api.problems import Conflict
 from api.storage import audit, tables
 from api.storage.keys import Caller
 from api.storage.rows import DriverStatement
 from engine.registry import AgencyRegistry
+from engine.rule_pack import RulePack
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,43 @@ def newest_registry(connection: Connection) -> tuple[str, dict[str, Any]] | None
         "uploaded_at": row.uploaded_at.isoformat(),
     }
     return row.content, summary
+
+
+# A pack's label names one content: the first process to run a label pins its files' SHA-256.
+SERVER = Caller("server", "a server starting", "admin")
+
+
+def pinned(connection: Connection, label: str) -> str | None:
+    """The SHA-256 a pack label was pinned to, if one was."""
+    p = tables.rule_packs.c
+    found = connection.execute(select(p.sha256).where(p.label == label)).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
+def pin(connection: Connection, pack: RulePack, caller: Caller, at: datetime) -> None:
+    """Pin `pack`'s label to its content, or refuse (Conflict) a pack whose label was pinned
+    to other content: a pack changed in place must be given a new version, or decisions that
+    name the same pack would have been made by different rules."""
+    audit.head(connection)  # writers pin in turn: the second sees the first's pin
+    found = pinned(connection, pack.label)
+    if found == pack.digest:
+        return
+    if found is not None:
+        raise Conflict(changed_in_place(pack, found), "rule_pack")
+    body = {"sha256": pack.digest}
+    [seq] = audit.append(
+        connection, [audit.Entry("rule_pack_pinned", pack.label, caller.key_id, body)], at
+    )
+    connection.execute(
+        tables.rule_packs.insert().values(
+            label=pack.label, audit_seq=seq, pinned_at=at, sha256=pack.digest
+        )
+    )
+
+
+def changed_in_place(pack: RulePack, pinned_to: str) -> str:
+    return (
+        f"rule pack {pack.label} in {pack.folder} is not the {pack.label} decisions were made "
+        f"with (its files' SHA-256 is {pack.digest[:12]}..., the pinned one {pinned_to[:12]}...): "
+        "a pack changed in place needs a new version in its pack.yaml"
+    )

@@ -260,12 +260,17 @@ def _activation_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return {"rule_pack": body["rule_pack"], "model": body["model"]}
 
 
+def _pin_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return {"label": subject, "sha256": body["sha256"]}
+
+
 INDEXED: dict[str, tuple[Table, Projection, str]] = {
     "decision": (tables.decisions, _decision_row, "decision"),
     "outcome": (tables.outcomes, _outcome_row, "outcome"),
     "key_created": (tables.api_keys, _key_row, "key"),
     "registry_uploaded": (tables.registries, _registry_row, "registry"),
     "activated": (tables.activations, _activation_row, "activation"),
+    "rule_pack_pinned": (tables.rule_packs, _pin_row, "rule pack"),
 }
 
 
@@ -294,6 +299,7 @@ _FROM_ENTRY: dict[str, dict[str, str]] = {
     "key_created": {"created_at": "recorded_at"},
     "registry_uploaded": {"uploaded_at": "recorded_at", "key_id": "actor"},
     "activated": {"activated_at": "recorded_at", "key_id": "actor"},
+    "rule_pack_pinned": {"pinned_at": "recorded_at"},
 }
 # Stored values as the audited ones read: the flags in order, a registry's content by its hash.
 _AS_AUDITED: dict[str, Callable[[Any], Any]] = {
@@ -376,6 +382,7 @@ _PROBE: dict[str, Mapping[str, Any]] = {  # bodies shaped like the real ones, to
     "key_created": {"name": "", "role": "", "hash": ""},
     "registry_uploaded": {"sha256": "", "licences": 0},
     "activated": {"rule_pack": "", "model": ""},
+    "rule_pack_pinned": {"sha256": ""},
 }
 
 

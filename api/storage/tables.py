@@ -183,6 +183,15 @@ activations = Table(
     Column("model", String(200), nullable=False),
 )
 
+rule_packs = Table(  # each pack label with the content it stands for: one content a label
+    "rule_packs",
+    metadata,
+    Column("label", String(200), primary_key=True),
+    Column("audit_seq", BigInteger, ForeignKey("audit_log.seq"), nullable=False, unique=True),
+    Column("pinned_at", UtcDateTime, nullable=False),
+    Column("sha256", String(DIGEST), nullable=False),
+)
+
 rescore_jobs = Table(  # analysts' batch rescoring jobs: the files live under LINDUNG_JOB_DIR
     "rescore_jobs",
     metadata,

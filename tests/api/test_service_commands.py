@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from api.cli import main
-from tests.api.servers import Server, create_key, server_env
+from api.settings import bundled
+from tests.api.servers import LINDUNG, Server, create_key, free_port, server_env
 from tests.factories import tourist
 
 
@@ -79,3 +83,26 @@ def test_a_key_name_with_a_control_character_is_refused_as_over_http(
     made = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", "Batam 1"])
     assert made.exit_code == 0, made.output
     assert "Batam 1" in runner.invoke(main, ["keys", "list"]).output
+
+
+def test_serve_refuses_a_rule_pack_changed_in_place_naming_it(
+    client: TestClient, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The database knows lindung-default@VERSION (pinned when `client`'s server started);
+    a copy of it edited under the same version is refused before any worker starts."""
+    copy = tmp_path / "edited"
+    shutil.copytree(bundled("default"), copy)
+    rule = copy / "rules" / "sea_route_to_neighbour.yaml"
+    rule.write_text(rule.read_text(encoding="utf-8") + "\n# tuned\n", encoding="utf-8")
+    refused = subprocess.run(
+        [LINDUNG, "serve", "--port", str(free_port())],
+        env={**env, "LINDUNG_RULE_PACK": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith("Error: rule pack lindung-default@"), refused.stderr
+    assert "needs a new version" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.problems import Unavailable
 from api.settings import Settings, bundled
 from api.storage import tables
 from engine.rule_pack import load_rule_pack
@@ -242,3 +243,62 @@ def test_what_an_admin_changes_through_one_process_another_sees_at_its_next_requ
     assert found.status_code == 200
     assert second_process.get("/v1/registry", headers=desk).json()["source"] == "uploaded"
     assert second_process.get("/v1/activation", headers=admin).json()["rule_pack"] == next_pack
+
+
+# --- a pack label names one content -----------------------------------------------------------
+
+
+def edit_in_place(folder: Path) -> None:
+    """Change a rule of the pack in `folder` without changing its version."""
+    rule = folder / "rules" / "sea_route_to_neighbour.yaml"
+    rule.write_text(rule.read_text(encoding="utf-8") + "\n# tuned\n", encoding="utf-8")
+
+
+def test_a_pack_changed_in_place_after_its_label_was_used_cannot_be_activated(
+    client: TestClient, admin: Headers, settings: Settings, next_pack: str, trained: TrainedModel
+) -> None:
+    assert activate(client, admin, next_pack, trained.version).status_code == 201
+    assert activate(client, admin, DEFAULT.label, trained.version).status_code == 201
+    edit_in_place(settings.pack_library / "next")
+    again = activate(client, admin, next_pack, trained.version)
+    assert again.status_code == 409
+    assert again.json()["field"] == "rule_pack"
+    assert "needs a new version" in again.json()["detail"]
+    assert client.get("/v1/activation", headers=admin).json()["rule_pack"] == DEFAULT.label
+
+
+def test_a_process_whose_copy_of_the_active_pack_differs_refuses_to_screen_with_it(
+    client: TestClient,
+    desk: Headers,
+    admin: Headers,
+    settings: Settings,
+    next_pack: str,
+    trained: TrainedModel,
+    tmp_path: Path,
+) -> None:
+    """As on two machines, each with its own pack library, one of them edited in place."""
+    other_library = tmp_path / "other-packs"
+    shutil.copytree(settings.pack_library, other_library)
+    edit_in_place(other_library / "next")
+    elsewhere = settings.model_copy(update={"pack_library": other_library})
+    with TestClient(create_app(elsewhere)) as other:
+        assert screen(other, desk, tourist())["versions"]["rule_pack"] == DEFAULT.label
+        assert activate(client, admin, next_pack, trained.version).status_code == 201
+        refused = other.post("/v1/screenings", json=tourist(), headers=desk)
+        assert refused.status_code == 503
+        assert refused.json()["field"] == "rule_pack"
+        assert f"rule pack {next_pack} in {other_library / 'next'}" in refused.json()["detail"]
+    assert screen(client, desk, tourist())["versions"]["rule_pack"] == next_pack
+
+
+def test_a_server_started_with_a_pack_changed_in_place_is_refused(
+    client: TestClient, desk: Headers, settings: Settings, tmp_path: Path
+) -> None:
+    """The settings' pack, used by this server, then edited under the same version."""
+    assert screen(client, desk, tourist())["versions"]["rule_pack"] == DEFAULT.label
+    copy = tmp_path / "pack"
+    shutil.copytree(bundled("default"), copy)
+    edit_in_place(copy)
+    edited = create_app(settings.model_copy(update={"rule_pack": copy}))
+    with pytest.raises(Unavailable, match="needs a new version"), TestClient(edited):
+        pass

@@ -103,7 +103,7 @@ def test_a_case_a_desk_could_not_have_typed_gets_422_alone_or_in_a_bulk_and_stor
     together = client.post("/v1/screenings/bulk", json={"cases": bulk}, headers=desk)
     assert (together.status_code, together.json()["field"]) == (422, f"cases.3.{field}")
     assert rows(engine, tables.decisions) == 0
-    assert rows(engine, tables.audit_log) == 1  # the desk's key
+    assert rows(engine, tables.audit_log) == 2  # the pack pinned at start, the desk's key
 
 
 def test_bulk_stores_every_case_or_none(

@@ -33,7 +33,8 @@ def verify(engine: Engine) -> audit.Verification:
 def test_an_untouched_trail_verifies(engine: Engine, screened: list[str]) -> None:
     result = verify(engine)
     assert result.ok, result.problems
-    assert result.entries == 1 + 3 + 1  # the desk's key, three decisions, one outcome
+    # the pack pinned at start, the desk's key, three decisions, one outcome
+    assert result.entries == 1 + 1 + 3 + 1
 
 
 def edit(engine: Engine, statement: object) -> None:
@@ -202,7 +203,7 @@ def test_lindung_audit_verify_checks_what_is_committed_while_a_writer_goes_on(
         intact = CliRunner().invoke(main, ["audit", "verify"])
     assert intact.exit_code == 0, intact.output
     assert "intact" in intact.output
-    assert verify(engine).entries == 1 + 3 + 1 + 1
+    assert verify(engine).entries == 1 + 1 + 3 + 1 + 1
 
 
 # What is done to a record after it was made is checked too: a referral's steps, a key's
@@ -261,6 +262,7 @@ REFERRAL = tables.referrals.c
         ("backdate_referral", "referral_opened_at differs"),
         ("reupload_as_another", "key_id differs"),
         ("backdate_key", "created_at differs"),
+        ("repin", "rule pack of entry"),
     ],
 )
 def test_a_record_changed_after_it_was_made_is_detected(
@@ -295,6 +297,7 @@ def test_a_record_changed_after_it_was_made_is_detected(
         .where(REFERRAL.decision_id == still_open)
         .values(opened_at=datetime(2026, 1, 1, tzinfo=UTC)),
         "reupload_as_another": update(tables.registries).values(key_id=worked["revoked"]),
+        "repin": update(tables.rule_packs).values(sha256="0" * 64),
         "backdate_key": update(tables.api_keys)
         .where(tables.api_keys.c.key_id == worked["revoked"])
         .values(created_at=datetime(2026, 1, 1, tzinfo=UTC)),
