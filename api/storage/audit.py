@@ -9,7 +9,6 @@ log for queries (decisions, outcomes, keys, registries, activations) are checked
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -133,7 +132,7 @@ def body_of(connection: Connection, seq: int) -> dict[str, Any]:
     text = connection.execute(
         select(tables.audit_log.c.body).where(tables.audit_log.c.seq == seq)
     ).scalar_one()
-    body: dict[str, Any] = json.loads(text)
+    body: dict[str, Any] = orjson.loads(text)
     return body
 
 
@@ -355,7 +354,7 @@ def _audited(project: Projection, subject: str, body: str) -> dict[str, Any] | N
     """The index row a body gives, or None for a body edited past reading (a damaged one
     inflates to no JSON, an edited one may lack a field)."""
     try:
-        return project(subject, json.loads(body))
+        return project(subject, orjson.loads(body))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -430,7 +429,7 @@ def _escort_link(walk: Walk, body: str) -> None:
     """The link a decision on a case with an escort made: its traveller to the escort, when
     it was screened."""
     try:
-        decision = json.loads(body)
+        decision = orjson.loads(body)
         record = decision["input"]
         at = datetime.fromisoformat(decision["screened_at"]).astimezone(UTC)
         key = (record["links.escort_ref"], at.replace(microsecond=0))
