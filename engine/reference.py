@@ -62,9 +62,13 @@ class ReferenceData:
         return found if found is not None else self.fee_caps.get((destination, ""))
 
 
+def reference_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.yaml"))
+
+
 def load_reference(folder: Path) -> ReferenceData:
     lists = {}
-    for path in sorted(folder.glob("*.yaml")):
+    for path in reference_files(folder):
         ref = _read_list(path)
         lists[ref.name] = ref
     for name in REQUIRED_LISTS:

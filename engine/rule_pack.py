@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.case import CASE_FIELDS
 from engine.errors import RulePackError
-from engine.reference import ReferenceData, load_reference
+from engine.reference import ReferenceData, load_reference, reference_files
 from engine.rule import Rule, read_rule, read_yaml, unknown_field_text
 from engine.wording import Labels, Text, text_from
 
@@ -65,7 +65,7 @@ def load_rule_pack(folder: str | Path) -> RulePack:
     questions = _questions(folder / "questions.yaml")
     agencies = _agencies(manifest, str(folder / "pack.yaml"))
     lists = reference.item_lists
-    rule_files = sorted((folder / "rules").glob("*.yaml"))
+    rule_files = _rule_files(folder)
     if not rule_files:
         raise RulePackError("no rules: the rules/ folder is empty", file=str(folder))
     # ids are unique: each equals its file name, and file names in one folder are unique
@@ -100,17 +100,26 @@ def load_rule_pack(folder: str | Path) -> RulePack:
 
 
 def content_digest(folder: Path) -> str:
-    """SHA-256 over every file of a pack (its path within the pack and its bytes), so that a
-    pack changed in place, under the same version, is known as another pack."""
+    """SHA-256 over the files a pack is loaded from (each one's path within the pack and its
+    bytes, through symbolic links as the loader reads them), so that a pack changed in place,
+    under the same version, is known as another pack. Files the loader never reads (a README,
+    an editor's backup) do not count."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or any(part.startswith((".", "__")) for part in relative.parts):
-            continue
+    for path in _pack_files(folder):
         content = path.read_bytes()
-        digest.update(f"{relative.as_posix()}\0{len(content)}\0".encode())
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{len(content)}\0".encode())
         digest.update(content)
     return digest.hexdigest()
+
+
+def _pack_files(folder: Path) -> list[Path]:
+    named = [folder / name for name in ("pack.yaml", "labels.yaml", "questions.yaml")]
+    files = named + reference_files(folder / "reference") + _rule_files(folder)
+    return sorted(files, key=lambda path: path.relative_to(folder).parts)
+
+
+def _rule_files(folder: Path) -> list[Path]:
+    return sorted((folder / "rules").glob("*.yaml"))
 
 
 def _labels(path: Path) -> Labels:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from engine.examples import ExampleRunner, run_examples
 from engine.rule import Example, Rule
-from engine.rule_pack import RulePack, load_rule_pack
+from engine.rule_pack import RulePack, content_digest, load_rule_pack
 from tests.conftest import DEFAULT_PACK
 
 CATALOGUE = {  # shared/domain.md: the default pack must cover each id, with this severity
@@ -86,3 +89,32 @@ def test_examples_also_hold_on_the_other_backends(pack: RulePack, backend: str) 
 def test_a_pack_version_is_an_immutable_object(pack: RulePack) -> None:
     with pytest.raises(AttributeError):
         pack.version = "other"  # type: ignore[misc]
+
+
+def test_the_digest_names_the_content_the_loader_reads(tmp_path: Path) -> None:
+    """What is loaded is what is hashed: an edit to a rule is another digest, a README or an
+    editor's backup beside the files is not."""
+    copy = tmp_path / "pack"
+    shutil.copytree(DEFAULT_PACK, copy)
+    before = content_digest(copy)
+    (copy / "README.md").write_text("notes for the pack's authors\n")
+    (copy / "rules" / "unlicensed_agency.yaml~").write_text("an editor's backup\n")
+    assert content_digest(copy) == before
+    rule = copy / "rules" / "unlicensed_agency.yaml"
+    rule.write_text(rule.read_text().replace("high", "warning", 1))
+    assert content_digest(copy) != before
+    assert load_rule_pack(copy).digest == content_digest(copy)
+
+
+def test_the_digest_follows_a_linked_folder_as_the_loader_does(tmp_path: Path) -> None:
+    """A pack whose rules/ is a symbolic link to a shared folder: editing a rule there is an
+    edit of the pack."""
+    shared = tmp_path / "shared-rules"
+    shutil.copytree(DEFAULT_PACK / "rules", shared)
+    copy = tmp_path / "pack"
+    shutil.copytree(DEFAULT_PACK, copy, ignore=shutil.ignore_patterns("rules"))
+    (copy / "rules").symlink_to(shared)
+    assert content_digest(copy) == content_digest(DEFAULT_PACK)
+    rule = shared / "unlicensed_agency.yaml"
+    rule.write_text(rule.read_text().replace("high", "warning", 1))
+    assert load_rule_pack(copy).digest != content_digest(DEFAULT_PACK)
