@@ -30,8 +30,11 @@ def settings_from_env(**overrides: Any) -> Settings:
 
 def settings_problem(error: ValidationError) -> str:
     first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return f"settings: {('LINDUNG_' + where.upper() + ': ') if where else ''}{first['msg']}"
+    if not first["loc"]:
+        return f"settings: {first['msg']}"
+    variable, *inside = (str(part) for part in first["loc"])  # LINDUNG_X, then keys as given
+    where = ".".join(["LINDUNG_" + variable.upper(), *inside])
+    return f"settings: {where}: {first['msg']}"
 
 
 def load_pack(path: Path) -> RulePack:

@@ -10,8 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.rule_pack import DEADLINE_TEXT, deadline_is_sound
 
 DEVELOPMENT_KEY = "development-only-pseudonym-key"
 SAMPLE_REGISTRY = ("registry", "sample.csv")
@@ -20,6 +22,12 @@ SAMPLE_REGISTRY = ("registry", "sample.csv")
 def bundled(*parts: str) -> Path:
     """A file shipped in the rules package (the default pack, the sample registry)."""
     return Path(str(resources.files("rules").joinpath(*parts)))
+
+
+def _deadline(hours: float) -> float:
+    if not deadline_is_sound(hours):
+        raise ValueError(DEADLINE_TEXT)
+    return hours
 
 
 class Settings(BaseSettings):
@@ -43,7 +51,9 @@ class Settings(BaseSettings):
     pack_library: Path = Path("var/packs")  # more rule packs an admin may activate, one per folder
     model_library: Path = Path("var/models")  # more models an admin may activate, one per folder
     # agency -> hours from screening to the referral's deadline (the pack's, unless set here)
-    referral_hours: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    referral_hours: dict[str, Annotated[float, AfterValidator(_deadline)]] = Field(
+        default_factory=dict
+    )
     max_request_bytes: int = Field(default=4_000_000, ge=10_000)  # larger bodies get 413
     job_dir: Path = Path("var/jobs")  # analysts' rescore jobs: uploads, outputs, reports
     max_upload_bytes: int = Field(default=4_000_000_000, ge=10_000)  # a rescore job's file

@@ -12,13 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from engine.case import CASE_FIELDS
 from engine.errors import RulePackError
 from engine.reference import ReferenceData, load_reference, reference_files
 from engine.rule import Rule, read_rule, read_yaml, unknown_field_text
 from engine.wording import Labels, Text, text_from
+
+DEADLINE_HOURS = (1 / 60, 720.0)  # a referral's deadline: from a minute to 30 days
+DEADLINE_TEXT = "expected a number of hours from 1/60 (a minute) to 720 (30 days)"
+
+
+def deadline_is_sound(hours: object) -> TypeGuard[float]:
+    low, high = DEADLINE_HOURS
+    return isinstance(hours, int | float) and not isinstance(hours, bool) and low <= hours <= high
 
 
 @dataclass(frozen=True)
@@ -168,9 +176,9 @@ def _agencies(manifest: Mapping[str, Any], where: str) -> dict[str, ReferralAgen
         hours = (value or {}).get("deadline_hours")
         if name is None:
             raise RulePackError(f"referral_agencies.{key}.name: needs 'id' and 'en'", file=where)
-        if not isinstance(hours, int | float) or hours <= 0:
+        if not deadline_is_sound(hours):
             raise RulePackError(
-                f"referral_agencies.{key}.deadline_hours: expected a number > 0", file=where
+                f"referral_agencies.{key}.deadline_hours: {DEADLINE_TEXT}", file=where
             )
         agencies[key] = ReferralAgency(key, name, float(hours))
     return agencies

@@ -148,9 +148,13 @@ def test_broken_registry_or_pack_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("hours", "said"),
     [
-        (
-            '{"police_tppo": -1}',
-            "LINDUNG_REFERRAL_HOURS.POLICE_TPPO: Input should be greater than 0",
+        *(
+            (
+                f'{{"police_tppo": {hours}}}',
+                "LINDUNG_REFERRAL_HOURS.police_tppo: Value error, expected a number of hours "
+                "from 1/60 (a minute) to 720 (30 days)",
+            )
+            for hours in ("-1", "0", "1e-300", "721", "1e308", "Infinity", "NaN")
         ),
         ('{"police": 4}', "names agencies the pack does not know: ['police']"),
         ("notjson", 'error parsing value for field "referral_hours"'),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import RulePackError
 from engine.examples import ExampleRunner, run_examples
 from engine.rule import Example, Rule
 from engine.rule_pack import RulePack, content_digest, load_rule_pack
@@ -118,3 +119,20 @@ def test_the_digest_follows_a_linked_folder_as_the_loader_does(tmp_path: Path) -
     rule = shared / "unlicensed_agency.yaml"
     rule.write_text(rule.read_text().replace("high", "warning", 1))
     assert load_rule_pack(copy).digest != content_digest(DEFAULT_PACK)
+
+
+@pytest.mark.parametrize("hours", ["0", "-2", ".inf", ".nan", "1000", "yes", "0.001"])
+def test_a_referral_deadline_out_of_bounds_is_refused_naming_the_agency(
+    tmp_path: Path, hours: str
+) -> None:
+    copy = tmp_path / "pack"
+    shutil.copytree(DEFAULT_PACK, copy)
+    manifest = copy / "pack.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("deadline_hours: 24", f"deadline_hours: {hours}")
+    )
+    with pytest.raises(RulePackError) as refused:
+        load_rule_pack(copy)
+    assert "referral_agencies.bp3mi.deadline_hours: expected a number of hours from 1/60" in str(
+        refused.value
+    )
