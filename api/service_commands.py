@@ -87,16 +87,25 @@ def keys_group() -> None:
 
 @keys_group.command("create")
 @click.option("--role", required=True, type=click.Choice(keys.ROLES))
-@click.option("--name", required=True, help="Who or what holds the key (a desk, a system).")
+@click.option(
+    "--name",
+    required=True,
+    callback=lambda _context, _option, name: _key_name(name),
+    help="Who or what holds the key (a desk, a system).",
+)
 def create_key(role: str, name: str) -> None:
     """Create a key and print it once; only its hash is stored."""
-    try:
-        with _database() as engine, database.transaction(engine) as connection:
-            made, secret = keys.create(connection, role, name, datetime.now(UTC))
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    with _database() as engine, database.transaction(engine) as connection:
+        made, secret = keys.create(connection, role, name, datetime.now(UTC))
     click.echo(f"{made.role} key {made.key_id} for {made.name!r} (shown once):", err=True)
     click.echo(secret)
+
+
+def _key_name(name: str) -> str:
+    try:
+        return keys.key_name(name)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @keys_group.command("list")

@@ -46,6 +46,16 @@ CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 _CONTROL = re.compile(CONTROL_CHARACTERS)
 
 
+_OFF_LINE = re.compile(r"[\t\n\r\x80-\x9f\u2028\u2029]")  # and C1 controls (NEL is one)
+
+
+def one_line(value: Any) -> Any:
+    """Plain text on one line (a key's name, shown in lists and logs), or ValueError."""
+    if isinstance(value, str) and _OFF_LINE.search(value):
+        raise ValueError("must be one line, without tabs, line breaks or control characters")
+    return plain_text(value)
+
+
 def plain_text(value: Any) -> Any:
     """The value, unless it is text with a control character in it (then ValueError)."""
     if isinstance(value, str) and _CONTROL.search(value):

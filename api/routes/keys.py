@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import Admin, ServiceDep, body_as, body_schema
 from api.problems import NotFound
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, keys
-from engine.case import plain_text
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -21,16 +20,9 @@ class KeyIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     role: Literal["desk", "analyst", "admin"]
-    name: Annotated[str, AfterValidator(plain_text)] = Field(
-        min_length=1, max_length=200, description="who or what holds the key"
+    name: Annotated[str, AfterValidator(keys.key_name)] = Field(
+        min_length=1, max_length=200, description="who or what holds the key, on one line"
     )
-
-    @field_validator("name")
-    @classmethod
-    def _not_blank(cls, name: str) -> str:
-        if not name.strip():
-            raise ValueError("is blank")
-        return name.strip()
 
 
 @router.post(

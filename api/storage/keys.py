@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from api.storage import audit, tables
-from engine.case import plain_text
+from engine.case import one_line
 
 ROLES = ("desk", "analyst", "admin")
 PREFIX = "lk_"
@@ -37,6 +37,14 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def key_name(name: str) -> str:
+    """The name as stored, or ValueError saying what is wrong with it (as over HTTP)."""
+    name = one_line(name.strip())
+    if not name or len(name) > 200:
+        raise ValueError("must be 1 to 200 characters, not blank")
+    return name
+
+
 def create(
     connection: Connection, role: str, name: str, at: datetime, by: Caller = CLI
 ) -> tuple[Caller, str]:
@@ -44,9 +52,7 @@ def create(
     again."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    name = plain_text(name.strip())  # a control character: ValueError, as over HTTP
-    if not name or len(name) > 200:
-        raise ValueError("name must be 1 to 200 characters")
+    name = key_name(name)
     secret = PREFIX + secrets.token_urlsafe(32)
     caller = Caller(uuid.uuid4().hex, name, role)
     hashed = digest(secret)

@@ -71,18 +71,26 @@ def test_an_escort_seen_by_two_server_processes_links_the_third_traveller(
     assert "0000-1111" not in json.dumps([body for _, body in answers])
 
 
-def test_a_key_name_with_a_control_character_is_refused_as_over_http(
+def test_a_key_name_off_one_line_is_refused_naming_the_option(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
     runner = CliRunner()
-    refused = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", "a\x01b"])
-    assert refused.exit_code == 1
-    assert "contains a control character" in refused.output
+    for name, said in [
+        ("a\x01b", "contains a control character"),
+        ("Batam\n1", "must be one line, without tabs, line breaks or control characters"),
+        ("Batam\t1", "must be one line"),
+        ("Batam\x851", "must be one line"),  # NEL, a line break in Unicode
+        ("   ", "must be 1 to 200 characters, not blank"),
+        ("x" * 201, "must be 1 to 200 characters"),
+    ]:
+        refused = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", name])
+        assert refused.exit_code == 2, refused.output
+        assert "Invalid value for '--name': " + said in refused.output, name
     assert runner.invoke(main, ["keys", "list"]).output == ""
-    made = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", "Batam 1"])
+    made = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", " Batam 1 "])
     assert made.exit_code == 0, made.output
-    assert "Batam 1" in runner.invoke(main, ["keys", "list"]).output
+    assert "desk     live       Batam 1\n" in runner.invoke(main, ["keys", "list"]).output
 
 
 def test_serve_refuses_a_rule_pack_changed_in_place_naming_it(

@@ -108,8 +108,8 @@ def test_a_bad_role_or_name_is_422_naming_the_field(
     no_role = client.post("/v1/keys", json={"name": "x"}, headers=admin)
     assert no_role.status_code == 422
     assert no_role.json()["field"] == "role"
-    for name in ("", "   ", "desk\u0000one"):  # blank and a NUL were 500s
-        bad_name = create(client, admin, "desk", name)
+    for name in ("", "   ", "desk\u0000one", "desk\none", "desk\tone", "desk\u0085one"):
+        bad_name = create(client, admin, "desk", name)  # blank and a NUL were 500s
         assert (bad_name.status_code, bad_name.json()["field"]) == (422, "name"), name
     with engine.connect() as connection:
         assert len(connection.execute(select(tables.api_keys)).all()) == before
