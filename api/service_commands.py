@@ -138,11 +138,12 @@ def _anchor(
     anchors = {}
     for value in values:
         seq, _, digest = value.strip().partition(" ")
-        if not seq.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest.strip()):
+        digest = digest.strip().lower()
+        if not re.fullmatch(r"[0-9]+", seq) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise click.BadParameter(
                 f"{value!r}: expected an entry number and its hash, as verify prints them"
             )
-        anchors[int(seq)] = digest.strip()
+        anchors[int(seq)] = digest
     return anchors
 
 

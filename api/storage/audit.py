@@ -172,6 +172,8 @@ def verify(connection: Connection, anchors: Mapping[int, str] | None = None) -> 
     changed either."""
     anchors = dict(anchors or {})
     result = Verification()
+    if anchors.pop(0, GENESIS) != GENESIS:  # where every chain starts: an empty log's head
+        result.problems.append(f"entry 0 is where every chain starts: its hash is {GENESIS}")
     previous, expected_seq = GENESIS, 1
     log = tables.audit_log.c
     walk = Walk()

@@ -145,8 +145,13 @@ def test_the_last_entries_deleted_with_the_head_moved_back_are_caught_by_an_anch
     anchored = runner.invoke(main, ["audit", "verify", "--anchor", anchor])
     assert anchored.exit_code == 1
     assert f"entry {last + 1} was anchored but the log ends at entry {last}" in anchored.output
-    earlier = runner.invoke(main, ["audit", "verify", "--anchor", f"{last} {kept}"])
+    earlier = runner.invoke(main, ["audit", "verify", "--anchor", f"{last} {kept.upper()}"])
     assert earlier.exit_code == 0, earlier.output
+    start = runner.invoke(main, ["audit", "verify", "--anchor", f"0 {'0' * 64}"])
+    assert start.exit_code == 0, "an empty log's head, as verify prints it, starts every chain"
+    not_start = runner.invoke(main, ["audit", "verify", "--anchor", f"0 {'1' * 64}"])
+    assert not_start.exit_code == 1
+    assert "entry 0 is where every chain starts" in not_start.output
     wrong = runner.invoke(main, ["audit", "verify", "--anchor", f"{last} {'0' * 64}"])
     assert wrong.exit_code == 1
     assert "its hash is not the anchored one" in wrong.output
