@@ -84,6 +84,9 @@ class Decision:
     questions: tuple[Question, ...]
     referral: Referral | None
     versions: dict[str, str | None] = field(default_factory=dict)
+    # the pseudonym under which its traveller was linked to the escort the case names: kept in
+    # the audit trail (so that a changed link is caught), not part of the decision clients get
+    escort_traveller: str | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -95,7 +95,11 @@ class Screener:
         enricher = self.enricher if history is None else replace(self.enricher, history=history)
         enriched = enricher.enrich_frame(frame_from_cases(cases))
         facts = [row_values(enriched.facts, row) for row in range(len(cases))]
-        return self._decisions(cases, facts, enriched.facts)
+        made = self._decisions(cases, facts, enriched.facts)
+        return [
+            decision if traveller is None else replace(decision, escort_traveller=traveller)
+            for decision, traveller in zip(made, enriched.travellers, strict=True)
+        ]
 
     def decide(self, case: Case, enrichment: Enrichment) -> Decision:
         """The decision for one case already enriched (its escort already linked)."""

@@ -437,7 +437,11 @@ def _escort_link(walk: Walk, body: str) -> None:
         key = (record["links.escort_ref"], at.replace(microsecond=0))
     except (ValueError, KeyError, TypeError):  # an edited body: its hash no longer matches
         return
-    traveller = record.get("person.passport_no") or record.get("person.nik")
+    traveller = (  # recorded since 2026-12-06; before, known where the case named a document
+        decision.get("escort_traveller")
+        or record.get("person.passport_no")
+        or record.get("person.nik")
+    )
     walk.escorted.setdefault(key, []).append(traveller)
 
 
@@ -445,8 +449,9 @@ def _escort_links_check(connection: Connection, walk: Walk) -> Iterator[str]:
     """Each decision on a case with an escort linked its traveller to the escort when it was
     screened, and the links are counted for later cases: one deleted would lower an escort's
     count and could keep `escort_network` from firing. The links must be exactly those the
-    decisions' pseudonymised inputs give (the traveller too, where the input names it by
-    passport or NIK, as the enrichment does first)."""
+    decisions give: each decision records the traveller's pseudonym it linked (decisions
+    stored before it did: where the input names a passport or NIK, the enrichment's first
+    choice, the traveller is known from it; otherwise only the number of links is checked)."""
     expected = walk.escorted
     links = tables.escort_links.c
     stored: dict[EscortKey, list[str]] = {}

@@ -36,6 +36,8 @@ class Screened:
 
 def screened(decision: Decision, record: Mapping[str, Any], caller: Caller) -> Screened:
     body = {**decision.as_dict(), "input": dict(record), "asked_by": caller.as_dict()}
+    if decision.escort_traveller is not None:  # what verify checks the escort link against
+        body["escort_traveller"] = decision.escort_traveller
     text = audit.canonical(body)
     return Screened(decision, record, caller, text, audit_body.pack(text))
 
@@ -130,6 +132,7 @@ def find(connection: Connection, decision_id: str, caller: Caller) -> dict[str, 
         raise NotFound(f"no decision {decision_id} that this key may read", "decision_id")
     body = audit.body_of(connection, seq)
     body.pop("input", None)  # pseudonymised, but only analysts' exports need it
+    body.pop("escort_traveller", None)  # the audit trail's, not part of decision v1
     return body
 
 

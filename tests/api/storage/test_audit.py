@@ -343,3 +343,46 @@ def test_a_deleted_or_changed_escort_link_is_detected(
     assert any("3 stored, 4 in the decisions" in p for p in problems), problems
     edit(engine, delete(links).where(links.c.link_id == last))  # the unnamed traveller's
     assert len([p for p in verify(engine).problems if "escort links of" in p]) == 2
+
+
+def test_a_link_whose_traveller_was_swapped_is_detected_whatever_names_the_traveller(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    """Travellers known by name and birth date, or by nothing but their case: making two of
+    them one (which lowers the escort's count) is caught, though verify has no key to hash
+    names with: each decision records the pseudonym it linked."""
+    escort = {"escort_ref": "+62 812 5555 0003"}
+    travellers = [
+        tourist(case_id="N-1", person={"full_name": "Siti A", "birth_date": "1999-01-02"}),
+        tourist(case_id="N-2", person={"full_name": "Dewi B", "birth_date": "1998-03-04"}),
+        tourist(case_id="N-3"),
+    ]
+    for case in travellers:
+        case["links"] = escort
+        answer = client.post("/v1/screenings", json=case, headers=desk)
+        assert answer.status_code == 201
+        assert "escort_traveller" not in answer.json()
+        stored = client.get(f"/v1/decisions/{answer.json()['decision_id']}", headers=desk)
+        assert "escort_traveller" not in stored.json()
+    assert verify(engine).ok
+    links = tables.escort_links.c
+    with engine.connect() as connection:
+        first, second, third = connection.execute(
+            select(links.link_id, links.traveller).order_by(links.link_id)
+        ).all()
+    assert [first.traveller[:11], third.traveller[:5]] == ["name_birth:", "case:"]
+    edit(
+        engine,
+        update(tables.escort_links)
+        .where(links.link_id == second.link_id)
+        .values(traveller=first.traveller),
+    )
+    problems = verify(engine).problems
+    assert any("escort links of" in p for p in problems), problems
+    edit(
+        engine,
+        update(tables.escort_links)
+        .where(links.link_id.in_([second.link_id, third.link_id]))
+        .values(traveller=first.traveller),
+    )
+    assert any("escort links of" in p for p in verify(engine).problems)
