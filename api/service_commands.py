@@ -85,12 +85,19 @@ def keys_group() -> None:
     """Create, list and revoke API keys."""
 
 
+def _key_name(_context: click.Context, _option: click.Parameter, name: str) -> str:
+    try:
+        return keys.key_name(name)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @keys_group.command("create")
 @click.option("--role", required=True, type=click.Choice(keys.ROLES))
 @click.option(
     "--name",
     required=True,
-    callback=lambda _context, _option, name: _key_name(name),
+    callback=_key_name,
     help="Who or what holds the key (a desk, a system).",
 )
 def create_key(role: str, name: str) -> None:
@@ -99,13 +106,6 @@ def create_key(role: str, name: str) -> None:
         made, secret = keys.create(connection, role, name, datetime.now(UTC))
     click.echo(f"{made.role} key {made.key_id} for {made.name!r} (shown once):", err=True)
     click.echo(secret)
-
-
-def _key_name(name: str) -> str:
-    try:
-        return keys.key_name(name)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
 
 
 @keys_group.command("list")
