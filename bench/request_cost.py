@@ -10,11 +10,16 @@ what latency at 200 requests/s is built on. The pause is spent asleep (as a work
 sockets) or, with --spin, busy on this core (nothing of this process runs meanwhile, so a slower
 request afterwards is not the process's own doing).
 
-For each pause it prints the CPU time per request (the process's, so the SQLite checkpoints'
-thread is included) and latency percentiles (time inside the app only, the pause excluded).
+The pauses take turns request by request, so that a drift in the machine's speed (its
+neighbours' load) falls on all of them alike. For each pause it prints the CPU time per
+request (the process's from the end of the pause to the answer, so the SQLite checkpoints'
+thread counts while a request runs) and latency percentiles (time inside the app only, the
+pause excluded). With --web-layer-only, every request is answered with one decision made
+beforehand: the figures are then the web layer's alone (middleware, key, reading the case,
+the answer), without screening or storing.
 
 Run: .venv/bin/python bench/request_cost.py [--model-dir /tmp/md] [--requests 1000]
-     [--pauses 0,2,5,10,20] [--spin] [--database-url URL]
+     [--pauses 0,2,5,10,20] [--spin] [--database-url URL] [--web-layer-only]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import itertools
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,8 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.app import create_app  # noqa: E402
+from api.service import Service  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from api.storage import database, keys  # noqa: E402
+from api.storage.keys import Caller  # noqa: E402
+from engine.case import Case  # noqa: E402
+from engine.case_input import parse_case  # noqa: E402
+from engine.decision import Decision  # noqa: E402
 
 WARM_UP = 300  # requests before any figure is taken
 
@@ -91,6 +102,18 @@ async def screen_once(app: ASGIApp, body: bytes, key: str) -> int:
     return status
 
 
+async def answer_without_screening(service: Service, caller: Caller, body: bytes) -> None:
+    """From now on, every request is answered with one decision screened here, and nothing
+    more is screened or stored: what remains is the web layer's work (middleware, the key,
+    reading and validating the case, the answer)."""
+    decisions = await service.screen_together([parse_case(orjson.loads(body))], caller)
+
+    async def the_same(cases: Sequence[Case], caller: Caller) -> list[Decision]:
+        return decisions
+
+    service.screen_together = the_same  # type: ignore[method-assign]
+
+
 def pause_for(seconds: float, spin: bool) -> None:
     if not seconds:
         return
@@ -107,8 +130,10 @@ async def measure(args: argparse.Namespace, settings: Settings) -> None:
     bodies = [orjson.dumps(case) for case in desk_cases(2_000)]
     async with app.router.lifespan_context(app):
         with database.transaction(app.state.service.engine) as connection:
-            _, key = keys.create(connection, "desk", "bench-request-cost", datetime.now(UTC))
+            caller, key = keys.create(connection, "desk", "bench-request-cost", datetime.now(UTC))
         cycle = itertools.cycle(bodies)
+        if args.web_layer_only:
+            await answer_without_screening(app.state.service, caller, next(cycle))
 
         async def screen_next() -> None:
             status = await screen_once(app, next(cycle), key)
@@ -117,26 +142,32 @@ async def measure(args: argparse.Namespace, settings: Settings) -> None:
 
         for _ in range(WARM_UP):
             await screen_next()
-        first = None  # the first pause's p50, which the others are compared with
-        print(f"{args.requests:,} requests at each pause, {'spinning' if args.spin else 'asleep'}:")
-        for pause_ms in args.pauses:
-            gc.collect()
-            latencies = []
-            started_cpu = time.process_time()
-            for _ in range(args.requests):
+        # The pauses take turns, request by request: this machine's speed drifts by half
+        # within a minute (its neighbours' load), and a block of requests per pause would
+        # compare one minute with another.
+        latencies: dict[float, list[float]] = {pause: [] for pause in args.pauses}
+        cpu: dict[float, float] = dict.fromkeys(args.pauses, 0.0)
+        print(
+            f"{args.requests:,} requests at each pause, the pauses taking turns, "
+            f"{'spinning' if args.spin else 'asleep'}:"
+        )
+        gc.collect()
+        for _ in range(args.requests):
+            for pause_ms in args.pauses:
                 pause_for(pause_ms / 1e3, args.spin)
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 await screen_next()
-                latencies.append(time.perf_counter() - started)
-            spun = pause_ms / 1e3 * args.requests if args.spin else 0.0  # CPU, not the app's
-            cpu = (time.process_time() - started_cpu - spun) / args.requests
-            latencies.sort()
-            p50 = latencies[len(latencies) // 2]
-            p99 = latencies[int(len(latencies) * 0.99)]
+                cpu[pause_ms] += time.process_time() - started_cpu
+                latencies[pause_ms].append(time.perf_counter() - started)
+        first = None  # the first pause's p50, which the others are compared with
+        for pause_ms in args.pauses:
+            taken = sorted(latencies[pause_ms])
+            p50 = taken[len(taken) // 2]
+            p99 = taken[int(len(taken) * 0.99)]
             first = first or p50
             print(
-                f"  pause {pause_ms:5.1f} ms: CPU {cpu * 1e6:6,.0f} us/request; latency "
-                f"p50 {p50 * 1e3:5.2f} ms, p99 {p99 * 1e3:5.2f} ms "
+                f"  pause {pause_ms:5.1f} ms: CPU {cpu[pause_ms] / args.requests * 1e6:6,.0f} "
+                f"us/request; latency p50 {p50 * 1e3:5.2f} ms, p99 {p99 * 1e3:5.2f} ms "
                 f"({p50 / first:.2f} x the first pause's p50)"
             )
 
@@ -153,6 +184,11 @@ def main() -> int:
         help="milliseconds before each request, comma-separated (default 0,2,5,10,20)",
     )
     parser.add_argument("--spin", action="store_true", help="pause busy rather than asleep")
+    parser.add_argument(
+        "--web-layer-only",
+        action="store_true",
+        help="answer every request with one decision: the web layer's cost alone",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lindung-request-cost-") as folder:
         place = Path(folder)
