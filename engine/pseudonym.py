@@ -41,10 +41,14 @@ class Pseudonymiser:
     def token(self, kind: str, identifier: str) -> str:
         """A stable pseudonym for one identifier of one kind (e.g. 'escort', 'passport'):
         HMAC-SHA256 of the kind and the identifier, its case and spacing normalised (and for a
-        document number, its separators dropped: `C 123-4567` is `c1234567`)."""
+        document number or an escort's phone or ID, its separators dropped: `C 123-4567` is
+        `c1234567`; an escort's Indonesian mobile number is one however it is written:
+        `+62 812-3509-4989` is `081235094989`)."""
         normal = " ".join(unicodedata.normalize("NFKC", identifier).casefold().split())
-        if kind in DOCUMENT_NUMBERS:
+        if kind in DOCUMENT_NUMBERS or kind == ESCORT:
             normal = _SEPARATORS.sub("", normal)
+        if kind == ESCORT:
+            normal = _INDONESIAN_MOBILE.sub("0", normal)
         inner = self._inner.copy()
         inner.update(f"{kind}\x1f{normal}".encode())
         outer = self._outer.copy()
@@ -54,7 +58,9 @@ class Pseudonymiser:
 
 _BLOCK = 64  # SHA-256's block size in bytes
 DOCUMENT_NUMBERS = frozenset({"nik", "passport_no"})  # letters and digits; the rest is typing
-_SEPARATORS = re.compile(r"[\s\-./]+")
+ESCORT = "escort_ref"  # a phone number or an ID: its separators are typing too
+_SEPARATORS = re.compile(r"[\s\-./()]+")
+_INDONESIAN_MOBILE = re.compile(r"^\+?62(?=8\d{7,11}$)")  # +62 812... is 0812...
 _GETTERS = {path: attrgetter(path) for path in CASE_FIELDS}  # every group of a case is present
 
 

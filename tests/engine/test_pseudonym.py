@@ -49,3 +49,24 @@ def test_a_document_number_typed_with_separators_is_the_same_number() -> None:
     assert one.token("passport_no", "C1234568") != passport
     # a name keeps its spaces and hyphens: "Siti Nur-Aini" is not "SitiNurAini"
     assert one.token("full_name", "Siti Nur-Aini") != one.token("full_name", "SitiNurAini")
+
+
+def test_an_escorts_phone_is_the_same_phone_however_it_is_typed() -> None:
+    """Three travellers naming one broker's phone, each desk writing it its own way, are one
+    escort's three (escort_network)."""
+    one = Pseudonymiser("key-one")
+    phone = one.token("escort_ref", "081235094989")
+    for typed in (
+        "0812-3509-4989",
+        "0812 3509 4989",
+        "0812.3509.4989",
+        "(0812) 3509-4989",
+        "+62 812-3509-4989",
+        "+6281235094989",
+        "6281235094989",
+    ):
+        assert one.token("escort_ref", typed) == phone, typed
+    assert one.token("escort_ref", "081235094988") != phone
+    assert one.token("escort_ref", "KTP 3201-9999") == one.token("escort_ref", "ktp32019999")
+    # only an Indonesian mobile loses its country code: 62 followed by a 2 is not 0
+    assert one.token("escort_ref", "+62 21 555 0101") != one.token("escort_ref", "0215550101")
