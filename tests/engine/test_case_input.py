@@ -91,6 +91,17 @@ def test_naive_screening_time_is_utc_and_absent_ids_are_generated() -> None:
     assert second.screened_at.tzinfo is not None
 
 
+def test_a_blank_case_id_is_generated_like_an_absent_one() -> None:
+    """Blank ids were stored as "", and travellers known by their case alone (no name, NIK or
+    passport) all became one traveller: an escort's three never made escort_network."""
+    ids = [
+        parse_case({"channel": "port_desk", "case_id": blank}).case_id for blank in ("", "  ", "\t")
+    ]
+    assert all(ids)
+    assert len(set(ids)) == 3
+    assert parse_case({"channel": "port_desk", "case_id": " C-1 "}).case_id == "C-1"
+
+
 def test_flat_and_nested_keys_merge_whatever_their_order() -> None:
     one = parse_case(
         {"channel": "batch", "travel.exit_point_type": "unofficial", "travel": {"mode": "sea"}}
