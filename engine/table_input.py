@@ -157,10 +157,10 @@ def _checked_one_by_one(
         number = int(numbers[index])
         record = {name: table.column(name)[index].as_py() for name in table.schema.names}
         problems = []
-        if record.get("screened_at") in (None, ""):
+        if _blank(record.get("screened_at")):
             problems.append(FieldProblem("screened_at", NO_TIME))
             record.pop("screened_at", None)
-        if record.get("case_id") in (None, ""):
+        if _blank(record.get("case_id")):
             record["case_id"] = f"row-{number}"
         try:
             case = parse_case(record)
@@ -223,6 +223,10 @@ class _Codes:
         return code
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _row_ids(ids: np.ndarray, numbers: np.ndarray) -> np.ndarray:
     """A case without an id is named by its row, so that every run names it the same."""
     missing = np.flatnonzero(~known(ids))
@@ -247,8 +251,9 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     count = len(array)
     pending = np.asarray(array.is_valid(), dtype=bool)
     if path in {"case_id", "screened_at"} and pa.types.is_string(array.type):
-        # "" is no id (the row names the case) and no time (a rescored case needs its own)
-        pending &= ~np.asarray(pc.fill_null(pc.equal(array, ""), False), dtype=bool)
+        # a blank is no id (the row names the case) and no time (a rescored case needs its own)
+        blank = pc.equal(pc.utf8_trim_whitespace(array), "")
+        pending &= ~np.asarray(pc.fill_null(blank, False), dtype=bool)
     coded = _Codes(count) if kind in _CODED_KINDS else None
     values = unknown_column(count, kind) if coded is None else _NO_ROWS  # else from the codes
     local_days = (

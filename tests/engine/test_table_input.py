@@ -83,14 +83,18 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     )
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _one_by_one(row: dict[str, Any], number: int) -> list[tuple[str, str]] | dict[str, Any]:
     """What parse_case makes of a row: its problems, or the case's plain facts."""
     record = {name: value for name, value in row.items()}
     problems = []
-    if record.get("screened_at") in (None, ""):
+    if _blank(record.get("screened_at")):
         problems.append(("screened_at", NO_TIME))
         record.pop("screened_at", None)
-    if record.get("case_id") in (None, ""):
+    if _blank(record.get("case_id")):
         record["case_id"] = f"row-{number}"
     try:
         case = parse_case(record)
@@ -319,8 +323,11 @@ def test_a_day_that_is_not_in_the_calendar_is_refused_not_rolled_over() -> None:
     assert checked.frame["person.birth_date"][0] == np.datetime64("2000-02-29")
 
 
-def test_an_empty_case_id_is_no_id() -> None:
-    rows = [{"case_id": "", "channel": "batch", "screened_at": "2026-03-01T10:00:00Z"}]
+@pytest.mark.parametrize("blank", ["", "  ", "\t", "\u00a0", "\u3000"])
+def test_a_blank_case_id_is_no_id(blank: str) -> None:
+    """A case with a blank id is named by its row, as one without: every run names it the
+    same (a blank was stored as "", every such traveller one)."""
+    rows = [{"case_id": blank, "channel": "batch", "screened_at": "2026-03-01T10:00:00Z"}]
     assert list(cases_from_table(_table(rows), first_row=7).frame["case_id"]) == ["row-7"]
 
 
