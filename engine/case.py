@@ -7,6 +7,7 @@ Every field but `channel` may be absent or null, meaning "not known"; enumeratio
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,11 +80,16 @@ def _number(value: Any) -> Any:
 def _country_code(value: Any) -> Any:
     value = _unknown_is_none(value)
     if isinstance(value, str):
-        code = value.strip().upper()
-        if len(code) != 2 or not code.isalpha():
+        code = _folded(value).strip().upper()  # full-width letters (U+FF2B U+FF28) are KH
+        if len(code) != 2 or not (code.isascii() and code.isalpha()):
             raise ValueError("expected an ISO 3166 alpha-2 country code such as MY or KH")
         return code
     return value
+
+
+def _folded(text: str) -> str:
+    """Text as a keyboard types it: full-width and other compatibility forms folded (NFKC)."""
+    return unicodedata.normalize("NFKC", text)
 
 
 def _country_list(value: Any) -> Any:
@@ -234,7 +240,9 @@ class Person(_Part):
 class Travel(_Part):
     exit_point: Annotated[
         _Bounded | None,
-        BeforeValidator(lambda v: plain_text(v.strip().upper()) if isinstance(v, str) else v),
+        BeforeValidator(
+            lambda v: plain_text(_folded(v).strip().upper()) if isinstance(v, str) else v
+        ),
     ] = None
     exit_point_type: ExitPointType = None
     mode: Mode = None

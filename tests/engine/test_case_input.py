@@ -221,3 +221,29 @@ def test_a_screening_time_ahead_of_the_clock_is_refused() -> None:
     ]
     fast_clock = datetime.now(UTC) + timedelta(minutes=5)
     assert parse_case({"channel": "port_desk", "screened_at": fast_clock.isoformat()})
+
+
+FULL_WIDTH_KH = "\uff2b\uff28"
+CYRILLIC_KH = "\u041a\u041d"
+
+
+def test_a_country_typed_in_full_width_is_read_and_a_lookalike_alphabet_refused() -> None:
+    """A phone keyboard's full-width KH is KH (Cambodia: the scam-compound rule reads it);
+    Cyrillic KA EN only looks like KH, and was taken as a country no rule knew."""
+    case = parse_case(
+        {
+            "channel": "port_desk",
+            "travel": {"destination_country": FULL_WIDTH_KH, "exit_point": "\uff43\uff47\uff4b"},
+        }
+    )
+    assert case.travel.destination_country == "KH"
+    assert case.travel.exit_point == "CGK"
+    assert problems({"channel": "port_desk", "travel": {"destination_country": CYRILLIC_KH}}) == [
+        "travel.destination_country: expected an ISO 3166 alpha-2 country code such as MY or KH"
+    ]
+    assert problems(
+        {"channel": "port_desk", "travel": {"transit_countries": ["TH", CYRILLIC_KH]}}
+    ) == [
+        "travel.transit_countries: item 2: expected an ISO 3166 alpha-2 country code such as "
+        "MY or KH"
+    ]
