@@ -322,6 +322,8 @@ def test_an_id_number_in_a_note_is_stored_redacted(
         ),
         ("passport A 1234 567, ref 3201.9999.8888.7777", "passport A [redacted], ref [redacted]"),
         ("tel (0778) 123456", "tel [redacted]"),
+        # in groups of three, as an amount is written: a phone's leading 0 tells them apart
+        ("pendamping hp 081.234.567.890", "pendamping hp [redacted]"),
         # what is kept: dates, times and amounts, and short numbers
         (
             "paid Rp 15.000.000 on 2026-12-01 10:30, bus 12, 3 people",
