@@ -204,13 +204,21 @@ def verify(connection: Connection, anchors: Mapping[int, str] | None = None) -> 
             _escort_link(walk, row.body)
         previous, expected_seq = row.hash, row.seq + 1
         result.entries += 1
-    head = connection.execute(select(tables.audit_head)).one()
-    result.head_seq, result.head_hash = int(head.seq), str(head.hash)
-    if head.seq != expected_seq - 1 or head.hash != previous:
+    heads = connection.execute(select(tables.audit_head)).all()
+    head = next((row for row in heads if row.id == 1), None)
+    if len(heads) != 1 or head is None:
         result.problems.append(
-            f"the log ends at entry {expected_seq - 1}, but its head says {head.seq}: "
-            "entries were deleted from the end, or the head was changed"
+            f"the head is one row (id 1), but audit_head holds {len(heads)} row(s)"
+            + ("" if head else " and none with id 1")
+            + ": the head was deleted, or another added"
         )
+    if head is not None:
+        result.head_seq, result.head_hash = int(head.seq), str(head.hash)
+        if head.seq != expected_seq - 1 or head.hash != previous:
+            result.problems.append(
+                f"the log ends at entry {expected_seq - 1}, but its head says {head.seq}: "
+                "entries were deleted from the end, or the head was changed"
+            )
     for seq in sorted(anchors):  # anchored entries the walk did not meet
         result.problems.append(
             f"entry {seq} was anchored but the log ends at entry {expected_seq - 1}: "

@@ -160,6 +160,29 @@ def test_the_last_entries_deleted_with_the_head_moved_back_are_caught_by_an_anch
     assert "expected an entry number and its hash" in typo.output
 
 
+@pytest.mark.parametrize("change", ["delete", "duplicate", "renumber"])
+def test_a_deleted_or_added_head_row_is_reported_not_a_crash(
+    engine: Engine,
+    screened: list[str],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    head = tables.audit_head
+    statement = {
+        "delete": delete(head),
+        "duplicate": head.insert().values(id=2, seq=1, hash="0" * 64),
+        "renumber": update(head).values(id=2),
+    }[change]
+    edit(engine, statement)
+    broken = CliRunner().invoke(main, ["audit", "verify"])
+    assert isinstance(broken.exception, SystemExit), broken.exception
+    assert broken.exit_code == 1
+    assert "FAIL the head is one row (id 1), but audit_head holds" in broken.output
+    assert "BROKEN" in broken.output
+
+
 def test_a_removed_decision_row_is_detected(engine: Engine, screened: list[str]) -> None:
     d = tables.decisions.c
     edit(engine, delete(tables.outcomes))
