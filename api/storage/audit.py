@@ -478,7 +478,32 @@ def _escort_links_check(connection: Connection, walk: Walk) -> Iterator[str]:
             )
 
 
-INDEX_CHECKS = [*(_index_check(kind) for kind in INDEXED), _actions_check, _escort_links_check]
+# Tables whose newest row, by highest id, is what the server runs with: the ids must keep the
+# log's order, or an older registry or activation would be taken for the newest.
+ORDERED = [tables.registries.c.registry_id, tables.activations.c.activation_id]
+
+
+def _order_check(connection: Connection, walk: Walk) -> Iterator[str]:
+    for row_id in ORDERED:
+        audit_seq = row_id.table.c.audit_seq
+        latest = None
+        for row in connection.execute(select(row_id, audit_seq).order_by(row_id)):
+            if latest is not None and row.audit_seq < latest.audit_seq:
+                yield (
+                    f"{row_id.table}: {row_id.name} {row[0]} comes after {latest[0]}, but its "
+                    f"entry {row.audit_seq} is older than {latest.audit_seq}: the rows were "
+                    "reordered"
+                )
+            if latest is None or row.audit_seq > latest.audit_seq:
+                latest = row
+
+
+INDEX_CHECKS = [
+    *(_index_check(kind) for kind in INDEXED),
+    _order_check,
+    _actions_check,
+    _escort_links_check,
+]
 
 
 def entries(connection: Connection, kind: str | None = None) -> Iterator[dict[str, Any]]:

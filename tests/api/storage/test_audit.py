@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, LargeBinary, delete, func, select, type_coerce, update
+from sqlalchemy import Engine, LargeBinary, Table, delete, func, select, type_coerce, update
 
 from api.cli import main
 from api.storage import audit, database, tables
@@ -333,6 +333,28 @@ def test_a_record_changed_after_it_was_made_is_detected(
     edit(engine, statement)
     problems = verify(engine).problems
     assert any(problem.format(**worked) in p for p in problems), problems
+
+
+@pytest.mark.parametrize("table", [tables.registries, tables.activations])
+def test_rows_renumbered_out_of_the_logs_order_are_detected(
+    client: TestClient, admin: dict[str, str], engine: Engine, table: Table
+) -> None:
+    """The server runs with the row of highest id: an older one renumbered above the newest
+    would bring back an old registry or an old pack and model."""
+    active = client.get("/v1/activation", headers=admin).json()
+    for n in range(2):
+        registry = "license_no,agency_name,status,valid_from,valid_until\n"
+        registry += f"SIP3MI-010{n}-2026,PT Contoh (fiktif),active,2026-01-05,2031-01-04\n"
+        headers = {**admin, "Content-Type": "text/csv"}
+        assert client.put("/v1/registry", content=registry.encode(), headers=headers).is_success
+        assert client.post("/v1/activation", json=active, headers=admin).status_code == 201
+    assert verify_ok(client)
+    [row_id] = table.primary_key.columns
+    with engine.connect() as connection:
+        oldest = connection.execute(select(func.min(row_id))).scalar_one()
+    edit(engine, update(table).where(row_id == oldest).values({row_id: 100}))
+    problems = verify(engine).problems
+    assert any(f"{table.name}: {row_id.name} 100 comes after" in p for p in problems), problems
 
 
 def test_a_deleted_or_changed_escort_link_is_detected(
