@@ -140,7 +140,10 @@ class Service:
             pack = load_rule_pack(folder)
         except LindungError as error:
             raise Conflict(f"rule pack {rule_pack} does not load: {error}", "rule_pack") from None
-        self.load_model(pack, model)
+        try:
+            self.load_model(pack, model)
+        except artifact.ModelError as error:  # an outdated one is a Conflict of its own
+            raise Conflict(f"model {model} does not load: {error}", "model") from None
         at = now()
         with database.transaction(self.engine) as connection:
             activation.pin(connection, pack, caller, at)

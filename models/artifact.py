@@ -162,7 +162,10 @@ def load(
         or not 0 < thresholds["review"] <= thresholds["high"] < 1
     ):
         raise ModelError(f"{manifest_path}: thresholds must be 0 < review <= high < 1")
-    model = pickle.loads(payload)
+    try:
+        model = pickle.loads(payload)
+    except Exception as error:  # a damaged pickle can raise almost anything
+        raise ModelError(f"{model_path}: not a readable model ({error!r})") from None
     if not isinstance(model, RiskModel):
         raise ModelError(f"{model_path}: not a Lindung risk model")
     return TrainedModel(model, Thresholds(**thresholds), str(manifest["model"]), manifest)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -41,6 +42,19 @@ def test_a_changed_model_file_is_refused_before_it_is_unpickled(
     payload[-2] ^= 0xFF
     pickled.write_bytes(bytes(payload))
     with pytest.raises(ModelError, match="does not match the manifest; refusing to load it"):
+        artifact.load(folder, FEATURES_OF_PACK)
+
+
+def test_a_damaged_pickle_the_manifest_vouches_for_is_a_model_error(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    folder = copy_of(model_dir, tmp_path)
+    (folder / artifact.MODEL_FILE).write_bytes(b"garbage")
+    path = folder / artifact.MANIFEST_FILE
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["sha256"] = hashlib.sha256(b"garbage").hexdigest()
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ModelError, match="not a readable model"):
         artifact.load(folder, FEATURES_OF_PACK)
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import pickle
 import re
 import shutil
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from api.problems import Unavailable
 from api.settings import Settings, bundled
 from api.storage import tables
 from engine.rule_pack import load_rule_pack
+from models import artifact
 from models.artifact import TrainedModel
 from tests.api.calls import Headers, rows, screen
 from tests.factories import documented_worker, tourist
@@ -208,6 +212,61 @@ def test_activating_an_unknown_or_broken_pack_or_model_changes_nothing(
     assert rows(engine, tables.activations) == 0
     assert client.get("/v1/activation", headers=admin).json()["rule_pack"] == DEFAULT.label
     assert unknown_pack.status_code == 404, unknown_pack.text
+
+
+def library_model(settings: Settings, model_dir: Path, version: str, payload: bytes) -> None:
+    """The session's model listed in the library as `version`, its file replaced by `payload`
+    (none if empty), which its manifest vouches for unless the payload begins "unvouched"."""
+    folder = settings.model_library / version.partition("@")[2]
+    shutil.copytree(model_dir, folder)
+    (folder / artifact.MODEL_FILE).unlink()
+    if payload:
+        (folder / artifact.MODEL_FILE).write_bytes(payload)
+    path = folder / artifact.MANIFEST_FILE
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["model"] = version
+    if not payload.startswith(b"unvouched"):
+        manifest["sha256"] = hashlib.sha256(payload).hexdigest()
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("none", "no model in"),
+        ("unvouched garbage", "does not match the manifest"),
+        ("garbage", "not a readable model"),
+        ("other pickle", "is not the pinned LINDUNG_MODEL_SHA256"),
+    ],
+)
+def test_a_listed_model_that_does_not_load_is_409_and_changes_nothing(
+    settings: Settings,
+    model_dir: Path,
+    trained: TrainedModel,
+    admin: Headers,
+    engine: Engine,
+    payload: str,
+    reason: str,
+) -> None:
+    content = {
+        "none": b"",
+        "unvouched garbage": b"unvouched garbage",
+        "garbage": b"garbage",
+        "other pickle": pickle.dumps(trained.model, protocol=4),  # the same model, other bytes
+    }[payload]
+    library_model(settings, model_dir, "lindung-risk@x", content)
+    if payload == "other pickle":
+        settings = settings.model_copy(update={"model_sha256": trained.manifest["sha256"]})
+    with TestClient(create_app(settings)) as client:
+        listed = client.get("/v1/models", headers=admin).json()["models"]
+        assert "lindung-risk@x" in {model["version"] for model in listed}
+        answer = activate(client, admin, DEFAULT.label, "lindung-risk@x")
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["field"] == "model"
+        assert answer.json()["detail"].startswith("model lindung-risk@x does not load: ")
+        assert reason in answer.json()["detail"]
+        assert client.get("/v1/activation", headers=admin).json()["model"] == trained.version
+    assert rows(engine, tables.activations) == 0
 
 
 @pytest.fixture
