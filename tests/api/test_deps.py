@@ -9,6 +9,7 @@ gets 403, and no key, a made-up key or a revoked key get 401 with `WWW-Authentic
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -455,3 +456,63 @@ def test_the_key_is_checked_before_the_body_is_read(
     answer = client.post(path, content=broken, headers={**json_type, **make_key(allowed)})
     assert (answer.status_code, answer.json()["field"]) == (422, "body"), answer.text
     assert "not valid JSON" in answer.json()["detail"]
+
+
+# --- a NUL character in a parameter: PostgreSQL cannot hold one, no id has one ------------------
+
+NUL = "a%00b"
+
+
+def keyed_routes() -> list[tuple[str, str, str]]:
+    """(method, path, a role that may call it) for every route that takes a key."""
+    return [
+        (method, path, sorted(roles)[0])
+        for (method, path), roles in sorted(POLICY.items())
+        if roles != ANYONE
+    ]
+
+
+def test_a_nul_in_any_path_or_query_parameter_is_refused_on_every_route(
+    app: FastAPI, client: TestClient, make_key: KeyMaker
+) -> None:
+    """Walks every route: on PostgreSQL a NUL reaching a query was a 500."""
+    unkeyed = {path for (_, path), roles in POLICY.items() if roles == ANYONE}
+    assert not [path for _, path in app_routes(app) if path in unkeyed and "{" in path]
+    headers = {role: make_key(role) for role in ROLES}
+    named = 0
+    for method, path, role in keyed_routes():
+        filled = re.sub(r"{\w+}", "x", path)
+        answer = client.request(method, f"{filled}?probe={NUL}", headers=headers[role])
+        assert answer.status_code == 422, (method, path, answer.text)
+        detail = "probe: a NUL character is not allowed"
+        assert answer.json() == {"error": "Invalid", "detail": detail, "field": "probe"}
+        for name in re.findall(r"{(\w+)}", path):
+            url = re.sub(r"{\w+}", "x", path.replace(f"{{{name}}}", NUL))
+            answer = client.request(method, url, headers=headers[role])
+            assert answer.status_code == 404, (method, url, answer.text)
+            detail = f"no {name.replace('_', ' ')} holds a NUL character"
+            assert answer.json() == {"error": "NotFound", "detail": detail, "field": name}
+            named += 1
+    assert named == 15
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "field"),
+    [
+        ("GET", f"/v1/decisions?rule_id={NUL}", "rule_id"),
+        ("GET", f"/v1/decisions?after=2026-01-01T00:00:00%2B00:00|{NUL}", "after"),
+        ("GET", f"/v1/referrals?after=2026-01-01T00:00:00%2B00:00|{NUL}", "after"),
+        ("POST", f"/v1/rescore-jobs?name={NUL}", "name"),
+    ],
+)
+def test_a_nul_in_a_query_parameter_is_422_naming_it(
+    client: TestClient, make_key: KeyMaker, method: str, url: str, field: str
+) -> None:
+    answer = client.request(method, url, headers=make_key("analyst"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+
+
+def test_a_nul_is_refused_only_once_the_key_is(client: TestClient, make_key: KeyMaker) -> None:
+    assert client.get(f"/v1/decisions/{NUL}").status_code == 401
+    assert client.get(f"/v1/decisions/{NUL}", headers=make_key("admin")).status_code == 403
