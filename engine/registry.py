@@ -81,16 +81,22 @@ class AgencyRegistry:
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "(upload)") -> AgencyRegistry:
-        reader = csv.DictReader(io.StringIO(text))
-        header = tuple(name.strip() for name in reader.fieldnames or ())
-        missing = [name for name in COLUMNS if name not in header]
-        if missing:
+        # newline="": the csv module finds the line ends itself, old Mac CR-only ones too
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            header = tuple(name.strip() for name in reader.fieldnames or ())
+            missing = [name for name in COLUMNS if name not in header]
+            if missing:
+                raise RegistryError(
+                    f"missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}",
+                    file=source,
+                    line=1,
+                )
+            return cls.from_rows(_whole_rows(reader, source), source=source, first_line=2)
+        except csv.Error as error:  # a value over the csv module's limit (131,072 characters)
             raise RegistryError(
-                f"missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}",
-                file=source,
-                line=1,
-            )
-        return cls.from_rows(_whole_rows(reader, source), source=source, first_line=2)
+                f"not readable as CSV: {error}", file=source, line=reader.reader.line_num
+            ) from None
 
     @classmethod
     def from_rows(

@@ -64,6 +64,20 @@ def test_bad_rows_are_refused_whole(rows: str, message: str) -> None:
     assert message in str(registry_error(HEADER + rows))
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_file_is_read_whatever_its_line_ends(end: str) -> None:
+    text = HEADER.replace("\n", end) + f"A-1,PT A,active,,{end}A-2,PT B,revoked,,{end}"
+    registry = AgencyRegistry.from_text(text)
+    assert len(registry) == 2
+    assert registry.status_on("A-2", date(2026, 1, 1)) == "revoked"
+
+
+def test_a_value_too_long_for_the_csv_reader_is_refused_naming_its_line() -> None:
+    error = registry_error(HEADER + "A-1,PT A,active,,\n" + f"A-2,{'x' * 131_073},active,,\n")
+    assert error.line == 3
+    assert "not readable as CSV: field larger than field limit (131072)" in str(error)
+
+
 def test_missing_columns_are_named() -> None:
     error = registry_error("license_no,agency_name\nA-1,PT A\n")
     assert "missing column(s) status, valid_from, valid_until" in str(error)

@@ -143,6 +143,19 @@ def test_a_registry_with_a_control_character_or_a_short_row_is_422_naming_it(
     assert rows(engine, tables.registries) == 0
 
 
+def test_a_registry_with_old_mac_line_ends_is_read_and_an_overlong_value_is_422(
+    client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    overlong = upload(client, admin, NEW_REGISTRY + f"SIP3MI-0101-2026,{'x' * 131_073},active,,\n")
+    assert overlong.status_code == 422, overlong.text
+    assert overlong.json()["field"] == "body"
+    assert "line 4" in overlong.json()["detail"]
+    assert rows(engine, tables.registries) == 0
+    answer = upload(client, admin, NEW_REGISTRY.replace("\n", "\r"))
+    assert answer.status_code == 201, answer.text
+    assert lookup(client, desk, NEW_LICENCE).status_code == 200
+
+
 def test_a_bad_upload_after_a_good_one_keeps_the_good_one(
     client: TestClient, desk: Headers, admin: Headers, engine: Engine
 ) -> None:
