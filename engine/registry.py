@@ -84,7 +84,9 @@ class AgencyRegistry:
         # newline="": the csv module finds the line ends itself, old Mac CR-only ones too
         reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
+            # Excel may write "license_no, agency_name": the rows are read by the names stripped
             header = tuple(name.strip() for name in reader.fieldnames or ())
+            reader.fieldnames = header
             missing = [name for name in COLUMNS if name not in header]
             if missing:
                 raise RegistryError(

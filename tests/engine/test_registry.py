@@ -78,6 +78,15 @@ def test_a_value_too_long_for_the_csv_reader_is_refused_naming_its_line() -> Non
     assert "not readable as CSV: field larger than field limit (131072)" in str(error)
 
 
+def test_header_names_are_read_without_the_spaces_around_them() -> None:
+    header = " license_no , agency_name, status,valid_from,\tvalid_until\n"
+    registry = AgencyRegistry.from_text(header + "A-1,PT A,suspended,,2025-12-31\n")
+    licence = registry.lookup("A-1")
+    assert licence is not None
+    assert (licence.agency_name, licence.status) == ("PT A", "suspended")
+    assert licence.valid_until == date(2025, 12, 31)
+
+
 def test_missing_columns_are_named() -> None:
     error = registry_error("license_no,agency_name\nA-1,PT A\n")
     assert "missing column(s) status, valid_from, valid_until" in str(error)
