@@ -87,6 +87,14 @@ class AgencyRegistry:
             # Excel may write "license_no, agency_name": the rows are read by the names stripped
             header = tuple(name.strip() for name in reader.fieldnames or ())
             reader.fieldnames = header
+            twice = [name for name in COLUMNS if header.count(name) > 1]
+            if twice:  # the csv reader would keep the last one's values and drop the others
+                raise RegistryError(
+                    f"column(s) {', '.join(twice)} appear more than once in the header",
+                    file=source,
+                    line=1,
+                    field=twice[0],
+                )
             missing = [name for name in COLUMNS if name not in header]
             if missing:
                 raise RegistryError(

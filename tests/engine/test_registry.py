@@ -87,6 +87,16 @@ def test_header_names_are_read_without_the_spaces_around_them() -> None:
     assert licence.valid_until == date(2025, 12, 31)
 
 
+def test_a_column_named_twice_in_the_header_is_refused_naming_it() -> None:
+    error = registry_error(
+        "license_no,agency_name,status,valid_from,valid_until, status\nA-1,PT A,revoked,,,active\n"
+    )
+    assert (error.line, error.field) == (1, "status")
+    assert "column(s) status appear more than once in the header" in str(error)
+    extra = "license_no,agency_name,status,valid_from,valid_until,,\nA-1,PT A,active,,,,\n"
+    assert len(AgencyRegistry.from_text(extra)) == 1, "columns it does not read may repeat"
+
+
 def test_missing_columns_are_named() -> None:
     error = registry_error("license_no,agency_name\nA-1,PT A\n")
     assert "missing column(s) status, valid_from, valid_until" in str(error)

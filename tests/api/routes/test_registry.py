@@ -184,6 +184,10 @@ def test_a_registry_without_the_columns_or_licences_is_422_and_only_admins_uploa
     assert missing.status_code == 422
     assert "valid_until" in missing.json()["detail"]
     assert "line 1" in missing.json()["detail"]
+    twice = upload(client, admin, NEW_REGISTRY.replace("valid_until\n", "valid_until,status\n"))
+    assert twice.status_code == 422
+    assert twice.json()["field"] == "status"
+    assert "line 1" in twice.json()["detail"]
     empty = upload(client, admin, HEADER)
     assert empty.status_code == 422
     assert empty.json()["field"] == "body"
