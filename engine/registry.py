@@ -175,6 +175,13 @@ def _licence(row: Mapping[str, object], source: str, line: int) -> Licence:
     number = text("license_no")
     if not number:
         raise RegistryError("license_no: is empty", file=source, line=line, field="license_no")
+    if not normalise_licence(number):  # no desk could look it up
+        raise RegistryError(
+            f"license_no: {number!r} has no letter or digit",
+            file=source,
+            line=line,
+            field="license_no",
+        )
     status = text("status").lower()
     if status not in STATUSES:
         raise RegistryError(

@@ -51,6 +51,7 @@ def test_a_bad_row_names_its_line_and_column() -> None:
     [
         ("A-1,PT A,cancelled,,\n", "status: 'cancelled' is not allowed"),
         (",PT A,active,,\n", "license_no: is empty"),
+        ("---,PT A,active,,\n", "line 2: license_no: '---' has no letter or digit"),
         ("A-1,PT A,active,2022-01-01,2021-01-01\n", "valid_until: is before valid_from"),
         ("A-1,PT A,active,,\na-1,PT A again,active,,\n", "licence a-1 appears twice"),
         ("A-1,PT A,active\n", "line 2: 3 value(s) where the header names 5"),

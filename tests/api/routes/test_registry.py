@@ -163,6 +163,7 @@ def test_a_bad_upload_after_a_good_one_keeps_the_good_one(
     for bad, field, line in (
         (HEADER + "SIP3MI-0102-2026,PT X,active,05/01/2026,\n", "valid_from", "line 2"),
         (HEADER + ",PT X,active,2026-01-05,\n", "license_no", "line 2"),
+        (NEW_REGISTRY + "-/-,PT X,active,2026-01-05,\n", "license_no", "line 4"),
         (NEW_REGISTRY + NEW_LICENCE.lower() + ",PT Y,active,,\n", "license_no", "line 4"),
         (HEADER + "SIP3MI-0103-2026,PT X,active,2026-01-05,2025-01-05\n", "valid_until", "line 2"),
     ):
