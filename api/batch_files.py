@@ -54,8 +54,13 @@ def file_format(path: Path) -> str:
 def column_names(path: Path) -> list[str]:
     if file_format(path) == "parquet":
         return list(_parquet(path).schema_arrow.names)
-    with path.open(newline="", encoding="utf-8") as stream:
-        header = next(csv.reader(stream), None)
+    try:
+        with path.open(newline="", encoding="utf-8") as stream:
+            header = next(csv.reader(stream), None)
+    except UnicodeDecodeError:
+        raise BatchFileError(f"{path.name}: not UTF-8 text (save the CSV as UTF-8)") from None
+    except csv.Error as error:
+        raise BatchFileError(f"{path.name}: not a readable CSV file ({error})") from None
     if not header:
         raise BatchFileError(f"{path.name}: empty file (expected a header row)")
     return header

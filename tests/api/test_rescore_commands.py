@@ -244,6 +244,17 @@ def test_unknown_columns_and_files_are_refused_before_any_work(tmp_path: Path) -
     assert "expected a .csv or .parquet file" in result.stderr
 
 
+def test_a_file_that_is_not_utf8_is_refused_naming_the_encoding(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(
+        "case_id,channel,screened_at\nC-1,port_desk,Selasa pagi é\n".encode("cp1252")
+    )
+    result = run("rescore", str(source), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 1
+    assert "Error: in.csv: not UTF-8 text (save the CSV as UTF-8)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_progress_bar_shows_each_stage(tmp_path: Path, cases_csv: Path) -> None:
     result = run(
         "rescore",

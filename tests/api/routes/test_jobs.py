@@ -194,6 +194,20 @@ def test_a_file_that_cannot_be_rescored_is_refused_before_a_job_exists(
     assert not any(settings.job_dir.iterdir()) if settings.job_dir.exists() else True
 
 
+def test_a_csv_file_that_is_not_utf8_or_not_csv_is_422_before_a_job_exists(
+    client: TestClient, analyst: Headers, engine: Engine
+) -> None:
+    latin = "case_id,channel,screened_at,person.origin_province\nC-1,port_desk,,Jawa Timür\n"
+    answer = upload(client, analyst, latin.encode("latin-1"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "body"
+    assert answer.json()["detail"] == "the file: not UTF-8 text (save the CSV as UTF-8)"
+    answer = upload(client, analyst, b"case_id," + b"x" * 131_073 + b"\n")
+    assert answer.status_code == 422, answer.text
+    assert "field larger than field limit" in answer.json()["detail"]
+    assert rows(engine, tables.rescore_jobs) == 0
+
+
 def test_an_unknown_job_is_404(client: TestClient, analyst: Headers) -> None:
     answer = client.get("/v1/rescore-jobs/0123456789abcdef", headers=analyst)
     assert answer.status_code == 404
