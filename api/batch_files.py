@@ -55,7 +55,8 @@ def column_names(path: Path) -> list[str]:
     if file_format(path) == "parquet":
         return list(_parquet(path).schema_arrow.names)
     try:
-        with path.open(newline="", encoding="utf-8") as stream:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, not part of the first name
+        with path.open(newline="", encoding="utf-8-sig") as stream:
             header = next(csv.reader(stream), None)
     except UnicodeDecodeError:
         raise BatchFileError(f"{path.name}: not UTF-8 text (save the CSV as UTF-8)") from None

@@ -244,6 +244,15 @@ def test_unknown_columns_and_files_are_refused_before_any_work(tmp_path: Path) -
     assert "expected a .csv or .parquet file" in result.stderr
 
 
+def test_a_file_with_a_byte_order_mark_is_read_as_without(tmp_path: Path) -> None:
+    plain = write_csv(tmp_path / "plain.csv", case_rows(3))
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    rescore(str(plain), "--out", str(tmp_path / "plain.parquet"))
+    rescore(str(marked), "--out", str(tmp_path / "marked.parquet"))
+    assert read_output(tmp_path / "marked.parquet").equals(read_output(tmp_path / "plain.parquet"))
+
+
 def test_a_file_that_is_not_utf8_is_refused_naming_the_encoding(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_bytes(

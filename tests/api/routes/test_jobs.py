@@ -194,6 +194,17 @@ def test_a_file_that_cannot_be_rescored_is_refused_before_a_job_exists(
     assert not any(settings.job_dir.iterdir()) if settings.job_dir.exists() else True
 
 
+def test_a_csv_file_saved_by_excel_with_a_byte_order_mark_is_rescored(
+    client: TestClient, analyst: Headers, tmp_path: Path
+) -> None:
+    source = write_csv(tmp_path / "cases.csv", case_rows(3))
+    job = started(client, analyst, b"\xef\xbb\xbf" + source.read_bytes(), "?output=csv")
+    assert job["status"] == "done", job["error"]
+    result = client.get(f"/v1/rescore-jobs/{job['job_id']}/result", headers=analyst)
+    decided = pacsv.read_csv(io.BytesIO(result.content))
+    assert decided.column("case_id").to_pylist() == ["C-0000", "C-0001", "C-0002"]
+
+
 def test_a_csv_file_that_is_not_utf8_or_not_csv_is_422_before_a_job_exists(
     client: TestClient, analyst: Headers, engine: Engine
 ) -> None:
