@@ -93,12 +93,18 @@ class TableCases:
 
 
 def check_columns(names: Iterable[str]) -> None:
-    """Refuse a table whose columns are not case fields, or that lacks channel or screened_at."""
+    """Refuse a table whose columns are not case fields, that names one twice, or that lacks
+    channel or screened_at."""
     names = list(names)
     problems = [
         FieldProblem(name, _unknown_field(name))
         for name in names
         if name not in CASE_FIELDS and name not in GROUPS
+    ]
+    problems += [
+        FieldProblem(name, "column appears more than once")
+        for name in dict.fromkeys(names)
+        if names.count(name) > 1 and (name in CASE_FIELDS or name in GROUPS)
     ]
     problems += [
         FieldProblem(name, "column is missing (every case needs it)")

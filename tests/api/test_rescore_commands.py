@@ -239,6 +239,11 @@ def test_unknown_columns_and_files_are_refused_before_any_work(tmp_path: Path) -
     )
     assert result.returncode == 1
     assert "travel.visa_typ: unknown field, did you mean travel.visa_type?" in result.stderr
+    twice = tmp_path / "twice.csv"
+    twice.write_text("case_id,channel,screened_at,channel\nC-1,port_desk,,port_desk\n")
+    result = run("rescore", str(twice), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 1
+    assert "Error: twice.csv: channel: column appears more than once" in result.stderr
     result = run("rescore", str(tmp_path / "in.csv"), "--out", str(tmp_path / "o.xlsx"))
     assert result.returncode == 2
     assert "expected a .csv or .parquet file" in result.stderr

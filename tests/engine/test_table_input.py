@@ -310,6 +310,12 @@ def test_columns_that_are_not_case_fields_are_refused_whole() -> None:
         check_columns(["channel"])
 
 
+def test_a_column_named_twice_is_refused_naming_it() -> None:
+    with pytest.raises(CaseError) as caught:
+        check_columns(["case_id", "channel", "screened_at", "channel", "channel"])
+    assert [str(p) for p in caught.value.problems] == ["channel: column appears more than once"]
+
+
 def test_a_day_that_is_not_in_the_calendar_is_refused_not_rolled_over() -> None:
     rows = [
         {"channel": "port_desk", "screened_at": "2026-03-01T10:00:00Z", "person.birth_date": day}

@@ -181,6 +181,10 @@ def test_a_file_that_cannot_be_rescored_is_refused_before_a_job_exists(
     assert answer.status_code == 422
     assert answer.json()["field"] == "travel.visa_typ"
     assert "did you mean travel.visa_type?" in answer.json()["detail"]
+    answer = upload(client, analyst, b"case_id,channel,screened_at,channel\n")
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "channel"
+    assert "channel: column appears more than once" in answer.json()["detail"]
     answer = upload(client, analyst, b"{}", media={"Content-Type": "application/json"})
     assert answer.status_code == 415
     assert answer.json()["field"] == "Content-Type"
