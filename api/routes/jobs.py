@@ -92,12 +92,11 @@ async def create(
             f"send the file as {' or '.join(FORMATS)} (Content-Type)", "Content-Type"
         )
     settings = service.settings
-    for label, listing, field in (
-        (rule_pack, library.packs(settings), "rule_pack"),
-        (model, library.models(settings), "model"),
-    ):
-        if label is not None and label not in listing:
-            raise NotFound(f"no {field.replace('_', ' ')} {label!r} in the library", field)
+    # 404 at once for a pack or model activation could not use (a broken pack included)
+    if rule_pack is not None:
+        library.pack_folder(settings, rule_pack)
+    if model is not None:
+        library.model_folder(settings, model)
     if baseline and compare_to:
         raise Invalid("compare with the active pack and model, or with a job, not both", "baseline")
     earlier = None

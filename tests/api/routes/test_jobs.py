@@ -191,6 +191,16 @@ def test_a_file_that_cannot_be_rescored_is_refused_before_a_job_exists(
     answer = upload(client, analyst, header_only, "?rule_pack=nope@1")
     assert answer.status_code == 404
     assert answer.json()["field"] == "rule_pack"
+    broken = settings.pack_library / "broken"
+    shutil.copytree(DEFAULT_PACK, broken)
+    (broken / "rules" / "unlicensed_agency.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    good_header = b"case_id,channel,screened_at\n"
+    answer = upload(client, analyst, good_header, "?rule_pack=(broken) broken")
+    assert answer.status_code == 404
+    assert answer.json()["field"] == "rule_pack"
+    answer = upload(client, analyst, good_header, "?model=nope-1")
+    assert answer.status_code == 404
+    assert answer.json()["field"] == "model"
     answer = upload(client, analyst, header_only, "?on_error=later")
     assert answer.status_code == 422
     assert answer.json()["field"] == "on_error"
