@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from api import library
@@ -18,6 +19,7 @@ from api.problems import Conflict, Invalid, NotFound, Problem
 from api.responses import JSONResponse
 from api.service import Service
 from api.storage import database, jobs
+from engine.case import one_line
 from engine.table_input import check_columns
 
 router = APIRouter(prefix="/v1/rescore-jobs", tags=["rescore jobs"])
@@ -80,7 +82,9 @@ async def create(
         str | None, Query(description="compare with the decisions of an earlier job (its id)")
     ] = None,
     name: Annotated[
-        str, Query(max_length=200, description="what the file is (for the job list)")
+        str,
+        Query(max_length=200, description="what the file is (for the job list), on one line"),
+        AfterValidator(one_line),
     ] = "upload",
 ) -> JSONResponse:
     """The body is the file itself (CSV or Parquet, flat dotted columns as in case v1). Its

@@ -201,6 +201,16 @@ def test_a_file_that_cannot_be_rescored_is_refused_before_a_job_exists(
     answer = upload(client, analyst, good_header, "?model=nope-1")
     assert answer.status_code == 404
     assert answer.json()["field"] == "model"
+    for name in ("a\nb", "a\tb", "a\x85b", "a\x1b[31mb"):
+        answer = client.post(
+            "/v1/rescore-jobs",
+            params={"name": name},
+            content=good_header,
+            headers={**analyst, **CSV},
+        )
+        assert answer.status_code == 422, name
+        assert answer.json()["field"] == "name"
+        assert "control character" in answer.json()["detail"]
     answer = upload(client, analyst, header_only, "?on_error=later")
     assert answer.status_code == 422
     assert answer.json()["field"] == "on_error"
