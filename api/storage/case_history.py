@@ -20,15 +20,14 @@ from sqlalchemy import Connection, bindparam, func, select, text
 from api.storage import tables
 from api.storage.database import is_postgres
 from api.storage.rows import RowInsert
+from engine.history import Link, travellers_within
 
 _links = tables.escort_links.c
-_IN_WINDOW = (  # one escort's links in (since, until]
+_NEAR = select(_links.at, _links.traveller).where(  # one escort's links less than a window away
     _links.escort == bindparam("escort"),
     _links.at > bindparam("since", type_=tables.UtcDateTime()),
-    _links.at <= bindparam("until", type_=tables.UtcDateTime()),
+    _links.at < bindparam("until", type_=tables.UtcDateTime()),
 )
-_TRAVELLERS = select(func.count(func.distinct(_links.traveller))).where(*_IN_WINDOW)  # built once
-_TRAVELLERS_SEEN = select(_links.traveller).distinct().where(*_IN_WINDOW)
 _STATES = (
     select(_links.escort, func.count(), func.max(_links.link_id))
     .where(_links.escort.in_(bindparam("escorts", expanding=True)))
@@ -49,6 +48,14 @@ def escort_states(connection: Connection, escorts: Iterable[str]) -> dict[str, E
         for escort, count, newest in connection.execute(_STATES, {"escorts": wanted}):
             states[escort] = (int(count), int(newest))
     return states
+
+
+def near(connection: Connection, escort: str, at: datetime, window: timedelta) -> list[Link]:
+    """The escort's stored links less than a window from `at`, before or after it."""
+    found = connection.execute(
+        _NEAR, {"escort": escort, "since": at - window, "until": at + window}
+    )
+    return [(when, str(who)) for when, who in found]
 
 
 def escort_lock(escort: str) -> int:
@@ -86,11 +93,7 @@ class DatabaseCaseHistory:
         self.connection.execute(
             tables.escort_links.insert(), {"escort": escort, "traveller": traveller, "at": at}
         )
-        return int(
-            self.connection.execute(
-                _TRAVELLERS, {"escort": escort, "since": at - window, "until": at}
-            ).scalar_one()
-        )
+        return travellers_within(near(self.connection, escort, at, window), at, window)
 
 
 class PreviewHistory:
@@ -109,18 +112,11 @@ class PreviewHistory:
     def link(self, escort: str, traveller: str, at: datetime, window: timedelta) -> int:
         if escort not in self.states:
             raise RuntimeError(f"{escort} was not read beforehand")
-        since = at - window
-        seen = {
-            str(row[0])
-            for row in self.connection.execute(
-                _TRAVELLERS_SEEN, {"escort": escort, "since": since, "until": at}
-            )
-        }
         own = self._own.setdefault(escort, [])
         own.append((at, traveller))
-        seen.update(who for when, who in own if since < when <= at)
         self.links.append({"escort": escort, "traveller": traveller, "at": at})
-        return len(seen)
+        stored = near(self.connection, escort, at, window)
+        return travellers_within([*stored, *own], at, window)
 
     def changed(self, connection: Connection) -> set[str]:
         """The escorts linked to another traveller since the preview read them (read in the

@@ -153,6 +153,27 @@ def test_a_bulk_links_its_travellers_of_one_escort_in_order_of_screening_time(
     assert "escort_network" in flagged(later)  # the bulk's links were stored
 
 
+@pytest.mark.parametrize("sent", ["alone", "in a bulk"])
+def test_a_case_synced_late_is_the_escorts_third_among_those_linked_after_it(
+    client: TestClient, desk: dict[str, str], sent: str
+) -> None:
+    """Travellers of one escort screened at 09:00 and 10:00; a desk back from an outage then
+    sends its 08:00 traveller: a window holds the three, and the late case is urgent (it
+    counted one traveller, and the escort passed unflagged)."""
+    escort = f"+62 812-0000-44{len(sent)}"
+    for number, hour in ((2, 9), (3, 10)):
+        live = client.post("/v1/screenings", json=escorted(number, hour, escort), headers=desk)
+        assert "escort_network" not in flagged(live.json())
+    late = escorted(1, 8, escort)
+    if sent == "alone":
+        decision = client.post("/v1/screenings", json=late, headers=desk).json()
+    else:
+        answer = client.post("/v1/screenings/bulk", json={"cases": [late]}, headers=desk)
+        [decision] = answer.json()["decisions"]
+    assert "escort_network" in flagged(decision)
+    assert decision["tier"] == "urgent"
+
+
 def test_a_bulk_counts_a_traveller_another_desk_linked_while_it_screened(
     client: TestClient,
     desk: dict[str, str],

@@ -26,6 +26,21 @@ def test_counts_distinct_travellers_within_the_window(engine: Engine) -> None:
     assert link(engine, "escort_ref:aa", "t4", AT + WINDOW + timedelta(hours=1, minutes=30)) == 2
 
 
+def test_a_case_screened_late_counts_the_travellers_linked_after_it_within_a_window(
+    engine: Engine,
+) -> None:
+    """A desk syncing after an outage: its case at 08:00 arrives after the escort's travellers
+    of 09:00 and 10:00 were linked, and is the third (it counted one before). A window holds
+    them all, never more: a traveller a whole window after another is not counted with it."""
+    assert link(engine, "escort_ref:ba", "t2", AT + timedelta(hours=1)) == 1
+    assert link(engine, "escort_ref:ba", "t3", AT + timedelta(hours=2)) == 2
+    assert link(engine, "escort_ref:ba", "t1", AT) == 3
+    # before and after, each less than a window away, but never both in one window
+    link(engine, "escort_ref:bc", "t1", AT - WINDOW + timedelta(hours=1))
+    link(engine, "escort_ref:bc", "t2", AT + WINDOW - timedelta(hours=1))
+    assert link(engine, "escort_ref:bc", "t3") == 2
+
+
 def test_a_link_rolled_back_with_its_request_is_not_counted(engine: Engine) -> None:
     try:
         with database.transaction(engine) as connection:
@@ -62,7 +77,8 @@ def test_a_preview_counts_what_the_transaction_would_and_records_nothing(engine:
     and the window: the same counts as `DatabaseCaseHistory` gives, linking in the same order."""
     link(engine, "escort_ref:ee", "t1", AT - timedelta(days=40))  # out of every window below
     link(engine, "escort_ref:ee", "t2", AT - timedelta(days=1))
-    link(engine, "escort_ref:ee", "t9", AT + timedelta(days=1))  # after the bulk's cases
+    # after the bulk's first cases, within a window of them: a desk syncing late counts it
+    link(engine, "escort_ref:ee", "t9", AT + timedelta(days=1))
     bulk = [
         ("escort_ref:ee", "t3", AT),
         ("escort_ref:ff", "t3", AT),
@@ -78,7 +94,7 @@ def test_a_preview_counts_what_the_transaction_would_and_records_nothing(engine:
         history = DatabaseCaseHistory(connection)
         counted = [history.link(*one, WINDOW) for one in bulk]
         connection.rollback()
-    assert previewed == counted == [2, 1, 2, 3, 4]
+    assert previewed == counted == [3, 1, 3, 4, 4]
     assert preview.links[1] == {"escort": "escort_ref:ff", "traveller": "t3", "at": AT}
 
 
