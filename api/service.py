@@ -104,7 +104,7 @@ class Service:
         settings = self.settings
         uploaded = activation.newest_registry(connection)
         if uploaded:
-            registry = AgencyRegistry.from_text(uploaded[0], source="(uploaded)")
+            registry = AgencyRegistry.from_text(uploaded[0], source="(uploaded)", stored=True)
             self.registry_summary = {"source": "uploaded", **uploaded[1]}
         else:
             registry = AgencyRegistry.from_csv(settings.registry)

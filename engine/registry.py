@@ -80,7 +80,14 @@ class AgencyRegistry:
         return cls.from_text(text, source=str(path))
 
     @classmethod
-    def from_text(cls, text: str, *, source: str = "(upload)") -> AgencyRegistry:
+    def from_text(
+        cls, text: str, *, source: str = "(upload)", stored: bool = False
+    ) -> AgencyRegistry:
+        """A registry CSV's text, read whole or refused naming the line and column. `stored`:
+        a registry the service accepted before and kept, read as it was accepted: a header
+        naming a column twice, or a licence number without letter or digit, refused since
+        2026-12-06, is read as before (the last column's values; a licence no desk can look
+        up), rather than keep the service from starting."""
         # newline="": the csv module finds the line ends itself, old Mac CR-only ones too
         reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
@@ -88,7 +95,7 @@ class AgencyRegistry:
             header = tuple(name.strip() for name in reader.fieldnames or ())
             reader.fieldnames = header
             twice = [name for name in COLUMNS if header.count(name) > 1]
-            if twice:  # the csv reader would keep the last one's values and drop the others
+            if twice and not stored:  # the csv reader keeps the last one's values
                 raise RegistryError(
                     f"column(s) {', '.join(twice)} appear more than once in the header",
                     file=source,
@@ -102,7 +109,8 @@ class AgencyRegistry:
                     file=source,
                     line=1,
                 )
-            return cls.from_rows(_whole_rows(reader, source), source=source, first_line=2)
+            rows = _whole_rows(reader, source)
+            return cls.from_rows(rows, source=source, first_line=2, stored=stored)
         except csv.Error as error:  # a value over the csv module's limit (131,072 characters)
             raise RegistryError(
                 f"not readable as CSV: {error}", file=source, line=reader.reader.line_num
@@ -110,11 +118,16 @@ class AgencyRegistry:
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[Mapping[str, object]], *, source: str, first_line: int = 1
+        cls,
+        rows: Iterable[Mapping[str, object]],
+        *,
+        source: str,
+        first_line: int = 1,
+        stored: bool = False,
     ) -> AgencyRegistry:
         licences: dict[str, Licence] = {}
         for line, row in enumerate(rows, start=first_line):
-            licence = _licence(row, source, line)
+            licence = _licence(row, source, line, stored)
             key = normalise_licence(licence.license_no)
             if key in licences:
                 raise RegistryError(
@@ -144,7 +157,7 @@ def _whole_rows(reader: csv.DictReader[str], source: str) -> Iterable[Mapping[st
         yield row
 
 
-def _licence(row: Mapping[str, object], source: str, line: int) -> Licence:
+def _licence(row: Mapping[str, object], source: str, line: int, stored: bool) -> Licence:
     def text(name: str) -> str:
         value = row.get(name)
         value = "" if value is None else str(value).strip()
@@ -175,7 +188,7 @@ def _licence(row: Mapping[str, object], source: str, line: int) -> Licence:
     number = text("license_no")
     if not number:
         raise RegistryError("license_no: is empty", file=source, line=line, field="license_no")
-    if not normalise_licence(number):  # no desk could look it up
+    if not normalise_licence(number) and not stored:  # no desk could look it up
         raise RegistryError(
             f"license_no: {number!r} has no letter or digit",
             file=source,

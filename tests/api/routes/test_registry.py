@@ -6,8 +6,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.settings import SAMPLE_REGISTRY, bundled
-from api.storage import tables
+from api.app import create_app
+from api.settings import SAMPLE_REGISTRY, Settings, bundled
+from api.storage import activation, database, tables
+from api.storage.keys import CLI
+from engine.registry import AgencyRegistry
 from tests.api.calls import Headers, rows
 from tests.factories import documented_worker
 
@@ -195,3 +198,27 @@ def test_a_registry_without_the_columns_or_licences_is_422_and_only_admins_uploa
     not_text = client.put("/v1/registry", content=b"\xff\xfe\x00bad", headers={**admin, **CSV})
     assert not_text.status_code == 422
     assert rows(engine, tables.registries) == 0
+
+
+def test_a_registry_stored_before_the_checks_it_fails_still_serves_after_an_upgrade(
+    settings: Settings, client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    """A registry the service accepted and kept, with a column named twice (the last one's
+    values were used) and a licence of no letter or digit: refused on upload since, it is
+    read as it was accepted, so that a server still starts on it (and an admin can replace
+    it). Before, each server process failed to rebuild its components on it."""
+    kept = (
+        "license_no,agency_name,status,valid_from,valid_until,status\n"
+        f"{NEW_LICENCE},PT Contoh Baru Sejahtera (fiktif),revoked,2026-01-05,2031-01-04,active\n"
+        "---,PT Tanpa Nomor (fiktif),active,,,active\n"
+    )
+    assert upload(client, admin, kept).status_code == 422  # refused as an upload
+    with database.transaction(engine) as connection:  # stored as the earlier code stored it
+        two = AgencyRegistry.from_text(NEW_REGISTRY)  # two licences: only the count is kept
+        activation.upload_registry(connection, kept, two, CLI, datetime(2026, 12, 1, tzinfo=UTC))
+    with TestClient(create_app(settings)) as restarted:  # a server started on it
+        assert restarted.get("/readyz").status_code == 200
+        case = documented_worker(placement={"agency_license_no": NEW_LICENCE})
+        assert "unlicensed_agency" not in flags_of(restarted, desk, case)  # the last status
+        assert restarted.get("/v1/registry", headers=desk).json()["licences"] == 2
+        assert upload(restarted, admin, NEW_REGISTRY).status_code == 201
