@@ -299,8 +299,17 @@ class Interview(_Part):
     restricted_communication: Flag = None
 
 
+def _reference(value: Any) -> Any:
+    """An escort's phone or ID: one with no letter or digit ("---", "( )") says nothing, and is
+    not known (its separators dropped, every such one would be one escort)."""
+    value = _text(value)
+    if isinstance(value, str) and not any(character.isalnum() for character in value):
+        return None
+    return value
+
+
 class Links(_Part):
-    escort_ref: Text = None
+    escort_ref: Annotated[_Bounded | None, BeforeValidator(_reference)] = None
     group_ref: Text = None
 
 

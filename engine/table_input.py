@@ -418,6 +418,9 @@ def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.nda
     if path != "case_id":
         placeholder = pc.is_in(pc.utf8_lower(array), pa.array(_TEXT_PLACEHOLDERS))
         plain &= ~np.asarray(pc.fill_null(placeholder, False), dtype=bool)
+    if path == "links.escort_ref":  # one of no letter or digit is no reference
+        named = pc.match_substring_regex(array, "[A-Za-z0-9]")
+        plain &= np.asarray(pc.fill_null(named, False), dtype=bool)
     found = array.to_numpy(zero_copy_only=False)
     values[plain] = found[plain]
     pending &= ~plain

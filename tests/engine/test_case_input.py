@@ -247,3 +247,17 @@ def test_a_country_typed_in_full_width_is_read_and_a_lookalike_alphabet_refused(
         "travel.transit_countries: item 2: expected an ISO 3166 alpha-2 country code such as "
         "MY or KH"
     ]
+
+
+def test_an_escort_reference_of_no_letter_or_digit_is_not_known() -> None:
+    """Its separators dropped, every "---" or "( )" would be one escort, and three unrelated
+    travellers an escort_network (urgent, referred to the police)."""
+    for nothing in ("---", ".", "( )", "- / -"):
+        assert (
+            parse_case({"channel": "port_desk", "links.escort_ref": nothing}).links.escort_ref
+            is None
+        )
+    assert (
+        parse_case({"channel": "port_desk", "links.escort_ref": "esc-7"}).links.escort_ref
+        == "esc-7"
+    )

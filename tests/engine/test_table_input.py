@@ -341,3 +341,20 @@ def test_an_empty_screening_time_is_no_time() -> None:
     rows = [{"case_id": "E", "channel": "batch", "screened_at": ""}]
     [reject] = cases_from_table(_table(rows), first_row=1).rejects
     assert (reject.field, reject.problem) == ("screened_at", NO_TIME)
+
+
+def test_an_escort_reference_of_no_letter_or_digit_is_not_known_in_a_table() -> None:
+    rows = [
+        {
+            "case_id": f"E-{n}",
+            "channel": "batch",
+            "screened_at": "2026-03-01T10:00:00Z",
+            "links.escort_ref": ref,
+        }
+        for n, ref in enumerate(["---", "( )", "esc-7"])
+    ]
+    assert list(cases_from_table(_table(rows), first_row=1).frame["links.escort_ref"]) == [
+        None,
+        None,
+        "esc-7",
+    ]
