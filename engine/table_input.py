@@ -256,7 +256,9 @@ def _column(path: str, array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndar
     kind = CASE_FIELDS[path].kind
     count = len(array)
     pending = np.asarray(array.is_valid(), dtype=bool)
-    if path in {"case_id", "screened_at"} and pa.types.is_string(array.type):
+    if path in {"case_id", "screened_at"} and (
+        pa.types.is_string(array.type) or pa.types.is_large_string(array.type)  # polars' text
+    ):
         # a blank is no id (the row names the case) and no time (a rescored case needs its own)
         blank = pc.equal(pc.utf8_trim_whitespace(array), "")
         pending &= ~np.asarray(pc.fill_null(blank, False), dtype=bool)

@@ -332,9 +332,13 @@ def test_a_day_that_is_not_in_the_calendar_is_refused_not_rolled_over() -> None:
 @pytest.mark.parametrize("blank", ["", "  ", "\t", "\u00a0", "\u3000"])
 def test_a_blank_case_id_is_no_id(blank: str) -> None:
     """A case with a blank id is named by its row, as one without: every run names it the
-    same (a blank was stored as "", every such traveller one)."""
+    same (a blank was stored as "", every such traveller one), whether the file holds its text
+    as Arrow's string or as large_string (as polars writes Parquet)."""
     rows = [{"case_id": blank, "channel": "batch", "screened_at": "2026-03-01T10:00:00Z"}]
-    assert list(cases_from_table(_table(rows), first_row=7).frame["case_id"]) == ["row-7"]
+    table = _table(rows)
+    large = table.cast(pa.schema([(name, pa.large_string()) for name in table.column_names]))
+    for read in (table, large):
+        assert list(cases_from_table(read, first_row=7).frame["case_id"]) == ["row-7"]
 
 
 def test_an_empty_screening_time_is_no_time() -> None:
