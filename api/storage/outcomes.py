@@ -26,12 +26,12 @@ _DIGITS = re.compile(r"\S*\d{6,}\S*")
 # Numbers in a note: first what is kept though it has six digits or more (a date with its time,
 # an amount in thousands such as "Rp 15.000.000", which never starts with 0 as a phone does),
 # else a number written in groups ("0812-3456-7890", "3201 9999 8888 7777", "+62 (812) 3456
-# 7890", "081.234.567.890").
+# 7890", "081.234.567.890", "081,234,567,890"; a comma only between digits, not in a list).
 _NUMBERS = re.compile(
     r"(?P<kept>\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}[:.]\d{2})?(?![-.:]?\d)"
     r"|[1-9]\d{0,2}(?:[.,]\d{3}){1,3}(?:,\d{1,2})?(?![.,]?\d)"
     r"|\d{1,2}[:.]\d{2}(?![.:]?\d))"
-    r"|\+?\(?\d[\d \-./()]*\d\)?"
+    r"|\+?\(?\d(?:[\d \-./()]|,(?=\d))*\d\)?"
 )
 
 

@@ -324,6 +324,8 @@ def test_an_id_number_in_a_note_is_stored_redacted(
         ("tel (0778) 123456", "tel [redacted]"),
         # in groups of three, as an amount is written: a phone's leading 0 tells them apart
         ("pendamping hp 081.234.567.890", "pendamping hp [redacted]"),
+        ("pendamping hp 081,234,567,890", "pendamping hp [redacted]"),
+        ("rooms 101, 102, 103 and 104,105", "rooms 101, 102, 103 and 104,105"),
         # what is kept: dates, times and amounts, and short numbers
         (
             "paid Rp 15.000.000 on 2026-12-01 10:30, bus 12, 3 people",
