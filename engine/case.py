@@ -320,8 +320,8 @@ def _new_case_id() -> str:
 def _case_id(value: Any) -> Any:
     """The client's reference, or a new one if it sent none or a blank one (a blank id would
     be every such traveller's, and link them all as one)."""
-    blank = value is None or (isinstance(value, str) and not value.strip())
-    return _new_case_id() if blank else plain_text(value)
+    value = _blank_is_none(value)
+    return _new_case_id() if value is None else plain_text(value)
 
 
 def _screened_at(value: Any) -> Any:
