@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import click
 
-from api.cli_common import components_from, load_pack, settings_from_env
+from api.cli_common import components_in_use, load_pack, settings_from_env
 from api.model_commands import model
 from api.rescore_commands import rescore
 from api.service_commands import audit_group, keys_group, outcomes_group, serve
@@ -73,15 +73,23 @@ def main() -> None:
 @click.option(
     "--registry",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Agency registry CSV (default: LINDUNG_REGISTRY).",
+    help="Agency registry CSV (default: the one uploaded to the service, else LINDUNG_REGISTRY).",
 )
-@rule_pack_option
+@click.option(
+    "--rule-pack",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Rule pack folder, with LINDUNG_MODEL_DIR's model (default: the pack and model "
+    "activated in the service, else LINDUNG_RULE_PACK's).",
+)
 @click.option(
     "--format", "output", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
 def screen(source: IO[str], registry: Path | None, rule_pack: Path | None, output: str) -> None:
-    """Screen cases (a JSON object, a JSON array or JSON lines) and print one decision each."""
-    screener = components_from(settings_from_env(registry=registry, rule_pack=rule_pack)).screener
+    """Screen cases (a JSON object, a JSON array or JSON lines) and print one decision each,
+    with the rule pack, model and registry the service (LINDUNG_DATABASE_URL) uses. Nothing is
+    stored, and escorts are counted among these cases only."""
+    settings = settings_from_env()
+    screener = components_in_use(settings, rule_pack=rule_pack, registry=registry).screener
     exit_code = screen_stream(screener, source, sys.stdout, sys.stderr, output)
     sys.exit(exit_code)
 

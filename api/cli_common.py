@@ -9,12 +9,14 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from sqlalchemy.exc import OperationalError
 
 from api import components
+from api.problems import Problem
 from api.settings import Settings
-from engine.errors import LindungError, RulePackError
-from engine.registry import AgencyRegistry
+from engine.errors import LindungError, RegistryError, RulePackError
 from engine.rule_pack import RulePack, load_rule_pack
+from models.artifact import ModelError
 
 
 def settings_from_env(**overrides: Any) -> Settings:
@@ -44,17 +46,42 @@ def load_pack(path: Path) -> RulePack:
         raise click.ClickException(f"rule pack: {error}") from None
 
 
+def components_in_use(
+    settings: Settings, *, rule_pack: Path | None = None, registry: Path | None = None
+) -> components.Components:
+    """What the service screens with (`api.in_use`: the database's activated pack and model and
+    its uploaded registry, else the settings' own), `rule_pack` and `registry` standing in for
+    the database's; or the first problem as a command's error."""
+    from api import in_use  # reads the database: not for every command
+
+    try:
+        return in_use.from_database(settings, rule_pack=rule_pack, registry=registry)
+    except Problem as error:
+        where = f"{error.field.replace('_', ' ')}: " if error.field else ""
+        raise click.ClickException(f"{where}{error.detail}") from None
+    except LindungError as error:
+        raise click.ClickException(f"{_part(error)}{error}") from None
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise click.ClickException(f"database: {reason}") from None
+
+
+def _part(error: LindungError) -> str:
+    for kind, part in (
+        (components.ReferralHoursError, "settings"),
+        (RegistryError, "registry"),
+        (RulePackError, "rule pack"),
+        (ModelError, "model"),
+    ):
+        if isinstance(error, kind):
+            return f"{part}: "
+    return ""
+
+
 def components_from(settings: Settings) -> components.Components:
     """The settings' pack, registry and model built into a screener, or the first problem as
     a command's error."""
-    load_pack(settings.rule_pack)  # a broken pack is reported as one
-    try:
-        AgencyRegistry.from_csv(settings.registry)
-    except LindungError as error:
-        raise click.ClickException(f"registry: {error}") from None
     try:
         return components.build(settings)
-    except RulePackError as error:  # the pack loaded: it is the settings' referral hours
-        raise click.ClickException(f"settings: {error}") from None
     except LindungError as error:
-        raise click.ClickException(f"model: {error}") from None
+        raise click.ClickException(f"{_part(error)}{error}") from None

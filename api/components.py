@@ -8,13 +8,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from api.settings import Settings
-from engine.errors import RulePackError
+from engine.errors import LindungError
 from engine.pseudonym import Pseudonymiser
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
 from engine.screening import Screener
 from models import artifact, training
 from models.features import features_for
+
+
+class ReferralHoursError(LindungError):
+    """LINDUNG_REFERRAL_HOURS naming an agency the rule pack does not know."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def with_referral_hours(pack: RulePack, hours: Mapping[str, float]) -> RulePack:
     """The pack with referral deadlines overridden by the settings (LINDUNG_REFERRAL_HOURS)."""
     unknown = set(hours) - set(pack.agencies)
     if unknown:
-        raise RulePackError(
+        raise ReferralHoursError(
             f"LINDUNG_REFERRAL_HOURS names agencies the pack does not know: {sorted(unknown)} "
             f"(known: {sorted(pack.agencies)})"
         )

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from api import components, library
+from api import components, in_use, library
 from api.group_commit import GroupCommit
 from api.jobs import JobRunner
-from api.problems import Conflict, Unavailable
+from api.problems import Conflict
 from api.settings import Settings
 from api.storage import activation, database, decisions
 from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
@@ -29,10 +29,8 @@ from engine.decision import Decision
 from engine.errors import LindungError
 from engine.history import CaseHistory
 from engine.pseudonym import Pseudonymiser, pseudonymised_record
-from engine.registry import AgencyRegistry
-from engine.rule_pack import RulePack, load_rule_pack
+from engine.rule_pack import load_rule_pack
 from models import artifact
-from models.features import features_for
 
 
 def now() -> datetime:
@@ -101,37 +99,9 @@ class Service:
         return self._parts
 
     def _build(self, connection: Connection) -> components.Components:
-        settings = self.settings
-        uploaded = activation.newest_registry(connection)
-        if uploaded:
-            registry = AgencyRegistry.from_text(uploaded[0], source="(uploaded)", stored=True)
-            self.registry_summary = {"source": "uploaded", **uploaded[1]}
-        else:
-            registry = AgencyRegistry.from_csv(settings.registry)
-            self.registry_summary = {"source": "settings", "licences": len(registry)}
-        chosen = activation.current(connection)
-        if chosen is None:
-            pack = load_rule_pack(settings.rule_pack)
-            model = components.load_or_train_model(settings, pack, registry)
-        else:
-            pack = load_rule_pack(library.pack_folder(settings, chosen["rule_pack"]))
-            model = self.load_model(pack, chosen["model"])
-        pinned = activation.pinned(connection, pack.label)
-        if pinned is not None and pinned != pack.digest:  # this process's copy is not the one
-            raise Unavailable(activation.changed_in_place(pack, pinned), "rule_pack")
-        return components.assemble(settings, pack, registry, model)
-
-    def load_model(self, pack: RulePack, version: str) -> artifact.TrainedModel:
-        folder = library.model_folder(self.settings, version)
-        try:
-            return artifact.load(folder, features_for(pack), self.settings.model_sha256)
-        except artifact.OutdatedModel:
-            raise Conflict(
-                f"model {version} was trained on other features than rule pack {pack.label} "
-                "gives it (each non-info rule is a model input); train a model for this pack "
-                "with lindung model train --out and activate the two together",
-                "model",
-            ) from None
+        used = in_use.build(self.settings, connection)
+        self.registry_summary = used.registry
+        return used.parts
 
     def activate(self, rule_pack: str, model: str, caller: Caller) -> dict[str, Any]:
         """Check that the pack loads, its examples pass and the model fits it; then record it."""
@@ -141,7 +111,7 @@ class Service:
         except LindungError as error:
             raise Conflict(f"rule pack {rule_pack} does not load: {error}", "rule_pack") from None
         try:
-            self.load_model(pack, model)
+            in_use.activated_model(self.settings, pack, model)
         except artifact.ModelError as error:  # an outdated one is a Conflict of its own
             raise Conflict(f"model {model} does not load: {error}", "model") from None
         at = now()

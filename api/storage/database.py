@@ -79,6 +79,14 @@ def connect(url: str, *, serving: bool = False) -> Engine:
     return engine
 
 
+def missing_sqlite_file(url: str) -> bool:
+    """Whether `url` names a SQLite file that does not exist (yet)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).exists()
+
+
 class WalCheckpoints:
     """Copies a SQLite file's write-ahead log into the database, in a thread of its own, every
     `seconds` (PASSIVE: it never waits for a writer, and holds one up only as said below).

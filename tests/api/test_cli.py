@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from tests.factories import documented_worker, tourist
 
 LINDUNG = str(Path(sys.executable).parent / "lindung")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desk-cases.jsonl"
+# No database, unless a test gives one: a service's, in var/ of this checkout, would be read.
+NO_DATABASE = Path(tempfile.gettempdir()) / f"lindung-no-database-{os.getpid()}" / "lindung.db"
 
 
 def run(
@@ -27,6 +30,7 @@ def run(
         for k, v in os.environ.items()
         if not k.startswith("LINDUNG_") or k == "LINDUNG_MODEL_DIR"
     }
+    environment["LINDUNG_DATABASE_URL"] = f"sqlite:///{NO_DATABASE}"
     environment.update(env or {})
     return subprocess.run(
         [LINDUNG, *args],
@@ -60,6 +64,7 @@ def test_screen_prints_one_decision_per_json_line() -> None:
     assert [d["tier"] for d in found][1:] == ["urgent", "urgent", "clear"]
     assert found[0]["flags"] == []  # a family visit by ferry raises no flag
     assert all(0 < d["risk_score"] < 1 for d in found)
+    assert not NO_DATABASE.parent.exists(), "screening makes no database"
     assert found[1]["referral"]["agency"] in {"police_tppo", "social_services"}
 
 

@@ -1,0 +1,84 @@
+"""`lindung screen` screens with what the service uses: after an admin uploads a registry or
+activates a pack and model, the command line gives the decision HTTP gives."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.settings import Settings
+from models.artifact import TrainedModel
+from tests.api.calls import Headers, screen
+from tests.api.routes.test_activation import activate, library_pack
+from tests.api.routes.test_registry import NEW_LICENCE, NEW_REGISTRY, upload
+from tests.api.test_cli import decisions, run
+from tests.factories import documented_worker, tourist
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {
+        "LINDUNG_DATABASE_URL": settings.database_url,
+        "LINDUNG_PACK_LIBRARY": str(settings.pack_library),
+        "LINDUNG_MODEL_LIBRARY": str(settings.model_library),
+    }
+
+
+def from_cli(settings: Settings, case: dict[str, Any], *options: str) -> dict[str, Any]:
+    result = run("screen", *options, stdin=json.dumps(case), env=cli_env(settings))
+    assert result.returncode == 0, result.stderr
+    [decision] = decisions(result.stdout)
+    return decision
+
+
+def same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """The same decision, made at two places (each has an id of its own)."""
+    parts = ("tier", "risk_score", "flags", "questions", "explanation", "versions", "referral")
+    return all(one[part] == other[part] for part in parts)
+
+
+def test_after_a_registry_upload_the_cli_reads_the_uploaded_registry(
+    client: TestClient, desk: Headers, admin: Headers, settings: Settings
+) -> None:
+    newly_licensed = documented_worker(
+        case_id="W-new", placement={"agency_license_no": NEW_LICENCE}
+    )
+    before = from_cli(settings, newly_licensed)
+    assert "unlicensed_agency" in {flag["rule_id"] for flag in before["flags"]}
+    assert upload(client, admin, NEW_REGISTRY).status_code == 201
+
+    over_http = screen(client, desk, newly_licensed)
+    after = from_cli(settings, newly_licensed)
+    assert "unlicensed_agency" not in {flag["rule_id"] for flag in after["flags"]}
+    assert same(after, over_http)
+    # --registry still chooses a file (here the settings' sample, which lacks the licence)
+    chosen = from_cli(settings, newly_licensed, "--registry", str(settings.registry))
+    assert "unlicensed_agency" in {flag["rule_id"] for flag in chosen["flags"]}
+
+
+def test_after_an_activation_the_cli_screens_with_the_active_pack_and_model(
+    client: TestClient, desk: Headers, admin: Headers, settings: Settings, trained: TrainedModel
+) -> None:
+    default_label = screen(client, desk, tourist(case_id="before"))["versions"]["rule_pack"]
+    _folder, next_pack = library_pack(settings, "next", "2026.12.1")
+    assert activate(client, admin, next_pack, trained.version).status_code == 201
+
+    case = tourist(case_id="after", travel={"destination_country": "KH"})
+    over_http = screen(client, desk, case)
+    assert over_http["versions"]["rule_pack"] == next_pack
+    in_use = from_cli(settings, case)
+    assert same(in_use, over_http)
+    chosen = from_cli(settings, case, "--rule-pack", str(settings.rule_pack))
+    assert chosen["versions"]["rule_pack"] == default_label
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_a_traceback() -> None:
+    result = run(
+        "screen",
+        stdin="{}",
+        env={"LINDUNG_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: database: "), result.stderr
+    assert "Traceback" not in result.stderr
