@@ -3,6 +3,8 @@ building the screener."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +56,23 @@ def components_in_use(
     the database's; or the first problem as a command's error."""
     from api import in_use  # reads the database: not for every command
 
-    try:
+    with command_errors():
         return in_use.from_database(settings, rule_pack=rule_pack, registry=registry)
+
+
+def components_from(settings: Settings) -> components.Components:
+    """The settings' pack, registry and model built into a screener, or the first problem as
+    a command's error."""
+    with command_errors():
+        return components.build(settings)
+
+
+@contextmanager
+def command_errors() -> Iterator[None]:
+    """A problem with the settings, the rule pack, the registry, the model or the database,
+    as a command's one-line error naming it."""
+    try:
+        yield
     except Problem as error:
         where = f"{error.field.replace('_', ' ')}: " if error.field else ""
         raise click.ClickException(f"{where}{error.detail}") from None
@@ -76,12 +93,3 @@ def _part(error: LindungError) -> str:
         if isinstance(error, kind):
             return f"{part}: "
     return ""
-
-
-def components_from(settings: Settings) -> components.Components:
-    """The settings' pack, registry and model built into a screener, or the first problem as
-    a command's error."""
-    try:
-        return components.build(settings)
-    except LindungError as error:
-        raise click.ClickException(f"{_part(error)}{error}") from None

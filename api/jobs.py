@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from api import library
+from api import in_use, library
 from api.settings import Settings
-from api.storage import activation, database, jobs
+from api.storage import database, jobs
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
 FILES = {
@@ -72,14 +72,11 @@ class JobRunner:
     def command(self, job_id: str, source: Path, options: dict[str, Any]) -> list[str]:
         """The `lindung rescore` command a job runs, on the pack, model and registry in use."""
         folder = self.folder(job_id)
-        with database.transaction(self.engine) as connection:
-            chosen = activation.current(connection)
-            uploaded = activation.newest_registry(connection)
+        with database.reading(self.engine) as connection:
+            chosen = in_use.choice(connection)
         settings = self.settings
-        live_pack = library.pack_folder(settings, chosen["rule_pack"]) if chosen else None
-        live_model = library.model_folder(settings, chosen["model"]) if chosen else None
-        live_pack = live_pack or settings.rule_pack
-        live_model = live_model or settings.model_dir
+        live_pack = chosen.pack_folder(settings)
+        live_model = chosen.model_folder(settings)
         pack = (
             library.pack_folder(settings, options["rule_pack"])
             if options["rule_pack"]
@@ -87,9 +84,9 @@ class JobRunner:
         )
         model = library.model_folder(settings, options["model"]) if options["model"] else live_model
         registry = settings.registry
-        if uploaded:
+        if chosen.uploaded_registry:
             registry = folder / "registry.csv"
-            registry.write_text(uploaded[0], encoding="utf-8")
+            registry.write_text(chosen.uploaded_registry[0], encoding="utf-8")
         out = folder / f"out.{options['output']}"
         command = [
             sys.executable,

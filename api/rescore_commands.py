@@ -9,9 +9,9 @@ from typing import IO, Any
 
 import click
 
-from api import components
+from api import components, in_use
 from api.batch_files import BatchFileError, count_rows, file_format
-from api.cli_common import load_pack, settings_from_env
+from api.cli_common import command_errors, load_pack, settings_from_env
 from api.rescore import (
     CHUNK_ROWS,
     DaskEngine,
@@ -41,11 +41,23 @@ _FOLDER = click.Path(path_type=Path, file_okay=False)
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--out", required=True, type=_FILE, help="Decisions: a .parquet or .csv file.")
-@click.option("--rule-pack", type=_FOLDER, help="Rule pack folder (default: LINDUNG_RULE_PACK).")
 @click.option(
-    "--model", "model_dir", type=_FOLDER, help="Model folder (default: LINDUNG_MODEL_DIR)."
+    "--rule-pack",
+    type=_FOLDER,
+    help="Rule pack folder (default: the one activated in the service, else LINDUNG_RULE_PACK).",
 )
-@click.option("--registry", type=_FILE, help="Agency registry CSV (default: LINDUNG_REGISTRY).")
+@click.option(
+    "--model",
+    "model_dir",
+    type=_FOLDER,
+    help="Model folder (default: the one activated with the service's pack, else "
+    "LINDUNG_MODEL_DIR; with --rule-pack, LINDUNG_MODEL_DIR).",
+)
+@click.option(
+    "--registry",
+    type=_FILE,
+    help="Agency registry CSV (default: the one uploaded to the service, else LINDUNG_REGISTRY).",
+)
 @click.option(
     "--on-error",
     type=click.Choice(["stop", "skip"]),
@@ -103,13 +115,18 @@ def rescore(
         raise click.UsageError("--engine dask needs --scheduler ADDRESS")
     if compare_to and (baseline_rule_pack or baseline_model):
         raise click.UsageError("compare with a previous output or with a baseline, not both")
-    settings = settings_from_env(rule_pack=rule_pack, registry=registry, model_dir=model_dir)
-    current = _rescorer(settings, settings.rule_pack, settings.model_dir)
+    settings = settings_from_env()
+    with command_errors():  # what the service uses (LINDUNG_DATABASE_URL), unless chosen here
+        needed = rule_pack is None or registry is None
+        chosen = in_use.stored_choice(settings) if needed else in_use.NOTHING_CHOSEN
+        pack = rule_pack or chosen.pack_folder(settings)
+        model = model_dir or (settings.model_dir if rule_pack else chosen.model_folder(settings))
+        agencies = AgencyRegistry.from_csv(registry) if registry else chosen.registry(settings)
+    current = _rescorer(settings, pack, model, agencies)
     baseline = None
     if baseline_rule_pack or baseline_model:
-        baseline = _rescorer(
-            settings, baseline_rule_pack or settings.rule_pack, baseline_model or settings.model_dir
-        )
+        before = (baseline_rule_pack or pack, baseline_model or model)
+        baseline = _rescorer(settings, *before, agencies)
     work = Rescorers(current, baseline)
     comparing = bool(compare_to or baseline)
     files = RunFiles(
@@ -217,19 +234,15 @@ class _Bar:
             self._stage = ""
 
 
-def _rescorer(settings: Settings, pack_dir: Path, model_dir: Path) -> Rescorer:
+def _rescorer(
+    settings: Settings, pack_dir: Path, model_dir: Path, registry: AgencyRegistry
+) -> Rescorer:
     pack: RulePack = load_pack(pack_dir)
-    try:
-        registry = AgencyRegistry.from_csv(settings.registry)
-    except LindungError as error:
-        raise click.ClickException(f"registry: {error}") from None
-    try:
+    with command_errors():
         if model_dir == settings.model_dir:
             model = components.load_or_train_model(settings, pack, registry)
         else:
             model = artifact.load(model_dir, features_for(pack), settings.model_sha256)
-    except LindungError as error:
-        raise click.ClickException(f"model: {error}") from None
     return Rescorer(
         pack,
         pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),

@@ -1,11 +1,14 @@
-"""`lindung screen` screens with what the service uses: after an admin uploads a registry or
-activates a pack and model, the command line gives the decision HTTP gives."""
+"""`lindung screen` and `lindung rescore` use what the service uses: after an admin uploads a
+registry or activates a pack and model, the command line decides as HTTP does."""
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import Settings
@@ -71,6 +74,52 @@ def test_after_an_activation_the_cli_screens_with_the_active_pack_and_model(
     assert same(in_use, over_http)
     chosen = from_cli(settings, case, "--rule-pack", str(settings.rule_pack))
     assert chosen["versions"]["rule_pack"] == default_label
+
+
+def flat(record: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """A case as one row of a rescore table (dotted columns)."""
+    row: dict[str, str] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            row.update(flat(value, f"{prefix}{key}."))
+        else:
+            row[prefix + key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return row
+
+
+def test_rescore_uses_the_uploaded_registry_and_the_activated_pack_by_default(
+    client: TestClient,
+    desk: Headers,
+    admin: Headers,
+    settings: Settings,
+    trained: TrainedModel,
+    tmp_path: Path,
+) -> None:
+    case = documented_worker(case_id="W-new", placement={"agency_license_no": NEW_LICENCE})
+    table = tmp_path / "cases.csv"
+    with table.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, list(flat(case)))
+        writer.writeheader()
+        writer.writerow(flat(case))
+    assert upload(client, admin, NEW_REGISTRY).status_code == 201
+    _folder, next_pack = library_pack(settings, "next", "2026.12.1")
+    assert activate(client, admin, next_pack, trained.version).status_code == 201
+    over_http = screen(client, desk, case)
+    assert "unlicensed_agency" not in {flag["rule_id"] for flag in over_http["flags"]}
+
+    def rescored(*options: str) -> dict[str, str]:
+        out = tmp_path / "out.csv"
+        result = run("rescore", str(table), "--out", str(out), *options, env=cli_env(settings))
+        assert result.returncode == 0, result.stderr
+        with out.open(encoding="utf-8") as stream:
+            [row] = csv.DictReader(stream)
+        return row
+
+    in_use = rescored()
+    assert in_use["tier"] == over_http["tier"]
+    assert float(in_use["risk_score"]) == pytest.approx(over_http["risk_score"])
+    assert "unlicensed_agency" not in in_use["flags"]
+    assert "unlicensed_agency" in rescored("--registry", str(settings.registry))["flags"]
 
 
 def test_a_database_that_cannot_be_reached_is_named_without_a_traceback() -> None:
