@@ -130,7 +130,10 @@ def _handle_errors(app: FastAPI) -> None:
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = []
         for item in error.errors():
-            where = [str(part) for part in item.get("loc", ()) if part not in ("body", "query")]
+            loc = item.get("loc", ())
+            if loc[:1] == ("query",):  # a query parameter, whichever of its values is wrong
+                loc = loc[1:2]
+            where = [str(part) for part in loc if part != "body"]
             problems.append({"field": ".".join(where) or "body", "problem": item.get("msg", "")})
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
         detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)

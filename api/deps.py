@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+import types
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -97,6 +100,7 @@ def allow(*roles: str) -> Callable[..., Awaitable[Caller]]:
                 f"{article} {caller.role} key cannot do this; it needs: {', '.join(roles)}"
             )
         refuse_nul(request)
+        refuse_repeats(request)
         return caller
 
     return check
@@ -112,6 +116,35 @@ def refuse_nul(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if "\x00" in value:
             raise Invalid(f"{name}: a NUL character is not allowed", name)
+
+
+def refuse_repeats(request: Request) -> None:
+    """A query parameter given twice that takes one value is refused: read as its last value,
+    `?tier=urgent&tier=high` listed high decisions only, and an analyst's figures were wrong."""
+    query = request.query_params
+    if len(query) == len(query.multi_items()):
+        return
+    many = _many_valued(request.scope.get("endpoint"))
+    for name in query:
+        if name not in many and len(query.getlist(name)) > 1:
+            raise Invalid(f"{name}: given {len(query.getlist(name))} times; it takes one", name)
+
+
+@functools.cache
+def _many_valued(endpoint: Callable[..., Any] | None) -> frozenset[str]:
+    """The parameters of a route's function that take a list."""
+    if endpoint is None:
+        return frozenset()
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    return frozenset(name for name, hint in hints.items() if _is_list(hint))
+
+
+def _is_list(hint: Any) -> bool:
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_list(arg) for arg in typing.get_args(hint))
+    return typing.get_origin(hint) is list
 
 
 AnyKey = Annotated[Caller, Depends(allow("desk", "analyst", "admin"))]

@@ -35,9 +35,9 @@ def get_decision(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -
 def list_decisions(
     service: ServiceDep,
     caller: DeskOrAnalyst,
-    tier: Tier | None = None,
+    tier: Annotated[list[Tier] | None, Query(description="any of these (repeat it)")] = None,
     rule_id: Annotated[str | None, Query(max_length=100)] = None,
-    channel: Channel | None = None,
+    channel: Annotated[list[Channel] | None, Query(description="any of these (repeat it)")] = None,
     screened_from: datetime | None = None,
     screened_to: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=decisions.MAX_PAGE)] = 100,
@@ -45,7 +45,9 @@ def list_decisions(
 ) -> JSONResponse:
     """Decision summaries by tier, fired rule, channel and screening time (from inclusive, to
     exclusive); a desk key lists its own decisions."""
-    filters = decisions.Filters(tier, rule_id, channel, screened_from, screened_to, limit, after)
+    filters = decisions.Filters(
+        tuple(tier or ()), rule_id, tuple(channel or ()), screened_from, screened_to, limit, after
+    )
     with database.reading(service.engine) as connection:
         if rule_id and not _known_rule(service, connection, rule_id):
             raise Invalid(

@@ -138,9 +138,9 @@ def find(connection: Connection, decision_id: str, caller: Caller) -> dict[str, 
 
 @dataclass(frozen=True)
 class Filters:
-    tier: str | None = None
+    tiers: tuple[str, ...] = ()  # any of these; none: every tier
     rule_id: str | None = None
-    channel: str | None = None
+    channels: tuple[str, ...] = ()
     screened_from: datetime | None = None
     screened_to: datetime | None = None
     limit: int = 100
@@ -161,14 +161,22 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
     conditions = []
     if caller.role == "desk":
         conditions.append(d.key_id == caller.key_id)
-    if filters.tier:
-        conditions.append(d.tier == filters.tier)
-    if filters.channel:
-        conditions.append(d.channel == filters.channel)
-    if filters.screened_from:
-        conditions.append(d.screened_at >= as_utc(filters.screened_from, "screened_from"))
-    if filters.screened_to:
-        conditions.append(d.screened_at < as_utc(filters.screened_to, "screened_to"))
+    if filters.tiers:
+        conditions.append(d.tier.in_(filters.tiers))
+    if filters.channels:
+        conditions.append(d.channel.in_(filters.channels))
+    start = filters.screened_from and as_utc(filters.screened_from, "screened_from")
+    end = filters.screened_to and as_utc(filters.screened_to, "screened_to")
+    if start and end and end <= start:
+        raise Invalid(
+            f"{end.isoformat()} is not after screened_from {start.isoformat()} (from is"
+            " inclusive, to exclusive)",
+            "screened_to",
+        )
+    if start:
+        conditions.append(d.screened_at >= start)
+    if end:
+        conditions.append(d.screened_at < end)
     if filters.rule_id:
         flags = tables.decision_flags.c
         conditions.append(
@@ -203,7 +211,7 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
     last = page[-1] if page and len(rows) > filters.limit else None
     return {
         "decisions": items,
-        "next": f"{last.screened_at.isoformat()}|{last.decision_id}" if last else None,
+        "next": next_cursor(last.screened_at, last.decision_id) if last else None,
     }
 
 
@@ -216,14 +224,23 @@ def as_utc(at: datetime, field: str) -> datetime:
         raise Invalid(f"{at.isoformat()} is out of range", field) from None
 
 
+_CURSOR_TIME = "%Y%m%dT%H%M%S.%fZ"
+
+
+def next_cursor(at: datetime, decision_id: str) -> str:
+    """A page cursor: the last item's time (in UTC) and decision id, in characters that pass
+    through a URL as they are (an ISO time's `+` reads back as a space)."""
+    return f"{as_utc(at, 'after').strftime(_CURSOR_TIME)}_{decision_id}"
+
+
 def cursor(value: str) -> tuple[datetime, str]:
-    """A page cursor ("<time>|<decision id>", as a listing's `next` gives it) read back."""
+    """A page cursor, as `next_cursor` gives it, read back."""
     try:
-        at, decision_id = value.split("|", 1)
-        when = datetime.fromisoformat(at)
+        at, decision_id = value.split("_", 1)
+        when = datetime.strptime(at, _CURSOR_TIME).replace(tzinfo=UTC)
     except ValueError:
         raise Invalid("not a cursor this service gave out", "after") from None
-    return as_utc(when, "after"), decision_id
+    return when, decision_id
 
 
 def _rule_ids(connection: Connection, decision_ids: list[str]) -> dict[str, list[str]]:

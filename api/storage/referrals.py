@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, updat
 
 from api.problems import Conflict, Invalid, NotFound
 from api.storage import audit, tables
-from api.storage.decisions import cursor
+from api.storage.decisions import cursor, next_cursor
 from api.storage.keys import Caller
 from api.storage.outcomes import scrub
 
@@ -54,7 +54,7 @@ def queue(
         "referrals": [_item(row, now) for row in page],
         "total": int(total),
         "overdue": int(overdue),
-        "next": f"{last.deadline.isoformat()}|{last.decision_id}" if last else None,
+        "next": next_cursor(last.deadline, last.decision_id) if last else None,
     }
 
 
