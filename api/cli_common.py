@@ -11,11 +11,12 @@ from typing import Any
 import click
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from api import components
 from api.problems import Problem
 from api.settings import Settings
+from api.storage import database
 from engine.errors import LindungError, RegistryError, RulePackError
 from engine.rule_pack import RulePack, load_rule_pack
 from models.artifact import ModelError
@@ -78,14 +79,16 @@ def command_errors() -> Iterator[None]:
         raise click.ClickException(f"{where}{error.detail}") from None
     except LindungError as error:
         raise click.ClickException(f"{_part(error)}{error}") from None
-    except OperationalError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    except SQLAlchemyError as error:  # the database cannot be reached or read
+        cause = getattr(error, "orig", None) or error
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise click.ClickException(f"database: {reason}") from None
 
 
 def _part(error: LindungError) -> str:
     for kind, part in (
         (components.ReferralHoursError, "settings"),
+        (database.DatabaseProblem, "database"),
         (RegistryError, "registry"),
         (RulePackError, "rule pack"),
         (ModelError, "model"),

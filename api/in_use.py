@@ -8,18 +8,18 @@ a registry or activated a pack and model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from api import components, library
 from api.problems import Conflict, Unavailable
 from api.settings import Settings
-from api.storage import activation, database
+from api.storage import activation, database, tables
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
 from models import artifact
@@ -32,6 +32,7 @@ class Choice:
 
     activation: dict[str, Any] | None  # rule_pack (a label) and model (a version)
     uploaded_registry: tuple[str, dict[str, Any]] | None  # the CSV and its summary
+    pins: dict[str, str] = field(default_factory=dict)  # pack label: its files' SHA-256
 
     def pack_folder(self, settings: Settings) -> Path:
         if self.activation is None:
@@ -49,70 +50,74 @@ class Choice:
         # read as it was accepted, whatever checks uploads have gained since
         return AgencyRegistry.from_text(self.uploaded_registry[0], source="(uploaded)", stored=True)
 
+    def registry_summary(self, registry: AgencyRegistry) -> dict[str, Any]:
+        """Where the registry comes from, as GET /v1/registry tells."""
+        if self.uploaded_registry is None:
+            return {"source": "settings", "licences": len(registry)}
+        return {"source": "uploaded", **self.uploaded_registry[1]}
+
 
 NOTHING_CHOSEN = Choice(None, None)
 
 
 def choice(connection: Connection) -> Choice:
-    return Choice(activation.current(connection), activation.newest_registry(connection))
+    p = tables.rule_packs.c
+    pins = {row.label: row.sha256 for row in connection.execute(select(p.label, p.sha256))}
+    return Choice(activation.current(connection), activation.newest_registry(connection), pins)
 
 
-def stored_choice(settings: Settings) -> Choice:
-    """The choice in LINDUNG_DATABASE_URL."""
-    with _stored(settings) as connection:
-        return NOTHING_CHOSEN if connection is None else choice(connection)
-
-
-@contextmanager
-def _stored(settings: Settings) -> Iterator[Connection | None]:
-    """A reading transaction on LINDUNG_DATABASE_URL (migrated first, as every command does);
-    None where that is an SQLite file not yet made (nothing was chosen there, and no file is
-    made)."""
-    if database.missing_sqlite_file(settings.database_url):
-        yield None
-        return
+def stored_choice(
+    settings: Settings, notify: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
+) -> Choice:
+    """The choice in LINDUNG_DATABASE_URL, read without changing it. A database not made yet, or
+    made without Lindung's tables, holds none (and is neither made nor migrated): `notify` is
+    told, since a command run elsewhere than the server, or with other settings, lands here."""
+    file = database.sqlite_file(settings.database_url)
+    if file is not None and not file.exists():
+        notify(f"No database at {file.resolve()}: {_NONE_CHOSEN}")
+        return NOTHING_CHOSEN
     engine = database.connect(settings.database_url)
     try:
-        database.upgrade(engine)
+        if not database.migrated(engine):
+            notify(f"No Lindung tables in LINDUNG_DATABASE_URL's database: {_NONE_CHOSEN}")
+            return NOTHING_CHOSEN
         with database.reading(engine) as connection:
-            yield connection
+            return choice(connection)
     finally:
         engine.dispose()
+
+
+_NONE_CHOSEN = "no pack, model or registry an admin uploaded or activated applies."
 
 
 @dataclass(frozen=True)
 class InUse:
     parts: components.Components
-    registry: dict[str, Any]  # where the registry comes from, as GET /v1/registry tells
+    registry_summary: dict[str, Any]
 
 
 def build(
     settings: Settings,
-    connection: Connection,
+    chosen: Choice,
     *,
     rule_pack: Path | None = None,
     registry: Path | None = None,
 ) -> InUse:
     """The components in use. `rule_pack` (with the settings' model) and `registry` stand in for
-    the database's choices: the command line's --rule-pack and --registry."""
-    chosen = choice(connection)
+    the admins' choices: the command line's --rule-pack and --registry."""
     if registry is not None:
         agencies = AgencyRegistry.from_csv(registry)
         summary: dict[str, Any] = {"source": "file", "licences": len(agencies)}
     else:
         agencies = chosen.registry(settings)
-        summary = (
-            {"source": "uploaded", **chosen.uploaded_registry[1]}
-            if chosen.uploaded_registry
-            else {"source": "settings", "licences": len(agencies)}
-        )
+        summary = chosen.registry_summary(agencies)
     if rule_pack is None and chosen.activation is not None:
         pack = load_rule_pack(chosen.pack_folder(settings))
         model = activated_model(settings, pack, chosen.activation["model"])
     else:
         pack = load_rule_pack(rule_pack or settings.rule_pack)
         model = components.load_or_train_model(settings, pack, agencies)
-    pinned = None if rule_pack else activation.pinned(connection, pack.label)
+    pinned = None if rule_pack else chosen.pins.get(pack.label)
     if pinned is not None and pinned != pack.digest:  # this process's copy is not the one
         raise Unavailable(activation.changed_in_place(pack, pinned), "rule_pack")
     return InUse(components.assemble(settings, pack, agencies, model), summary)
@@ -135,10 +140,7 @@ def activated_model(settings: Settings, pack: RulePack, version: str) -> artifac
 def from_database(
     settings: Settings, *, rule_pack: Path | None = None, registry: Path | None = None
 ) -> components.Components:
-    """The components in use, read from LINDUNG_DATABASE_URL (`_stored`)."""
-    with _stored(settings) as connection:
-        if connection is not None:
-            return build(settings, connection, rule_pack=rule_pack, registry=registry).parts
-    overrides = {"rule_pack": rule_pack, "registry": registry}
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    return components.build(settings.model_copy(update=changes))
+    """The components in use, the admins' choice read from LINDUNG_DATABASE_URL (`stored_choice`)
+    unless `rule_pack` and `registry` stand in for all of it."""
+    chosen = NOTHING_CHOSEN if rule_pack and registry else stored_choice(settings)
+    return build(settings, chosen, rule_pack=rule_pack, registry=registry).parts

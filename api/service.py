@@ -99,8 +99,8 @@ class Service:
         return self._parts
 
     def _build(self, connection: Connection) -> components.Components:
-        used = in_use.build(self.settings, connection)
-        self.registry_summary = used.registry
+        used = in_use.build(self.settings, in_use.choice(connection))
+        self.registry_summary = used.registry_summary
         return used.parts
 
     def activate(self, rule_pack: str, model: str, caller: Caller) -> dict[str, Any]:

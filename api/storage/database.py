@@ -23,15 +23,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from api.storage.rows import driver_errors
+from engine.errors import LindungError
 
 log = logging.getLogger("lindung.storage")
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 7_302_611  # PostgreSQL advisory lock held while migrating
 SQLITE_BUSY_SECONDS = 30
+
+
+class DatabaseProblem(LindungError):
+    """LINDUNG_DATABASE_URL names a database this installation cannot use."""
 
 
 def connect(url: str, *, serving: bool = False) -> Engine:
@@ -41,11 +46,21 @@ def connect(url: str, *, serving: bool = False) -> Engine:
     commit held a desk up 30 ms) and does not ping PostgreSQL before each use (a round trip per
     group of screenings): its callers run again once on a lost connection (`once_more_if_lost`).
     """
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseProblem(
+            "not a database URL (sqlite:///FILE or postgresql+psycopg://...)"
+        ) from None
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(
-            url, pool_size=10, max_overflow=20, pool_pre_ping=not serving, pool_recycle=1800
-        )
+        try:
+            return create_engine(
+                url, pool_size=10, max_overflow=20, pool_pre_ping=not serving, pool_recycle=1800
+            )
+        except ModuleNotFoundError as error:  # a driver this installation lacks
+            raise DatabaseProblem(
+                f"{parsed.drivername} is not a database this installation can use ({error})"
+            ) from None
     pool: dict[str, Any] = {}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -79,12 +94,15 @@ def connect(url: str, *, serving: bool = False) -> Engine:
     return engine
 
 
-def missing_sqlite_file(url: str) -> bool:
-    """Whether `url` names a SQLite file that does not exist (yet)."""
-    parsed = make_url(url)
+def sqlite_file(url: str) -> Path | None:
+    """The SQLite file `url` names, if it names one."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return False
-    return not Path(parsed.database).exists()
+        return None
+    return Path(parsed.database)
 
 
 class WalCheckpoints:
@@ -253,17 +271,38 @@ def upgrade(engine: Engine) -> None:
     """Run the migrations that have not run yet (safe when several processes start at once).
     A schema already up to date is only read: a command run beside a busy server neither waits
     for its writes nor holds them up."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with reading(engine) as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    if current == set(ScriptDirectory.from_config(config).get_heads()):
+    config = _migrations()
+    if _revisions(engine) == set(ScriptDirectory.from_config(config).get_heads()):
         return
     with engine.begin() as connection:
         if is_postgres(connection):
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def migrated(engine: Engine) -> bool:
+    """Whether the database has this version's schema, read without changing anything: False
+    where it has none yet, DatabaseProblem where it has another version's."""
+    found = _revisions(engine)
+    wanted = set(ScriptDirectory.from_config(_migrations()).get_heads())
+    if not found or found == wanted:
+        return bool(found)
+    raise DatabaseProblem(
+        f"its schema is at revision {', '.join(sorted(found))}, this version of Lindung reads "
+        f"{', '.join(sorted(wanted))} (its `lindung serve` migrates an older one)"
+    )
+
+
+def _revisions(engine: Engine) -> set[str]:
+    with reading(engine) as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def _migrations() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 def ping(engine: Engine) -> None:

@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
-from api.settings import Settings
-from models.artifact import TrainedModel
+from api.settings import SAMPLE_REGISTRY, Settings, bundled
+from api.storage import database
+from models.artifact import MODEL_FILE, TrainedModel
 from tests.api.calls import Headers, screen
-from tests.api.routes.test_activation import activate, library_pack
+from tests.api.routes.test_activation import activate, library_model, library_pack
 from tests.api.routes.test_registry import NEW_LICENCE, NEW_REGISTRY, upload
+from tests.api.storage.test_audit_body import migrate
 from tests.api.test_cli import decisions, run
+from tests.conftest import DEFAULT_PACK
 from tests.factories import documented_worker, tourist
+
+REGISTRY = bundled(*SAMPLE_REGISTRY)
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -61,19 +69,56 @@ def test_after_a_registry_upload_the_cli_reads_the_uploaded_registry(
 
 
 def test_after_an_activation_the_cli_screens_with_the_active_pack_and_model(
-    client: TestClient, desk: Headers, admin: Headers, settings: Settings, trained: TrainedModel
+    client: TestClient,
+    desk: Headers,
+    admin: Headers,
+    settings: Settings,
+    trained: TrainedModel,
+    model_dir: Path,
 ) -> None:
     default_label = screen(client, desk, tourist(case_id="before"))["versions"]["rule_pack"]
     _folder, next_pack = library_pack(settings, "next", "2026.12.1")
-    assert activate(client, admin, next_pack, trained.version).status_code == 201
+    other_model = f"{trained.version}-copy"  # not LINDUNG_MODEL_DIR's, though it scores alike
+    library_model(settings, model_dir, other_model, (model_dir / MODEL_FILE).read_bytes())
+    assert activate(client, admin, next_pack, other_model).status_code == 201
 
     case = tourist(case_id="after", travel={"destination_country": "KH"})
     over_http = screen(client, desk, case)
-    assert over_http["versions"]["rule_pack"] == next_pack
+    assert (over_http["versions"]["rule_pack"], over_http["versions"]["model"]) == (
+        next_pack,
+        other_model,
+    )
     in_use = from_cli(settings, case)
     assert same(in_use, over_http)
     chosen = from_cli(settings, case, "--rule-pack", str(settings.rule_pack))
-    assert chosen["versions"]["rule_pack"] == default_label
+    assert (chosen["versions"]["rule_pack"], chosen["versions"]["model"]) == (
+        default_label,
+        trained.version,
+    )
+
+
+def test_the_cli_neither_makes_nor_migrates_a_database(tmp_path: Path) -> None:
+    case = json.dumps(tourist())
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    result = run("screen", stdin=case, env={"LINDUNG_DATABASE_URL": f"sqlite:///{empty}"})
+    assert result.returncode == 0, result.stderr
+    assert "No Lindung tables in LINDUNG_DATABASE_URL's database" in result.stderr
+    with closing(sqlite3.connect(empty)) as connection:
+        assert connection.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+    older = f"sqlite:///{tmp_path / 'older.db'}"
+    engine = database.connect(older)
+    migrate(engine, "0004")
+    refused = run("screen", stdin=case, env={"LINDUNG_DATABASE_URL": older})
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: database: its schema is at revision 0004, "), (
+        refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_heads() == ("0004",)
+    engine.dispose()
 
 
 def flat(record: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -122,12 +167,27 @@ def test_rescore_uses_the_uploaded_registry_and_the_activated_pack_by_default(
     assert "unlicensed_agency" in rescored("--registry", str(settings.registry))["flags"]
 
 
-def test_a_database_that_cannot_be_reached_is_named_without_a_traceback() -> None:
-    result = run(
-        "screen",
-        stdin="{}",
-        env={"LINDUNG_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
-    )
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", "connection"),
+        ("not a url", "not a database URL"),
+        ("mysql://root@127.0.0.1/test", "mysql is not a database this installation can use"),
+        ("sqlite:///{text}", "file is not a database"),
+    ],
+)
+def test_a_database_that_cannot_be_used_is_named_without_a_traceback(
+    url: str, said: str, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 100, encoding="utf-8")
+    env = {"LINDUNG_DATABASE_URL": url.format(text=text)}
+    result = run("screen", stdin=json.dumps(tourist()), env=env)
     assert result.returncode == 1
     assert result.stderr.startswith("Error: database: "), result.stderr
-    assert "Traceback" not in result.stderr
+    assert said in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    # with both files chosen, the database is not read at all
+    chosen = ("--registry", str(REGISTRY), "--rule-pack", str(DEFAULT_PACK))
+    result = run("screen", *chosen, stdin=json.dumps(tourist()), env=env)
+    assert result.returncode == 0, result.stderr
