@@ -36,6 +36,7 @@ def queue(
 
 @router.get("/{decision_id}", summary="One referral")
 def get_referral(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
+    """The referral, with the other agencies to tell and the reasons it was referred."""
     with database.reading(service.engine) as connection:
         return JSONResponse(referrals.find(connection, decision_id, now()))
 

@@ -250,7 +250,20 @@ def _decision_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
         "flags": sorted(flag["rule_id"] for flag in body["flags"]),
         "referral_agency": referral["agency"] if (referral := body["referral"]) else None,
         "referral_deadline": datetime.fromisoformat(referral["deadline"]) if referral else None,
+        "referral_also_notify": referral["also_notify"] if referral else None,
+        "referral_reasons": _why_referred(body["flags"], referral) if referral else None,
     }
+
+
+def _why_referred(
+    flags: list[Mapping[str, Any]], referral: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The referring flags' titles and reasons, as a referral row keeps them."""
+    return [
+        {"rule_id": flag["rule_id"], "title": flag["title"], "reason": flag["reason"]}
+        for flag in flags
+        if flag["rule_id"] in referral["rule_ids"]
+    ]
 
 
 def _outcome_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -296,6 +309,12 @@ _JOINED: dict[str, ColumnElement[Any]] = {
     "referral_deadline": select(_referrals.deadline)
     .where(_referrals.decision_id == _decisions.decision_id)
     .scalar_subquery(),
+    "referral_also_notify": select(_referrals.also_notify)
+    .where(_referrals.decision_id == _decisions.decision_id)
+    .scalar_subquery(),
+    "referral_reasons": select(_referrals.reasons)
+    .where(_referrals.decision_id == _decisions.decision_id)
+    .scalar_subquery(),
     "referral_opened_at": select(_referrals.opened_at)
     .where(_referrals.decision_id == _decisions.decision_id)
     .scalar_subquery(),
@@ -310,10 +329,25 @@ _FROM_ENTRY: dict[str, dict[str, str]] = {
     "activated": {"activated_at": "recorded_at", "key_id": "actor"},
     "rule_pack_pinned": {"pinned_at": "recorded_at"},
 }
-# Stored values as the audited ones read: the flags in order, a registry's content by its hash.
+
+
+def _json(stored: str | None) -> Any:
+    """A JSON column's value (text that is no JSON stays text, and differs from any)."""
+    if stored is None:
+        return None
+    try:
+        return orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return stored
+
+
+# Stored values as the audited ones read: the flags in order, a registry's content by its hash,
+# a referral's lists from their JSON.
 _AS_AUDITED: dict[str, Callable[[Any], Any]] = {
     "flags": lambda joined: sorted(joined.split(",")) if joined else [],
     "content": lambda content: hashlib.sha256(str(content).encode()).hexdigest(),
+    "referral_also_notify": _json,
+    "referral_reasons": _json,
 }
 
 

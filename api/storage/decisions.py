@@ -16,7 +16,7 @@ from api.storage import audit, audit_body, tables
 from api.storage.database import pipelined
 from api.storage.keys import Caller
 from api.storage.rows import RowInsert
-from engine.decision import Decision
+from engine.decision import Decision, Flag, Referral
 
 MAX_PAGE = 500
 
@@ -97,12 +97,14 @@ def _write(
         flags += [
             {"decision_id": decision.decision_id, "rule_id": f.rule_id} for f in decision.flags
         ]
-        if decision.referral:
+        if referral := decision.referral:
             referrals.append(
                 {
                     "decision_id": decision.decision_id,
-                    "agency": decision.referral.agency,
-                    "deadline": decision.referral.deadline,
+                    "agency": referral.agency,
+                    "also_notify": json.dumps(list(referral.also_notify)),
+                    "reasons": json.dumps(_why_referred(decision.flags, referral)),
+                    "deadline": referral.deadline,
                     "status": "open",
                     "opened_at": at,
                 }
@@ -116,8 +118,19 @@ def _write(
 _INSERT_DECISIONS = RowInsert(tables.decisions)
 _INSERT_FLAGS = RowInsert(tables.decision_flags)
 _INSERT_REFERRALS = RowInsert(
-    tables.referrals, ("decision_id", "agency", "deadline", "status", "opened_at")
+    tables.referrals,
+    ("decision_id", "agency", "also_notify", "reasons", "deadline", "status", "opened_at"),
 )
+
+
+def _why_referred(flags: Sequence[Flag], referral: Referral) -> list[dict[str, Any]]:
+    """The referring flags' titles and reasons, for whichever desk works the referral: it may
+    not read the decision (another desk's). Reasons quote facts, never an identifier."""
+    return [
+        {"rule_id": flag.rule_id, "title": flag.title.as_dict(), "reason": flag.reason.as_dict()}
+        for flag in flags
+        if flag.rule_id in referral.rule_ids
+    ]
 
 
 def find(connection: Connection, decision_id: str, caller: Caller) -> dict[str, Any]:

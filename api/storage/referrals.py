@@ -3,6 +3,7 @@ order (acknowledged, then resolved with a note); overdue ones are marked."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -63,12 +64,16 @@ def _item(row: Any, now: datetime) -> dict[str, Any]:
         return value.isoformat() if value else None
 
     active = row.status != "resolved"
+    reasons = json.loads(row.reasons)
     return {
         "decision_id": row.decision_id,
         "case_id": row.case_id,
         "channel": row.channel,
         "screened_at": row.screened_at.isoformat(),
         "agency": row.agency,
+        "also_notify": json.loads(row.also_notify),
+        "rule_ids": [reason["rule_id"] for reason in reasons],
+        "reasons": reasons,  # the referring flags' titles and reasons, in both languages
         "deadline": row.deadline.isoformat(),
         "status": row.status,
         "overdue": active and row.deadline < now,

@@ -136,6 +136,10 @@ referrals = Table(
     metadata,
     Column("decision_id", String(ID), ForeignKey("decisions.decision_id"), primary_key=True),
     Column("agency", String(100), nullable=False),
+    # what the desk working it needs and may not read in the decision (another desk's): the
+    # other agencies to tell, and the referring flags' titles and reasons (JSON lists)
+    Column("also_notify", Text, nullable=False, server_default="[]"),
+    Column("reasons", Text, nullable=False, server_default="[]"),
     Column("deadline", UtcDateTime, nullable=False),
     Column("status", String(16), nullable=False),  # open | acknowledged | resolved
     Column("opened_at", UtcDateTime, nullable=False),

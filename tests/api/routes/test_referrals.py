@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,13 @@ FORMER_VICTIM = {"person": {"prior_trafficking_victim": True}}  # prior_traffick
 UNOFFICIAL_EXIT = {  # unofficial_exit_point: immigration
     "channel": "port_desk",
     "travel": {"exit_point": "DUM", "exit_point_type": "unofficial", "mode": "sea"},
+}
+# A child sent to work, her documents held by someone else: two urgent rules, referred to the
+# police (the nearer deadline) with social services to be told too.
+MINOR_SENT_TO_WORK = {
+    "channel": "port_desk",
+    "person": {"age": 15},
+    "travel": {"documents_held_by_other": True, "declared_purpose": "work"},
 }
 
 
@@ -63,12 +71,54 @@ def test_an_urgent_decision_opens_a_referral_with_the_agency_and_its_deadline(
     )
     opened = referral(client, desk, decision["decision_id"])
     assert opened["agency"] == "police_tppo"
+    assert opened["also_notify"] == []
+    assert opened["rule_ids"] == ["coercion_or_deception_reported"]
     assert opened["status"] == "open"
     assert opened["case_id"] == "U-1"
     assert datetime.fromisoformat(opened["deadline"]) == expected
     assert datetime.fromisoformat(decision["referral"]["deadline"]) == expected
     assert opened["overdue"] is False
     assert 0 < opened["minutes_left"] <= AGENCIES["police_tppo"]["deadline_hours"] * 60
+
+
+def test_any_desk_working_a_referral_sees_whom_else_to_tell_and_why_it_was_referred(
+    client: TestClient, desk: Headers, make_key: KeyMaker
+) -> None:
+    """Any desk works the queue, and cannot read another desk's decision: the referral itself
+    must say which other agencies to tell (child protection, for a minor) and the flags that
+    referred it, in both languages, without the traveller's or the escort's identifiers."""
+    person = {"full_name": "Siti Aminah", "nik": "3171234567890123", "passport_no": "C7654321"}
+    escort = "Pak Darto +62 812 3509 4989"
+    case = tourist(case_id="U-M", screened_at=recently(), **MINOR_SENT_TO_WORK)
+    case["person"].update(person)
+    case["links"] = {"escort_ref": escort}
+    decision = screen(client, desk, case)
+    referred = decision["referral"]
+    assert referred["agency"] == "police_tppo"
+    assert referred["also_notify"] == ["social_services"]
+    assert set(referred["rule_ids"]) == {
+        "documents_held_by_third_party",
+        "minor_departing_for_work",
+    }
+    flags = {flag["rule_id"]: flag for flag in decision["flags"]}
+    reasons = [
+        {"rule_id": rule_id, "title": flags[rule_id]["title"], "reason": flags[rule_id]["reason"]}
+        for rule_id in referred["rule_ids"]
+    ]
+    assert all(reason["reason"]["id"] and reason["reason"]["en"] for reason in reasons)
+
+    other_desk = make_key("desk")
+    answer = client.get(f"/v1/decisions/{decision['decision_id']}", headers=other_desk)
+    assert answer.status_code == 404, "a desk reads only its own decisions"
+    [listed] = queue(client, other_desk)["referrals"]
+    for item in (referral(client, other_desk, decision["decision_id"]), listed):
+        assert item["agency"] == "police_tppo"
+        assert item["also_notify"] == ["social_services"]
+        assert item["rule_ids"] == referred["rule_ids"]
+        assert item["reasons"] == reasons
+        shown = json.dumps(item, ensure_ascii=False)
+        for identifier in [*person.values(), escort, "Darto"]:
+            assert identifier not in shown
 
 
 def test_each_agency_gets_the_deadline_the_pack_gives_it(client: TestClient, desk: Headers) -> None:

@@ -281,6 +281,9 @@ REFERRAL = tables.referrals.c
         ("renote", "referral of {resolved}: note differs"),
         ("redeadline", "referral_deadline differs"),
         ("drop_referral", "referral_agency differs"),
+        ("renotify", "referral_also_notify differs"),
+        ("unreason", "referral_reasons differs"),
+        ("garble_reasons", "referral_reasons differs"),
         ("acknowledge", "referral of {open}: status differs"),
         ("unrevoke", "key {revoked}: revoked_at differs"),
         ("drop_flag", "flags differs"),
@@ -309,6 +312,15 @@ def test_a_record_changed_after_it_was_made_is_detected(
         .where(REFERRAL.decision_id == still_open)
         .values(deadline=datetime(2099, 1, 1, tzinfo=UTC)),
         "drop_referral": delete(tables.referrals).where(REFERRAL.decision_id == resolved),
+        "renotify": update(tables.referrals)
+        .where(REFERRAL.decision_id == still_open)
+        .values(also_notify='["immigration"]'),
+        "unreason": update(tables.referrals)
+        .where(REFERRAL.decision_id == resolved)
+        .values(reasons="[]"),
+        "garble_reasons": update(tables.referrals)
+        .where(REFERRAL.decision_id == still_open)
+        .values(reasons="not JSON"),
         "acknowledge": update(tables.referrals)
         .where(REFERRAL.decision_id == still_open)
         .values(status="acknowledged"),
