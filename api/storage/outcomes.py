@@ -24,12 +24,14 @@ ACTIONS = ("cleared", "postponed", "referred", "counselled")
 CONFIRMED = ("procedural", "non_procedural", "trafficking")
 _DIGITS = re.compile(r"\S*\d{6,}\S*")
 # Numbers in a note: first what is kept though it has six digits or more (a date with its time,
-# an amount in thousands such as "Rp 15.000.000", which never starts with 0 as a phone does),
+# an amount in thousands such as "Rp 15.000.000", which never starts with 0 as a phone does, nor
+# with 62.8 as a mobile does without its +: 62.812.350.949 is one, Rp 62.8 billion none),
 # else a number written in groups ("0812-3456-7890", "3201 9999 8888 7777", "+62 (812) 3456
 # 7890", "081.234.567.890", "081,234,567,890"; a comma only between digits, not in a list).
 _NUMBERS = re.compile(
     r"(?P<kept>\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2}[:.]\d{2})?(?![-.:]?\d)"
-    r"|[1-9]\d{0,2}(?:[.,]\d{3}){1,3}(?:,\d{1,2})?(?![.,]?\d)"
+    r"|(?!62[.,]8\d\d(?:[.,]\d{3}){2}(?![.,]?\d))"  # a mobile with 62 and no +: not Rp 62.8bn
+    r"[1-9]\d{0,2}(?:[.,]\d{3}){1,3}(?:,\d{1,2})?(?![.,]?\d)"
     r"|\d{1,2}[:.]\d{2}(?![.:]?\d))"
     r"|\+?\(?\d(?:[\d \-./()]|,(?=\d))*\d\)?"
 )
@@ -45,8 +47,9 @@ def _grouped(number: re.Match[str]) -> str:
 def scrub(note: str | None) -> str | None:
     """A free-text note without anything that looks like an ID number (NIK, passport, phone),
     written in one piece or in groups: notes are stored, and identifiers are never stored in
-    clear. Dates and amounts in thousands are kept."""
-    if note is None:
+    clear. Dates and amounts in thousands are kept. A note of nothing visible (spaces, a
+    zero-width space) is none."""
+    if note is None or not any(c.isprintable() and not c.isspace() for c in note):
         return None
     return _DIGITS.sub("[redacted]", _NUMBERS.sub(_grouped, note.strip()))[:2_000] or None
 

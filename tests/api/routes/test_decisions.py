@@ -355,6 +355,8 @@ def test_an_id_number_in_a_note_is_stored_redacted(
         # in groups of three, as an amount is written: a phone's leading 0 tells them apart
         ("pendamping hp 081.234.567.890", "pendamping hp [redacted]"),
         ("pendamping hp 081,234,567,890", "pendamping hp [redacted]"),
+        ("hp 62.812.350.949 or 62,812,350,949", "hp [redacted] or [redacted]"),
+        ("paid Rp 62.800.000 and 628.000", "paid Rp 62.800.000 and 628.000"),
         ("rooms 101, 102, 103 and 104,105", "rooms 101, 102, 103 and 104,105"),
         # what is kept: dates, times and amounts, and short numbers
         (

@@ -254,7 +254,7 @@ def test_a_referral_only_moves_forward(client: TestClient, desk: Headers) -> Non
     assert twice.status_code == 409
     assert twice.json()["field"] == "status"
 
-    for body in ({}, {"note": ""}, {"note": "   "}):
+    for body in ({}, {"note": ""}, {"note": "   "}, {"note": "\u200b"}, {"note": " \ufeff\u2060 "}):
         no_note = client.post(f"{url}/resolve", json=body, headers=desk)
         assert no_note.status_code == 422, body
         assert no_note.json()["field"] == "note", body
