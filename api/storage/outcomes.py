@@ -94,9 +94,11 @@ def record(
 
 
 def summary(connection: Connection, decision_id: str) -> dict[str, Any]:
+    """The actions taken, the confirmed outcome, and the officers' notes (as stored: redacted),
+    oldest first."""
     o = tables.outcomes.c
     rows = connection.execute(
-        select(o.action, o.confirmed, o.recorded_at, o.key_id)
+        select(o.audit_seq, o.action, o.confirmed, o.recorded_at, o.key_id)
         .where(o.decision_id == decision_id)
         .order_by(o.outcome_id)
     ).all()
@@ -106,7 +108,12 @@ def summary(connection: Connection, decision_id: str) -> dict[str, Any]:
         if r.action
     ]
     confirmed = next((r.confirmed for r in rows if r.confirmed), None)
-    return {"decision_id": decision_id, "actions": actions, "confirmed": confirmed}
+    notes = [
+        {"note": note, "at": r.recorded_at.isoformat(), "key_id": r.key_id}
+        for r in rows
+        if (note := audit.body_of(connection, r.audit_seq).get("note"))
+    ]
+    return {"decision_id": decision_id, "actions": actions, "confirmed": confirmed, "notes": notes}
 
 
 def labelled(connection: Connection) -> Iterator[dict[str, Any]]:

@@ -267,19 +267,32 @@ def test_an_officer_records_an_action_then_later_the_confirmed_outcome(
     decision = screen(client, desk, tourist(**COERCED))
     url = f"/v1/decisions/{decision['decision_id']}/outcome"
     empty = client.get(url, headers=desk).json()
-    assert empty == {"decision_id": decision["decision_id"], "actions": [], "confirmed": None}
+    assert empty == {
+        "decision_id": decision["decision_id"],
+        "actions": [],
+        "confirmed": None,
+        "notes": [],
+    }
 
     acted = client.post(url, json={"action": "postponed"}, headers=desk)
     assert acted.status_code == 201
     assert [a["action"] for a in acted.json()["actions"]] == ["postponed"]
     assert acted.json()["confirmed"] is None
 
-    client.post(url, json={"action": "referred"}, headers=desk)
-    confirmed = client.post(url, json={"confirmed": "trafficking"}, headers=desk)
+    note = "escort left; family called on 0812-3456-7890"
+    client.post(url, json={"action": "referred", "note": note}, headers=desk)
+    confirmed = client.post(
+        url, json={"confirmed": "trafficking", "note": "confirmed by TPPO"}, headers=desk
+    )
     assert confirmed.status_code == 201
     outcome = client.get(url, headers=desk).json()
     assert [a["action"] for a in outcome["actions"]] == ["postponed", "referred"]
     assert outcome["confirmed"] == "trafficking"
+    # the officers' notes read back, as stored (a phone redacted)
+    assert [n["note"] for n in outcome["notes"]] == [
+        "escort left; family called on [redacted]",
+        "confirmed by TPPO",
+    ]
 
 
 def test_a_confirmed_outcome_is_set_once(client: TestClient, desk: Headers, engine: Engine) -> None:
