@@ -72,15 +72,13 @@ def stored_choice(
     """The choice in LINDUNG_DATABASE_URL, read without changing it. A database not made yet, or
     made without Lindung's tables, holds none (and is neither made nor migrated): `notify` is
     told, since a command run elsewhere than the server, or with other settings, lands here."""
-    file = database.sqlite_file(settings.database_url)
-    if file is not None and not file.exists():
-        notify(f"No database at {file.resolve()}: {_NONE_CHOSEN}")
-        return NOTHING_CHOSEN
-    engine = database.connect(settings.database_url)
     try:
-        if not database.migrated(engine):
-            notify(f"No Lindung tables in LINDUNG_DATABASE_URL's database: {_NONE_CHOSEN}")
-            return NOTHING_CHOSEN
+        engine = database.existing(settings.database_url)
+    except database.NoDatabase as error:
+        said = str(error)
+        notify(f"{said[:1].upper()}{said[1:]}: {_NONE_CHOSEN}")
+        return NOTHING_CHOSEN
+    try:
         with database.reading(engine) as connection:
             return choice(connection)
     finally:

@@ -12,26 +12,41 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 from sqlalchemy import Engine
 
-from api.cli_common import components_from, settings_from_env
+from api.cli_common import command_errors, components_from, settings_from_env
 from api.problems import Problem
 from api.storage import audit, database, keys, outcomes
 
 
 @contextmanager
 def _database() -> Iterator[Engine]:
-    """The settings' database, migrated; its connections are closed afterwards."""
+    """The settings' database, made or migrated if need be, for a command that writes; its
+    connections are closed afterwards."""
     engine = database.connect(settings_from_env().database_url)
     try:
         database.upgrade(engine)
         yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _existing_database() -> Iterator[Engine]:
+    """The settings' database as it is, for a command that only reads: one not made yet, without
+    Lindung's tables or of another version is a one-line error, never made or migrated (a report
+    of an empty database made by mistake would say all is well). Its connections are closed
+    afterwards."""
+    url = settings_from_env().database_url
+    with command_errors():
+        engine = database.existing(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @click.command()
@@ -111,7 +126,7 @@ def create_key(role: str, name: str) -> None:
 @keys_group.command("list")
 def list_keys() -> None:
     """List keys (never their secrets)."""
-    with _database() as engine, database.reading(engine) as connection:
+    with _existing_database() as engine, database.reading(engine) as connection:
         for key in keys.listing(connection):
             state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "live"
             click.echo(f"{key['key_id']}  {key['role']:<8} {state:<10} {key['name']}")
@@ -160,7 +175,7 @@ def _anchor(
 def verify(anchors: dict[int, str]) -> None:
     """Check every entry's hash chain, and the decision, outcome, key, registry and activation
     tables against it; exit 1 on any edit or deletion."""
-    with _database() as engine, database.reading(engine) as connection:
+    with _existing_database() as engine, database.reading(engine) as connection:
         result = audit.verify(connection, anchors)
     for problem in result.problems:
         click.echo(f"FAIL {problem}", err=True)
@@ -179,11 +194,18 @@ def outcomes_group() -> None:
 
 
 @outcomes_group.command("export")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
-def export(out: Path) -> None:
+@click.option(
+    "--out",
+    required=True,
+    # opened once the cases are read: a database error leaves an earlier export as it was
+    type=click.File("w", encoding="utf-8", lazy=True),
+    help="The CSV file, or - for standard output.",
+)
+def export(out: IO[str]) -> None:
     """Write every confirmed case as a labelled CSV (label column: non_procedural) for
     `lindung model train --data OUT --label non_procedural`."""
-    with _database() as engine, database.reading(engine) as connection:
+    with _existing_database() as engine, database.reading(engine) as connection:
         rows = list(outcomes.labelled(connection))
-    out.write_text(outcomes.labelled_csv(rows), encoding="utf-8")
-    click.echo(f"{len(rows):,} labelled cases written to {out}")
+    out.write(outcomes.labelled_csv(rows))
+    written_to = "standard output" if out.name == "-" else out.name
+    click.echo(f"{len(rows):,} labelled cases written to {written_to}", err=True)

@@ -39,6 +39,11 @@ class DatabaseProblem(LindungError):
     """LINDUNG_DATABASE_URL names a database this installation cannot use."""
 
 
+class NoDatabase(DatabaseProblem):
+    """LINDUNG_DATABASE_URL names no database of Lindung's: a SQLite file not made yet, or a
+    database without Lindung's tables."""
+
+
 def connect(url: str, *, serving: bool = False) -> Engine:
     """An engine for `url`; a SQLite file's folder is created.
 
@@ -279,6 +284,23 @@ def upgrade(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def existing(url: str) -> Engine:
+    """An engine for `url`'s database as it is, for a command that only reads: it is neither
+    made (nor a SQLite file's folder) nor migrated. NoDatabase where there is none, or none with
+    Lindung's tables; DatabaseProblem where its schema is another version's."""
+    file = sqlite_file(url)
+    if file is not None and not file.exists():
+        raise NoDatabase(f"no database at {file.resolve()}")
+    engine = connect(url)
+    try:
+        if not migrated(engine):
+            raise NoDatabase("no Lindung tables in LINDUNG_DATABASE_URL's database")
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def migrated(engine: Engine) -> bool:

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect
 
 from api.cli import main
 from api.settings import bundled
+from api.storage import database
+from tests.api.calls import Headers, screen
 from tests.api.servers import LINDUNG, Server, create_key, free_port, server_env
-from tests.factories import tourist
+from tests.api.storage.test_audit_body import migrate
+from tests.factories import documented_worker, tourist
 
 
 @pytest.fixture
@@ -87,10 +93,10 @@ def test_a_key_name_off_one_line_is_refused_naming_the_option(
         refused = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", name])
         assert refused.exit_code == 2, refused.output
         assert "Invalid value for '--name': " + said in refused.output, name
-    assert runner.invoke(main, ["keys", "list"]).output == ""
     made = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", " Batam 1 "])
     assert made.exit_code == 0, made.output
-    assert "desk     live       Batam 1\n" in runner.invoke(main, ["keys", "list"]).output
+    [listed] = runner.invoke(main, ["keys", "list"]).output.splitlines()  # none of the refused
+    assert listed.endswith("  desk     live       Batam 1")
 
 
 def test_serve_refuses_a_rule_pack_changed_in_place_naming_it(
@@ -114,3 +120,118 @@ def test_serve_refuses_a_rule_pack_changed_in_place_naming_it(
     assert refused.stderr.startswith("Error: rule pack lindung-default@"), refused.stderr
     assert "needs a new version" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+READING_COMMANDS = [
+    ["outcomes", "export", "--out", "labelled.csv"],
+    ["keys", "list"],
+    ["audit", "verify"],
+]
+
+
+def tables_in(url: str) -> list[str]:
+    engine = database.connect(url)
+    try:
+        return inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda command: command[0])
+def test_a_command_that_only_reads_makes_no_database(
+    command: list[str], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, each made the database with its tables and said all was well: 0 cases
+    exported, no keys, an intact audit trail of 0 entries."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    refused = CliRunner().invoke(main, command)
+    assert refused.exit_code == 1, refused.output
+    file = database.sqlite_file(database_url)
+    if file is not None:  # not made yet
+        assert refused.stderr == f"Error: database: no database at {file}\n"
+        assert not file.exists()
+    else:  # an empty schema
+        assert refused.stderr == (
+            "Error: database: no Lindung tables in LINDUNG_DATABASE_URL's database\n"
+        )
+        assert tables_in(database_url) == []
+    assert not (tmp_path / "labelled.csv").exists()
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=lambda command: command[0])
+def test_a_command_that_only_reads_neither_fills_nor_migrates_a_database(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    nested = tmp_path / "not-made" / "lindung.db"
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", f"sqlite:///{nested}")
+    refused = runner.invoke(main, command)
+    assert refused.stderr == f"Error: database: no database at {nested}\n"
+    assert not nested.parent.exists()
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", f"sqlite:///{empty}")
+    refused = runner.invoke(main, command)
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        "Error: database: no Lindung tables in LINDUNG_DATABASE_URL's database\n"
+    )
+    assert tables_in(f"sqlite:///{empty}") == []
+
+    older = tmp_path / "older.db"
+    engine = database.connect(f"sqlite:///{older}")
+    migrate(engine, "0004")
+    engine.dispose()
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", f"sqlite:///{older}")
+    refused = runner.invoke(main, command)
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.startswith("Error: database: its schema is at revision 0004, ")
+    assert len(refused.stderr.splitlines()) == 1
+    with closing(sqlite3.connect(older)) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0004",)
+        ]
+    assert not (tmp_path / "labelled.csv").exists()
+
+
+def test_outcomes_export_writes_to_standard_output_or_names_a_file_it_cannot_write(
+    client: TestClient,
+    desk: Headers,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decision = screen(client, desk, documented_worker(case_id="L-1"))
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    assert client.post(url, json={"confirmed": "procedural"}, headers=desk).status_code == 201
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    to_file = runner.invoke(main, ["outcomes", "export", "--out", "labelled.csv"])
+    assert to_file.exit_code == 0, to_file.output
+    assert to_file.stderr == "1 labelled cases written to labelled.csv\n"
+    written = (tmp_path / "labelled.csv").read_text(encoding="utf-8")
+    assert written.splitlines()[0].endswith(",non_procedural")
+    assert "L-1" in written
+
+    # before, a file named - was written
+    to_stdout = runner.invoke(main, ["outcomes", "export", "--out", "-"])
+    assert to_stdout.exit_code == 0, to_stdout.output
+    assert to_stdout.stdout == written
+    assert to_stdout.stderr == "1 labelled cases written to standard output\n"
+    assert not (tmp_path / "-").exists()
+
+    # before, a FileNotFoundError's traceback
+    missing = tmp_path / "nowhere" / "labelled.csv"
+    refused = runner.invoke(main, ["outcomes", "export", "--out", str(missing)])
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"Error: Could not open file '{missing}': No such file or directory\n"
+    )
+    folder = runner.invoke(main, ["outcomes", "export", "--out", str(tmp_path)])
+    assert folder.exit_code == 1
+    assert folder.stderr == f"Error: Could not open file '{tmp_path}': Is a directory\n"
