@@ -1,7 +1,8 @@
 """Prometheus metrics: screenings by tier, request latency, errors.
 
 When the server runs several worker processes, `lindung serve` sets PROMETHEUS_MULTIPROC_DIR
-before they start, and /metrics adds up every process's figures.
+before they start (unless it is set: a folder of its own, removed when they have stopped), and
+/metrics adds up every process's figures.
 """
 
 from __future__ import annotations

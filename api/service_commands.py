@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from tempfile import TemporaryDirectory
 from typing import IO, Any
 
 import click
@@ -79,8 +79,6 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.ClickException(error.detail) from None
     finally:
         service.stop()
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lindung-metrics-")
     click.echo(f"Lindung serving on http://{host}:{port} (API docs at /docs)", err=True)
     options: dict[str, Any] = {
         "factory": True,
@@ -92,7 +90,13 @@ def serve(host: str, port: int, workers: int) -> None:
         uvicorn.run("api.app:app_from_env", host=host, port=port, **options)
         return
     config = uvicorn.Config("api.app:app_from_env", host=host, port=port, **options)
-    sys.exit(serving.serve_workers(config, workers, reserved))
+    with ExitStack() as made:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # else the user's, left as it is
+            # the workers' figures, added up by /metrics: removed once they have stopped
+            folder = TemporaryDirectory(prefix="lindung-metrics-", ignore_cleanup_errors=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = made.enter_context(folder)
+        code = serving.serve_workers(config, workers, reserved)
+    sys.exit(code)
 
 
 @click.group("keys")

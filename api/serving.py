@@ -85,6 +85,10 @@ class Supervisor:
     def __init__(self, config: uvicorn.Config, workers: int, listener: socket.socket) -> None:
         self.config, self.listener = config, listener
         self.stopping = threading.Event()
+        # from before the first worker starts: a stop during start-up also ends in run()'s
+        # clean-up, and returns to the caller (which removes the folder it made for metrics)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda _signal, _frame: self.stopping.set())
         self.selector = selectors.DefaultSelector()
         self.workers = [self._start() for _ in range(workers)]
         self.accepting = False
@@ -92,8 +96,6 @@ class Supervisor:
         self.code = 0
 
     def run(self) -> int:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda _signal, _frame: self.stopping.set())
         self.listener.setblocking(False)
         try:
             while not self.stopping.is_set():

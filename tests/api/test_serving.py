@@ -20,7 +20,10 @@ from tests.factories import tourist
 
 @pytest.fixture
 def env(model_dir: Path, tmp_path: Path) -> dict[str, str]:
-    return server_env(f"sqlite:///{tmp_path / 'lindung.db'}", model_dir, tmp_path)
+    """The server's temporary folders (its metrics folder) in the test's: a supervisor killed
+    cannot remove its own."""
+    values = server_env(f"sqlite:///{tmp_path / 'lindung.db'}", model_dir, tmp_path)
+    return {**values, "TMPDIR": str(tmp_path)}
 
 
 @pytest.fixture
@@ -224,3 +227,38 @@ def test_a_port_in_use_is_refused_before_start_up(env: dict[str, str], holder: s
     assert refused.returncode != 0
     assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in refused.stderr
     assert time.monotonic() - started < 10  # before migrating and loading the model
+
+
+def test_the_metrics_folder_serve_made_is_removed_when_it_stops(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Before, every `lindung serve --workers N` left a lindung-metrics-* folder behind."""
+    server = Server(env, tmp_path / "server.log", "--workers", "2")
+    try:
+        server.wait_ready()
+        [made] = tmp_path.glob("lindung-metrics-*")  # in TMPDIR
+        assert list(made.iterdir()), "the workers keep their figures there"
+    finally:
+        server.process.send_signal(signal.SIGTERM)  # as a service manager stops it
+        try:
+            server.process.wait(timeout=60)
+        finally:
+            server.stop()  # stopped already, or killed rather than left running
+    assert server.process.returncode == 0
+    assert not list(tmp_path.glob("lindung-metrics-*"))
+
+
+def test_a_metrics_folder_given_is_left_as_it_is(env: dict[str, str], tmp_path: Path) -> None:
+    given = tmp_path / "metrics"
+    given.mkdir()
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(given)}
+    server = Server(env, tmp_path / "server.log", "--workers", "2")
+    try:
+        server.wait_ready()
+        kept = set(given.iterdir())
+        assert kept, "the workers keep their figures there"
+    finally:
+        server.stop()  # SIGINT
+    assert server.process.returncode == 0
+    assert kept <= set(given.iterdir())
+    assert not list(tmp_path.glob("lindung-metrics-*")), "none was made"
