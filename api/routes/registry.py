@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -54,18 +54,27 @@ async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONRe
     return JSONResponse(stored, status_code=201)
 
 
-@router.get("/licences/{license_no}", summary="Look up an agency licence")
+WIB = timezone(timedelta(hours=7), "WIB")  # Jakarta's time, no daylight saving
+
+
+# `path`: a licence number may hold a slash (B.123/SIP3MI/2020), sent as it is or as %2F
+@router.get("/licences/{license_no:path}", summary="Look up an agency licence")
 def lookup(
     license_no: str,
     service: ServiceDep,
     caller: AnyKey,
-    on: Annotated[date | None, Query(description="the day to judge it on (default today)")] = None,
+    on: Annotated[
+        date | None,
+        Query(description="the day to judge it on (default: today in WIB, Jakarta's time)"),
+    ] = None,
 ) -> JSONResponse:
-    """The licence as registered, and its status on `on` (active, expired, suspended...)."""
+    """The licence as registered, and its status on `on` (active, expired, suspended...). A
+    screening judges it on the case's own date; today here is Jakarta's, not UTC's, which is
+    still yesterday there from 17:00 UTC."""
     licence = service.current().registry.lookup(license_no)
     if licence is None:
         raise NotFound("no licence with this number in the registry", "license_no")
-    day = on or now().date()
+    day = on or now().astimezone(WIB).date()
     return JSONResponse(
         {
             "license_no": licence.license_no,

@@ -3,10 +3,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.routes import registry as registry_routes
+from api.routes.registry import WIB
 from api.settings import SAMPLE_REGISTRY, Settings, bundled
 from api.storage import activation, database, tables
 from api.storage.keys import CLI
@@ -60,8 +63,34 @@ def test_a_licence_is_looked_up_with_its_status_on_a_day(client: TestClient, des
         "suspended"
     )
     today = lookup(client, desk, "SIP3MI-0016-2019")
-    assert today.json()["on"] == datetime.now(UTC).date().isoformat()
+    assert today.json()["on"] == datetime.now(WIB).date().isoformat()
     assert today.json()["status_on"] == "revoked"
+
+
+def test_today_is_jakartas_day_as_a_screening_at_the_same_moment_judges_it(
+    client: TestClient, desk: Headers, admin: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 23:24 UTC on 6 December it is already 7 December at every desk in Indonesia."""
+    ending = HEADER + "T-1,PT Hampir Habis (fiktif),active,2021-01-01,2026-12-06\n"
+    assert upload(client, admin, ending).status_code == 201
+    monkeypatch.setattr(registry_routes, "now", lambda: datetime(2026, 12, 6, 23, 24, tzinfo=UTC))
+    today = lookup(client, desk, "T-1").json()
+    assert (today["on"], today["status_on"]) == ("2026-12-07", "expired")
+    case = documented_worker(
+        screened_at="2026-12-07T06:24:00+07:00", placement={"agency_license_no": "T-1"}
+    )
+    assert "unlicensed_agency" in flags_of(client, desk, case)
+
+
+def test_a_licence_number_with_a_slash_is_looked_up_as_written(
+    client: TestClient, desk: Headers, admin: Headers
+) -> None:
+    slashed = HEADER + "B.123/SIP3MI/2020,PT Garis Miring (fiktif),active,2020-01-01,2030-12-31\n"
+    assert upload(client, admin, slashed).status_code == 201
+    for typed in ("B.123/SIP3MI/2020", "B.123%2FSIP3MI%2F2020"):
+        answer = lookup(client, desk, typed, on="2026-11-23")
+        assert answer.status_code == 200, (typed, answer.text)
+        assert answer.json()["license_no"] == "B.123/SIP3MI/2020"
 
 
 def test_a_licence_typed_with_spaces_or_in_lowercase_is_still_found(
