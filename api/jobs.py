@@ -4,6 +4,7 @@ process; its progress, summary or error go to the database, where every process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -23,6 +24,8 @@ from api.settings import Settings
 from api.storage import database, jobs
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
+CUT_OFF = 3600.0  # seconds: an upload this old that no job was made for was cut off by a stop
+INTERRUPTED = "interrupted: the server running it stopped"
 FILES = {
     "result": "out",
     "rejects": "rejects.csv",
@@ -59,6 +62,46 @@ class JobRunner:
         if name == "result":
             relative = f"out.{job['options']['output']}"
         return self.folder(job["job_id"]) / relative
+
+    def settled(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job, marked failed if the server process running it has gone, and its upload
+        deleted then (a killed runner could not)."""
+        if not interrupted(job):
+            return job
+        with database.transaction(self.engine) as connection:
+            marked = jobs.interrupted(connection, job, INTERRUPTED, now())
+            job = jobs.get(connection, job["job_id"]) or job
+        if marked:
+            self._discard(job["job_id"])
+        return job
+
+    def _discard(self, job_id: str) -> None:
+        for upload in self.folder(job_id).glob("in.*"):
+            upload.unlink(missing_ok=True)
+
+    def sweep(self) -> None:
+        """Mark failed the jobs whose server process has gone, and delete the uploads no job
+        will read: those of ended jobs, and those a stop cut off before their job was made.
+        An upload of a job queued or running in a live process (on any machine) stays."""
+        with database.reading(self.engine) as connection:
+            held = jobs.held(connection)
+        for job in held:
+            self.settled(job)
+        for upload in self.settings.job_dir.glob("*/in.*"):
+            with database.reading(self.engine) as connection:
+                made = jobs.get(connection, upload.parent.name)
+            if made is not None:
+                if made["status"] not in jobs.HELD:
+                    upload.unlink(missing_ok=True)
+                continue
+            try:  # an upload still arriving is written to, and its job made once it is in
+                cut_off = time.time() - upload.stat().st_mtime > CUT_OFF
+            except FileNotFoundError:  # its request failed meanwhile, and deleted it
+                continue
+            if cut_off:
+                upload.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # unless something else is in it
+                    upload.parent.rmdir()
 
     def start(self, job_id: str, source: Path, options: dict[str, Any]) -> None:
         """Run the job in the background (queued until this process's slot is free)."""

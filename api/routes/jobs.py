@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api import library
 from api.batch_files import BatchFileError, column_names
 from api.deps import Analyst, ServiceDep
-from api.jobs import interrupted, now, runner
+from api.jobs import now, runner
 from api.problems import Conflict, Invalid, NotFound, Problem
 from api.responses import JSONResponse
 from api.service import Service
@@ -229,14 +229,8 @@ def _job(service: Service, job_id: str, field: str = "job_id") -> dict[str, Any]
 
 
 def _settled(service: Service, job: dict[str, Any]) -> dict[str, Any]:
-    """The job, marked failed if the server process running it has gone."""
-    if interrupted(job):
-        with database.transaction(service.engine) as connection:
-            jobs.failed(
-                connection, job["job_id"], "interrupted: the server running it stopped", now()
-            )
-            job = jobs.get(connection, job["job_id"]) or job
-    return job
+    """The job, marked failed (its upload deleted) if the server process running it has gone."""
+    return service.jobs.settled(job)
 
 
 def _view(service: Service, job: dict[str, Any]) -> dict[str, Any]:

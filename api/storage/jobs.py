@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select, update
 from api.storage import tables
 
 STATUSES = ("queued", "running", "done", "failed")
+HELD = ("queued", "running")  # a server process holds the job (and may read its upload)
 _JOBS = tables.rescore_jobs
 
 
@@ -47,6 +48,12 @@ def listing(connection: Connection, limit: int = 100) -> list[dict[str, Any]]:
     return [_plain(row) for row in connection.execute(query).mappings()]
 
 
+def held(connection: Connection) -> list[dict[str, Any]]:
+    """The jobs queued or running."""
+    query = select(_JOBS).where(_JOBS.c.status.in_(HELD)).order_by(_JOBS.c.job_id)
+    return [_plain(row) for row in connection.execute(query).mappings()]
+
+
 def started(connection: Connection, job_id: str, runner: str, at: datetime) -> None:
     _set(connection, job_id, status="running", started_at=at, runner=runner)
 
@@ -61,6 +68,20 @@ def finished(connection: Connection, job_id: str, summary: dict[str, Any], at: d
 
 def failed(connection: Connection, job_id: str, error: str, at: datetime) -> None:
     _set(connection, job_id, status="failed", error=error, finished_at=at)
+
+
+def interrupted(connection: Connection, job: dict[str, Any], error: str, at: datetime) -> bool:
+    """Mark the job failed if it is still held by the runner it was read with; whether it was."""
+    marked = connection.execute(
+        update(_JOBS)
+        .where(
+            _JOBS.c.job_id == job["job_id"],
+            _JOBS.c.status.in_(HELD),
+            _JOBS.c.runner == job["runner"],
+        )
+        .values(status="failed", error=error, finished_at=at)
+    )
+    return marked.rowcount == 1
 
 
 def _set(connection: Connection, job_id: str, **values: Any) -> None:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +22,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api.app import create_app
 from api.settings import Settings
-from api.storage import tables
+from api.storage import database, jobs, tables
 from tests.api.calls import Headers, rows
 from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
 from tests.conftest import DEFAULT_PACK
@@ -247,3 +255,113 @@ def test_an_unknown_job_is_404(client: TestClient, analyst: Headers) -> None:
     answer = client.get("/v1/rescore-jobs/0123456789abcdef", headers=analyst)
     assert answer.status_code == 404
     assert json.loads(answer.text)["field"] == "job_id"
+
+
+# A server process of its own: it names itself as a job's runner would, and lives until the
+# block ends.
+SERVER = "import sys; from api.jobs import runner; print(runner(), flush=True); sys.stdin.read()"
+OPTIONS = {
+    "on_error": "stop",
+    "output": "parquet",
+    "rule_pack": None,
+    "model": None,
+    "baseline": False,
+    "compare_to": None,
+    "compare_to_file": None,
+}
+
+
+@contextmanager
+def another_server() -> Iterator[str]:
+    """The runner of another server process on this machine, alive while the block runs."""
+    with subprocess.Popen(
+        [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+
+
+def stopped_server() -> str:
+    """The runner of a server process that has stopped (killed, as far as its jobs know)."""
+    with another_server() as runner:
+        return runner
+
+
+def held_job(engine: Engine, settings: Settings, runner: str, status: str = "running") -> str:
+    """A job of `runner` with its upload (identity numbers in clear) and its decisions file."""
+    job_id, at = uuid.uuid4().hex, datetime.now(UTC)
+    with database.transaction(engine) as connection:
+        jobs.create(connection, job_id, "k" * 32, "upload", OPTIONS, at, runner)
+        if status != "queued":
+            jobs.started(connection, job_id, runner, at)
+        if status == "done":
+            jobs.finished(connection, job_id, {"rescored": 1}, at)
+    folder = settings.job_dir / job_id
+    folder.mkdir(parents=True)
+    (folder / "in.csv").write_text(f"case_id,channel,screened_at,person.nik\nC-1,,,{NIK}\n")
+    (folder / "out.parquet").write_bytes(b"the decisions")
+    return job_id
+
+
+def uploads(settings: Settings) -> set[str]:
+    return {path.parent.name for path in settings.job_dir.glob("*/in.*")}
+
+
+def stored(engine: Engine, job_id: str) -> dict[str, Any]:
+    with database.reading(engine) as connection:
+        job = jobs.get(connection, job_id)
+    assert job is not None
+    return job
+
+
+INTERRUPTED = "interrupted: the server running it stopped"
+
+
+def test_a_job_whose_server_stopped_is_failed_and_its_upload_deleted(
+    client: TestClient, analyst: Headers, engine: Engine, settings: Settings
+) -> None:
+    """A server killed mid-job leaves it running in the database and its upload on disk: the
+    next read of the job marks it and deletes the upload. Its decisions file stays."""
+    read, listed = (held_job(engine, settings, stopped_server()) for _ in range(2))
+    job = client.get(f"/v1/rescore-jobs/{read}", headers=analyst).json()
+    assert (job["status"], job["error"]) == ("failed", INTERRUPTED)
+    assert uploads(settings) == {listed}
+    shown = client.get("/v1/rescore-jobs", headers=analyst).json()["jobs"]
+    assert {job["status"] for job in shown} == {"failed"}
+    assert uploads(settings) == set()
+    assert (settings.job_dir / read / "out.parquet").exists()
+
+
+def test_a_server_starting_deletes_the_uploads_no_job_still_reads(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    """Those of jobs whose server has gone, of ended jobs, and of uploads a stop cut off before
+    their job was made; never one a job of another live process reads or an upload arriving."""
+    with another_server() as alive:
+        gone = held_job(engine, settings, stopped_server())
+        gone_queued = held_job(engine, settings, stopped_server(), "queued")
+        ended = held_job(engine, settings, stopped_server(), "done")
+        running = held_job(engine, settings, alive)
+        queued = held_job(engine, settings, alive, "queued")
+        elsewhere = held_job(engine, settings, "another-machine:4242")
+        cut_off, arriving = (settings.job_dir / uuid.uuid4().hex for _ in range(2))
+        for folder in (cut_off, arriving):
+            folder.mkdir()
+            (folder / "in.csv").write_text(f"case_id,person.nik\nC-1,{NIK}\n")
+        two_hours_ago = time.time() - 7200
+        os.utime(cut_off / "in.csv", (two_hours_ago, two_hours_ago))
+        with TestClient(create_app(settings)):  # a server (re)starting beside the others
+            assert uploads(settings) == {running, queued, elsewhere, arriving.name}
+            assert not cut_off.exists()
+            for job_id in (gone, gone_queued):
+                assert (stored(engine, job_id)["status"], stored(engine, job_id)["error"]) == (
+                    "failed",
+                    INTERRUPTED,
+                )
+                assert (settings.job_dir / job_id / "out.parquet").exists()
+            assert stored(engine, ended)["status"] == "done"
+            assert [stored(engine, job_id)["status"] for job_id in (running, elsewhere)] == [
+                "running",
+                "running",
+            ]
+            assert stored(engine, queued)["status"] == "queued"
