@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,11 +19,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from api import in_use, library
+from api import in_use, library, runners
+from api.runners import runner
 from api.settings import Settings
 from api.storage import database, jobs
 
+log = logging.getLogger("lindung.jobs")
 PROGRESS_EVERY = 0.5  # seconds between progress writes
+SWEEP = 60.0  # seconds between looks for jobs whose runner has gone
 CUT_OFF = 3600.0  # seconds: an upload this old that no job was made for was cut off by a stop
 INTERRUPTED = "interrupted: the server running it stopped"
 FILES = {
@@ -39,11 +42,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def runner() -> str:
-    """host:pid of this server process (a job it started dies with it)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class JobRunner:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -53,6 +51,9 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopping = False
+        self._held: set[str] = set()  # jobs this process has taken and not ended
+        self._closing = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     def folder(self, job_id: str) -> Path:
         return self.settings.job_dir / job_id
@@ -63,10 +64,39 @@ class JobRunner:
             relative = f"out.{job['options']['output']}"
         return self.folder(job["job_id"]) / relative
 
+    def open(self) -> None:
+        """Clear what stopped servers left (`sweep`); then, while this process runs, beat for
+        the jobs it holds and sweep again now and then (a runner on another machine or in
+        another container is known to have gone only once it has been silent a while)."""
+        self.sweep()
+        self._keeper = threading.Thread(target=self._keep, name="jobs-keeper", daemon=True)
+        self._keeper.start()
+
+    def _keep(self) -> None:
+        swept = time.monotonic()
+        while not self._closing.wait(runners.BEAT):
+            try:
+                if self._held:
+                    self.beat()
+                if time.monotonic() - swept >= SWEEP:
+                    swept = time.monotonic()
+                    self.sweep()
+            except Exception:  # the database away a while: the next round tries again
+                log.exception("rescore jobs: heartbeat or sweep failed")
+
+    def beat(self) -> None:
+        """Tell every server process that this one still holds its jobs."""
+        with database.transaction(self.engine) as connection:
+            jobs.beat(connection, runner())
+
+    def _clock(self) -> datetime:
+        with database.reading(self.engine) as connection:
+            return jobs.clock(connection)
+
     def settled(self, job: dict[str, Any]) -> dict[str, Any]:
         """The job, marked failed if the server process running it has gone, and its upload
         deleted then (a killed runner could not)."""
-        if not interrupted(job):
+        if not runners.gone(job, self._clock):
             return job
         with database.transaction(self.engine) as connection:
             marked = jobs.interrupted(connection, job, INTERRUPTED, now())
@@ -110,6 +140,7 @@ class JobRunner:
         )
         with self._lock:
             self._threads.append(thread)
+            self._held.add(job_id)
         thread.start()
 
     def command(self, job_id: str, source: Path, options: dict[str, Any]) -> list[str]:
@@ -180,6 +211,8 @@ class JobRunner:
                         jobs.failed(connection, job_id, error or f"exit status {code}", now())
         finally:  # the upload holds names and identity numbers in clear: kept only while read
             source.unlink(missing_ok=True)
+            with self._lock:
+                self._held.discard(job_id)
 
     def _follow(self, job_id: str, command: list[str]) -> tuple[int, dict[str, Any] | None, str]:
         environment = {**os.environ, **self._environment()}
@@ -237,22 +270,9 @@ class JobRunner:
         deadline = time.monotonic() + wait
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def interrupted(job: dict[str, Any]) -> bool:
-    """A queued or running job whose server process on this host has gone."""
-    if job["status"] not in ("queued", "running") or not job.get("runner"):
-        return False
-    host, _, pid = str(job["runner"]).rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+        self._closing.set()
+        if self._keeper is not None:
+            self._keeper.join(max(0.0, deadline - time.monotonic()))
 
 
 def _without_paths(summary: dict[str, Any]) -> dict[str, Any]:

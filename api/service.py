@@ -54,7 +54,7 @@ class Service:
         """Bring the schema up to date and load the active components (training the reference
         model on first use)."""
         database.upgrade(self.engine)
-        self.jobs.sweep()  # what a server killed mid-job left behind
+        self.jobs.open()  # what a server killed mid-job left behind, and heartbeats
         with database.transaction(self.engine) as connection:
             parts = self.active(connection)
             activation.pin(connection, parts.pack, activation.SERVER, now())

@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from api import library
 from api.batch_files import BatchFileError, column_names
 from api.deps import Analyst, ServiceDep
-from api.jobs import now, runner
+from api.jobs import now
 from api.problems import Conflict, Invalid, NotFound, Problem
 from api.responses import JSONResponse
+from api.runners import runner
 from api.service import Service
 from api.storage import database, jobs
 from engine.case import one_line

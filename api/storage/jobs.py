@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from api.storage import tables
+from api.storage.database import is_postgres
 
 STATUSES = ("queued", "running", "done", "failed")
 HELD = ("queued", "running")  # a server process holds the job (and may read its upload)
@@ -24,11 +25,12 @@ def create(
     at: datetime,
     runner: str,
 ) -> None:
-    """A queued job, held by the server process `runner` (host:pid) until it starts it."""
+    """A queued job, held by the server process `runner` (api/runners.py) until it starts it."""
     connection.execute(
         _JOBS.insert().values(
             job_id=job_id,
             runner=runner,
+            beat_at=clock(connection),
             key_id=key_id,
             created_at=at,
             status="queued",
@@ -55,7 +57,32 @@ def held(connection: Connection) -> list[dict[str, Any]]:
 
 
 def started(connection: Connection, job_id: str, runner: str, at: datetime) -> None:
-    _set(connection, job_id, status="running", started_at=at, runner=runner)
+    _set(
+        connection,
+        job_id,
+        status="running",
+        started_at=at,
+        runner=runner,
+        beat_at=clock(connection),
+    )
+
+
+def beat(connection: Connection, runner: str) -> None:
+    """The heartbeat of the jobs `runner` holds: it still runs."""
+    connection.execute(
+        update(_JOBS)
+        .where(_JOBS.c.runner == runner, _JOBS.c.status.in_(HELD))
+        .values(beat_at=clock(connection))
+    )
+
+
+def clock(connection: Connection) -> datetime:
+    """Now by the database's clock, which every server sharing it reads; a SQLite file is shared
+    by the processes of one machine, whose clock it is."""
+    if is_postgres(connection):
+        at: datetime = connection.execute(select(func.now())).scalar_one()
+        return at.astimezone(UTC)
+    return datetime.now(UTC)
 
 
 def progressed(connection: Connection, job_id: str, progress: dict[str, Any]) -> None:
@@ -71,13 +98,16 @@ def failed(connection: Connection, job_id: str, error: str, at: datetime) -> Non
 
 
 def interrupted(connection: Connection, job: dict[str, Any], error: str, at: datetime) -> bool:
-    """Mark the job failed if it is still held by the runner it was read with; whether it was."""
+    """Mark the job failed if it is still as it was read: held by the same runner, which has
+    not beaten since; whether it was."""
+    beat = job["beat_at"]
     marked = connection.execute(
         update(_JOBS)
         .where(
             _JOBS.c.job_id == job["job_id"],
             _JOBS.c.status.in_(HELD),
             _JOBS.c.runner == job["runner"],
+            _JOBS.c.beat_at.is_(None) if beat is None else _JOBS.c.beat_at == beat,
         )
         .values(status="failed", error=error, finished_at=at)
     )

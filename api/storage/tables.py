@@ -210,6 +210,7 @@ rescore_jobs = Table(  # analysts' batch rescoring jobs: the files live under LI
     Column("progress", Text),  # JSON: stage, done, total
     Column("summary", Text),  # JSON: what `lindung rescore` printed
     Column("error", Text),
-    Column("runner", String(200)),  # host:pid of the server process running it
+    Column("runner", String(200)),  # the server process holding it (api/runners.py)
+    Column("beat_at", UtcDateTime),  # its runner's last heartbeat, by the database's clock
     Index(None, "created_at"),
 )

@@ -12,16 +12,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from api import jobs as job_runner
+from api import runners
 from api.app import create_app
 from api.settings import Settings
 from api.storage import database, jobs, tables
@@ -365,3 +368,96 @@ def test_a_server_starting_deletes_the_uploads_no_job_still_reads(
                 "running",
             ]
             assert stored(engine, queued)["status"] == "queued"
+
+
+def this_pid_started_earlier() -> str:
+    """A runner of this process's PID that is not this process: a server killed, then started
+    again with its PID (PID 1 in a container) or one whose PID this process took."""
+    host, pid, identity = runners.runner().rsplit(":", 2)
+    place, _, started = identity.rpartition(".")
+    assert place, "a runner on Linux names its kernel and PID namespace"
+    return f"{host}:{pid}:{place}.{int(started) - 100}"
+
+
+def silent_for(engine: Engine, job_id: str, seconds: float) -> None:
+    """The job's last heartbeat `seconds` ago, by the database's clock."""
+    with database.transaction(engine) as connection:
+        at = jobs.clock(connection) - timedelta(seconds=seconds)
+        connection.execute(
+            update(tables.rescore_jobs)
+            .where(tables.rescore_jobs.c.job_id == job_id)
+            .values(beat_at=at)
+        )
+
+
+def test_a_job_of_an_earlier_process_with_this_pid_is_interrupted(
+    client: TestClient, analyst: Headers, engine: Engine, settings: Settings
+) -> None:
+    """Its runner's PID runs (this process) but is not its runner: it never beats again."""
+    job_id = held_job(engine, settings, this_pid_started_earlier())
+    job = client.get(f"/v1/rescore-jobs/{job_id}", headers=analyst).json()
+    assert (job["status"], job["error"]) == ("failed", INTERRUPTED)
+    assert uploads(settings) == set()
+
+
+def test_a_job_whose_runner_fell_silent_is_interrupted(
+    client: TestClient, analyst: Headers, engine: Engine, settings: Settings
+) -> None:
+    """A runner on another machine (or in another container) is judged by its heartbeat."""
+    silent, beating = (
+        held_job(engine, settings, f"machine-{n}:1:{uuid.uuid4().hex}") for n in "ab"
+    )
+    silent_for(engine, silent, runners.STALE + 5)
+    silent_for(engine, beating, runners.STALE - 15)
+    shown = {
+        job["job_id"]: job for job in client.get("/v1/rescore-jobs", headers=analyst).json()["jobs"]
+    }
+    assert (shown[silent]["status"], shown[silent]["error"]) == ("failed", INTERRUPTED)
+    assert shown[beating]["status"] == "running"
+    assert uploads(settings) == {beating}
+
+
+def test_a_server_beats_for_its_own_jobs_only(
+    app: FastAPI, client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    mine = held_job(engine, settings, runners.runner(), "queued")
+    earlier = held_job(engine, settings, this_pid_started_earlier(), "queued")
+    for job_id in (mine, earlier):
+        silent_for(engine, job_id, runners.STALE + 5)
+    app.state.service.jobs.beat()
+    with database.reading(engine) as connection:
+        at = jobs.clock(connection)
+    assert at - stored(engine, mine)["beat_at"] < timedelta(seconds=5)
+    assert at - stored(engine, earlier)["beat_at"] > timedelta(seconds=runners.STALE)
+
+
+@SQLITE_ONLY
+def test_a_running_job_beats_and_a_silent_one_is_swept_without_a_read(
+    analyst: Headers,
+    engine: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(runners, "BEAT", 0.05)
+    monkeypatch.setattr(job_runner, "SWEEP", 0.2)
+    with TestClient(create_app(settings)) as client:
+        silent = held_job(engine, settings, f"machine-a:1:{uuid.uuid4().hex}")
+        silent_for(engine, silent, runners.STALE + 5)
+        body = write_csv(tmp_path / "cases.csv", case_rows(50)).read_bytes()
+        job_id = upload(client, analyst, body).json()["job_id"]
+        beats, deadline = set(), time.monotonic() + 180
+        while (job := stored(engine, job_id))["status"] in jobs.HELD:
+            assert time.monotonic() < deadline, "the job never ended"
+            beats.add(job["beat_at"])
+            time.sleep(0.02)
+        assert job["status"] == "done", job["error"]
+        # its command takes seconds to start: it beat every 0.05 s meanwhile
+        assert len(beats) >= 5, beats
+        assert (stored(engine, silent)["status"], stored(engine, silent)["error"]) == (
+            "failed",
+            INTERRUPTED,
+        )
+        while uploads(settings):  # the job's own, deleted once it ended
+            assert time.monotonic() < deadline, uploads(settings)
+            time.sleep(0.02)
