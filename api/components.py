@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from api.settings import Settings
 from engine.errors import LindungError
@@ -14,7 +15,7 @@ from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
 from engine.screening import Screener
 from models import artifact, training
-from models.features import features_for
+from models.features import Feature, features_for
 
 
 class ReferralHoursError(LindungError):
@@ -58,9 +59,12 @@ def load_or_train_model(
     registry: AgencyRegistry,
     notify: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
 ) -> artifact.TrainedModel:
-    """The model in LINDUNG_MODEL_DIR. The reference model is trained there on first use, and
-    again when this version's features changed; nothing else is ever overwritten."""
+    """The model in LINDUNG_MODEL_DIR, to score with `pack`. The reference model there is the
+    service's: it is trained for the settings' pack (LINDUNG_RULE_PACK) on first use, and again
+    when this version changed that pack's features. It is never trained for another pack, and
+    nothing else is ever overwritten: a model that does not fit `pack` is an OutdatedModel."""
     folder = settings.model_dir
+    features = features_for(pack)
     if (
         not (folder / artifact.MANIFEST_FILE).exists()
         and not (folder / artifact.MODEL_FILE).exists()
@@ -69,17 +73,59 @@ def load_or_train_model(
             f"No model in {folder}: training the reference model on "
             f"{settings.training_rows:,} synthetic cases (first use only)..."
         )
-        return train_reference_model(settings, pack, registry)
+        served = _served_pack(settings, pack)
+        trained = train_reference_model(settings, served, registry)
+        if served is pack:
+            return trained
+        return _for_pack(settings, pack, features)
     try:
-        return artifact.load(folder, features_for(pack), settings.model_sha256)
+        return artifact.load(folder, features, settings.model_sha256)
     except artifact.OutdatedModel as error:
         if not error.reference or settings.model_sha256:
             raise
+        if _served_pack(settings, pack) is not pack:
+            raise _unfit(folder, error, pack) from None
         notify(
             f"The reference model in {folder} predates this version's features: "
             "training it again..."
         )
         return train_reference_model(settings, pack, registry)
+
+
+def unfit(model: str, pack: RulePack) -> str:
+    """Why `model` cannot score with `pack` (its features are the pack's non-info rules)."""
+    return (
+        f"model {model} was trained on other features than rule pack {pack.label} gives it "
+        "(each non-info rule is a model input)"
+    )
+
+
+def _served_pack(settings: Settings, pack: RulePack) -> RulePack:
+    """`pack` if it is the settings' own pack (the one the reference model is trained for),
+    else the settings' pack."""
+    if Path(pack.folder).resolve() == settings.rule_pack.resolve():
+        return pack
+    served = load_rule_pack(settings.rule_pack)
+    return pack if served.digest == pack.digest else served
+
+
+def _for_pack(
+    settings: Settings, pack: RulePack, features: tuple[Feature, ...]
+) -> artifact.TrainedModel:
+    try:
+        return artifact.load(settings.model_dir, features, settings.model_sha256)
+    except artifact.OutdatedModel as error:
+        raise _unfit(settings.model_dir, error, pack) from None
+
+
+def _unfit(folder: Path, error: artifact.OutdatedModel, pack: RulePack) -> artifact.OutdatedModel:
+    model = str(error.manifest.get("model", "?"))
+    return artifact.OutdatedModel(
+        f"{folder}: {unfit(model, pack)}, and is trained again only for LINDUNG_RULE_PACK's "
+        "pack: set LINDUNG_RULE_PACK to this pack's folder and LINDUNG_MODEL_DIR to a model "
+        "trained for it (lindung model train --out DIR)",
+        error.manifest,
+    )
 
 
 def build(settings: Settings) -> Components:

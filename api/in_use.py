@@ -128,9 +128,8 @@ def activated_model(settings: Settings, pack: RulePack, version: str) -> artifac
         return artifact.load(folder, features_for(pack), settings.model_sha256)
     except artifact.OutdatedModel:
         raise Conflict(
-            f"model {version} was trained on other features than rule pack {pack.label} "
-            "gives it (each non-info rule is a model input); train a model for this pack "
-            "with lindung model train --out and activate the two together",
+            f"{components.unfit(version, pack)}; train a model for this pack with lindung "
+            "model train --out and activate the two together",
             "model",
         ) from None
 

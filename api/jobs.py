@@ -251,6 +251,7 @@ class JobRunner:
         found = {
             "LINDUNG_ENVIRONMENT": settings.environment,
             "LINDUNG_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+            "LINDUNG_RULE_PACK": str(settings.rule_pack),  # the pack LINDUNG_MODEL_DIR's is for
             "LINDUNG_MODEL_DIR": str(settings.model_dir),
             "LINDUNG_TRAINING_ROWS": str(settings.training_rows),
         }

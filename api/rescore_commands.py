@@ -239,10 +239,18 @@ def _rescorer(
 ) -> Rescorer:
     pack: RulePack = load_pack(pack_dir)
     with command_errors():
-        if model_dir == settings.model_dir:
-            model = components.load_or_train_model(settings, pack, registry)
-        else:
-            model = artifact.load(model_dir, features_for(pack), settings.model_sha256)
+        try:
+            if model_dir == settings.model_dir:  # the service's: trained for its own pack only
+                model = components.load_or_train_model(settings, pack, registry)
+            else:
+                model = artifact.load(model_dir, features_for(pack), settings.model_sha256)
+        except artifact.OutdatedModel as error:
+            version = str(error.manifest.get("model", "?"))
+            raise click.ClickException(
+                f"model: {model_dir}: {components.unfit(version, pack)}: pass --model a model "
+                "trained for it (lindung model train --out DIR, with LINDUNG_RULE_PACK set to "
+                "the pack's folder)"
+            ) from None
     return Rescorer(
         pack,
         pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value()),

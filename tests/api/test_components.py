@@ -9,8 +9,10 @@ import pytest
 from api import components
 from api.settings import Settings
 from engine.registry import AgencyRegistry
-from engine.rule_pack import RulePack
+from engine.rule_pack import RulePack, load_rule_pack
 from models import artifact
+from models.features import features_for
+from tests.conftest import DEFAULT_PACK
 
 
 def settings_for(folder: Path) -> Settings:
@@ -56,3 +58,46 @@ def test_an_outdated_analyst_model_is_refused(
     folder = outdated_copy(model_dir, tmp_path, trained_on_a_file=True)
     with pytest.raises(artifact.OutdatedModel):
         components.load_or_train_model(settings_for(folder), pack, registry, notify=print)
+
+
+def pack_with_another_rule(tmp_path: Path) -> RulePack:
+    """A new version of the default pack with one more non-info rule (one more model input)."""
+    folder = tmp_path / "candidate"
+    shutil.copytree(DEFAULT_PACK, folder)
+    text = (folder / "rules" / "unlicensed_agency.yaml").read_text(encoding="utf-8")
+    again = text.replace("id: unlicensed_agency", "id: unlicensed_agency_again", 1)
+    (folder / "rules" / "unlicensed_agency_again.yaml").write_text(again, encoding="utf-8")
+    manifest = folder / "pack.yaml"
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8").replace('"2026.11.2"', '"2026.12.0"'),
+        encoding="utf-8",
+    )
+    return load_rule_pack(folder)
+
+
+def test_the_reference_model_is_never_trained_again_for_another_pack(
+    tmp_path: Path, model_dir: Path, registry: AgencyRegistry
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    before = (folder / artifact.MANIFEST_FILE).read_bytes()
+    candidate = pack_with_another_rule(tmp_path)
+    said: list[str] = []
+    with pytest.raises(artifact.OutdatedModel) as refused:
+        components.load_or_train_model(
+            settings_for(folder), candidate, registry, notify=said.append
+        )
+    assert said == []
+    assert (folder / artifact.MANIFEST_FILE).read_bytes() == before
+    assert candidate.label in str(refused.value)
+    assert "lindung model train --out" in str(refused.value)
+
+
+def test_on_first_use_the_reference_model_is_trained_for_the_settings_pack_only(
+    tmp_path: Path, pack: RulePack, registry: AgencyRegistry
+) -> None:
+    candidate = pack_with_another_rule(tmp_path)
+    folder = tmp_path / "model"
+    with pytest.raises(artifact.OutdatedModel, match=candidate.label):
+        components.load_or_train_model(settings_for(folder), candidate, registry, notify=print)
+    assert artifact.load(folder, features_for(pack)).manifest["training"]["rows"] == 10_000

@@ -423,3 +423,48 @@ def test_dask_without_a_scheduler_is_a_usage_error(tmp_path: Path, cases_csv: Pa
     result = run("rescore", str(cases_csv), "--out", str(tmp_path / "o.csv"), "--engine", "dask")
     assert result.returncode == 2
     assert "--engine dask needs --scheduler" in result.stderr
+
+
+def with_another_rule(folder: Path) -> Path:
+    """`folder`'s pack with one more non-info rule: one more model input than the model knows."""
+    text = (folder / "rules" / "unlicensed_agency.yaml").read_text(encoding="utf-8")
+    again = text.replace("id: unlicensed_agency", "id: unlicensed_agency_again", 1)
+    (folder / "rules" / "unlicensed_agency_again.yaml").write_text(again, encoding="utf-8")
+    return folder
+
+
+def test_a_candidate_the_service_model_does_not_fit_is_refused_never_trained_for(
+    tmp_path: Path, model_dir: Path, candidate_pack: Path
+) -> None:
+    """LINDUNG_MODEL_DIR holds the service's reference model: a candidate pack with other model
+    inputs gets an error that says what to do, and the service's model is left as it was."""
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    kept = {path.name: path.read_bytes() for path in model.iterdir()}
+    candidate = with_another_rule(candidate_pack)
+    env = {"LINDUNG_MODEL_DIR": str(model), "LINDUNG_TRAINING_ROWS": "10000"}
+    source = write_csv(tmp_path / "cases.csv", case_rows(20))
+    out = tmp_path / "out.csv"
+    refused = run("rescore", str(source), "--out", str(out), "--rule-pack", str(candidate), env=env)
+    assert refused.returncode == 1, refused.stderr
+    assert "training" not in refused.stderr
+    [said] = [line for line in refused.stderr.splitlines() if line.startswith("Error")]
+    assert said.startswith(f"Error: model: {model}: "), said
+    assert "lindung-default@2026.12.0" in said
+    assert "pass --model a model trained for it" in said
+    assert "lindung model train --out" in said
+    assert not out.exists()
+    screened = run("screen", "--rule-pack", str(candidate), stdin="{}", env=env)
+    assert screened.returncode == 1
+    assert "lindung-default@2026.12.0" in screened.stderr
+    assert {path.name: path.read_bytes() for path in model.iterdir()} == kept
+
+    own = tmp_path / "candidate-model"
+    train = ("model", "train", "--out", str(own), "--rows", "10000")
+    trained = run(*train, env={"LINDUNG_RULE_PACK": str(candidate)})
+    assert trained.returncode == 0, trained.stderr
+    summary = rescore(
+        str(source), "--out", str(out), "--rule-pack", str(candidate), "--model", str(own)
+    )
+    assert summary["rescored"] == 20
+    assert {path.name: path.read_bytes() for path in model.iterdir()} == kept

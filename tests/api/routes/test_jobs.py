@@ -29,6 +29,7 @@ from api.app import create_app
 from api.settings import Settings
 from api.storage import database, jobs, tables
 from tests.api.calls import Headers, rows
+from tests.api.routes.test_activation import library_pack
 from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
 from tests.conftest import DEFAULT_PACK
 
@@ -108,6 +109,16 @@ def test_bad_rows_fail_the_job_or_are_skipped_into_rejects(
         io.BytesIO(client.get(skipped["links"]["result"], headers=analyst).content)
     )
     assert decisions.num_rows == 49
+
+
+def bigger_library_pack(settings: Settings) -> tuple[Path, str]:
+    """A pack of the library with one more non-info rule than the default (one more model
+    input): its folder and label."""
+    folder, label = library_pack(settings, "bigger", "2026.12.2")
+    text = (folder / "rules" / "unlicensed_agency.yaml").read_text(encoding="utf-8")
+    again = text.replace("id: unlicensed_agency", "id: unlicensed_agency_again", 1)
+    (folder / "rules" / "unlicensed_agency_again.yaml").write_text(again, encoding="utf-8")
+    return folder, label
 
 
 NAME, NIK, PASSPORT = "Siti Rahmawati Zubaidah", "3201999988887777", "XQ7788991"
@@ -461,3 +472,20 @@ def test_a_running_job_beats_and_a_silent_one_is_swept_without_a_read(
         while uploads(settings):  # the job's own, deleted once it ended
             assert time.monotonic() < deadline, uploads(settings)
             time.sleep(0.02)
+
+
+@SQLITE_ONLY
+def test_a_job_with_a_pack_the_service_model_does_not_fit_leaves_that_model_alone(
+    analyst: Headers, settings: Settings, model_dir: Path, tmp_path: Path
+) -> None:
+    own_model = tmp_path / "service-model"
+    shutil.copytree(model_dir, own_model)
+    kept = {path.name: path.read_bytes() for path in own_model.iterdir()}
+    settings = settings.model_copy(update={"model_dir": own_model, "training_rows": 10_000})
+    _folder, label = bigger_library_pack(settings)
+    body = write_csv(tmp_path / "cases.csv", case_rows(20)).read_bytes()
+    with TestClient(create_app(settings)) as client:
+        job = started(client, analyst, body, f"?rule_pack={label}")
+        assert job["status"] == "failed"
+        assert label in job["error"]
+    assert {path.name: path.read_bytes() for path in own_model.iterdir()} == kept
