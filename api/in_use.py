@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from api import components, library
-from api.problems import Conflict, Unavailable
+from api.problems import Conflict, Problem, Unavailable
 from api.settings import Settings
 from api.storage import activation, database, tables
+from engine.errors import LindungError
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
 from models import artifact
@@ -115,10 +116,33 @@ def build(
     else:
         pack = load_rule_pack(rule_pack or settings.rule_pack)
         model = components.load_or_train_model(settings, pack, agencies)
-    pinned = None if rule_pack else chosen.pins.get(pack.label)
-    if pinned is not None and pinned != pack.digest:  # this process's copy is not the one
-        raise Unavailable(activation.changed_in_place(pack, pinned), "rule_pack")
+    if rule_pack is None:  # the service's pack, as its label was pinned
+        refuse_changed_in_place(chosen, pack)
     return InUse(components.assemble(settings, pack, agencies, model), summary)
+
+
+def refuse_changed_in_place(
+    chosen: Choice, pack: RulePack, problem: type[Problem] = Unavailable
+) -> None:
+    """Refuse `pack` (a `problem` naming rule_pack) if its label is pinned to other content: this
+    copy was changed in place, and would decide otherwise than the service under its label."""
+    pinned = chosen.pins.get(pack.label)
+    if pinned is not None and pinned != pack.digest:
+        raise problem(activation.changed_in_place(pack, pinned), "rule_pack")
+
+
+def rescoring_pack(settings: Settings, chosen: Choice, label: str | None) -> RulePack:
+    """The pack a rescore job runs: `label` of the library, else the service's, read from its
+    folder as the job will read it. A pack that does not load, or whose label is pinned to
+    other content, is a Conflict naming rule_pack."""
+    folder = library.pack_folder(settings, label) if label else chosen.pack_folder(settings)
+    try:
+        pack = load_rule_pack(folder)
+    except LindungError as error:
+        named = label or (chosen.activation or {}).get("rule_pack", "of LINDUNG_RULE_PACK")
+        raise Conflict(f"rule pack {named} does not load: {error}", "rule_pack") from None
+    refuse_changed_in_place(chosen, pack, Conflict)
+    return pack
 
 
 def activated_model(settings: Settings, pack: RulePack, version: str) -> artifact.TrainedModel:

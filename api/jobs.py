@@ -151,11 +151,10 @@ class JobRunner:
         settings = self.settings
         live_pack = chosen.pack_folder(settings)
         live_model = chosen.model_folder(settings)
-        pack = (
-            library.pack_folder(settings, options["rule_pack"])
-            if options["rule_pack"]
-            else live_pack
-        )
+        # refused if changed in place since the job was queued
+        pack = Path(in_use.rescoring_pack(settings, chosen, options["rule_pack"]).folder)
+        if options["baseline"] and options["rule_pack"]:
+            in_use.rescoring_pack(settings, chosen, None)
         model = library.model_folder(settings, options["model"]) if options["model"] else live_model
         registry = settings.registry
         if chosen.uploaded_registry:

@@ -122,11 +122,14 @@ def rescore(
         pack = rule_pack or chosen.pack_folder(settings)
         model = model_dir or (settings.model_dir if rule_pack else chosen.model_folder(settings))
         agencies = AgencyRegistry.from_csv(registry) if registry else chosen.registry(settings)
-    current = _rescorer(settings, pack, model, agencies)
+    pinned = in_use.NOTHING_CHOSEN if rule_pack else chosen  # the service's pack: as pinned
+    current = _rescorer(settings, pack, model, agencies, pinned)
     baseline = None
     if baseline_rule_pack or baseline_model:
         before = (baseline_rule_pack or pack, baseline_model or model)
-        baseline = _rescorer(settings, *before, agencies)
+        baseline = _rescorer(
+            settings, *before, agencies, in_use.NOTHING_CHOSEN if baseline_rule_pack else pinned
+        )
     work = Rescorers(current, baseline)
     comparing = bool(compare_to or baseline)
     files = RunFiles(
@@ -235,10 +238,17 @@ class _Bar:
 
 
 def _rescorer(
-    settings: Settings, pack_dir: Path, model_dir: Path, registry: AgencyRegistry
+    settings: Settings,
+    pack_dir: Path,
+    model_dir: Path,
+    registry: AgencyRegistry,
+    chosen: in_use.Choice,
 ) -> Rescorer:
+    """The rescorer of a pack and model; a pack whose label `chosen` pinned to other content
+    is refused, as the service refuses it."""
     pack: RulePack = load_pack(pack_dir)
     with command_errors():
+        in_use.refuse_changed_in_place(chosen, pack)
         try:
             if model_dir == settings.model_dir:  # the service's: trained for its own pack only
                 model = components.load_or_train_model(settings, pack, registry)

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
-from api import library
+from api import in_use, library
 from api.batch_files import BatchFileError, column_names
 from api.deps import Analyst, ServiceDep
 from api.jobs import now
@@ -104,6 +104,7 @@ async def create(
         library.model_folder(settings, model)
     if baseline and compare_to:
         raise Invalid("compare with the active pack and model, or with a job, not both", "baseline")
+    await run_in_threadpool(_check_packs, service, rule_pack, baseline)
     earlier = None
     if compare_to is not None:
         earlier = await run_in_threadpool(_job, service, compare_to, "compare_to")
@@ -152,6 +153,15 @@ def _check_columns(source: Any) -> None:
         check_columns(column_names(source))
     except BatchFileError as error:
         raise Invalid(str(error).replace(source.name, "the file"), "body") from None
+
+
+def _check_packs(service: Service, rule_pack: str | None, baseline: bool) -> None:
+    """409 for a pack the job could not run, or would run with other rules than its label's."""
+    with database.reading(service.engine) as connection:
+        chosen = in_use.choice(connection)
+    in_use.rescoring_pack(service.settings, chosen, rule_pack)
+    if baseline and rule_pack is not None:  # the baseline is the service's pack
+        in_use.rescoring_pack(service.settings, chosen, None)
 
 
 def _store(service: Service, job_id: str, key_id: str, name: str, options: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from api.settings import SAMPLE_REGISTRY, Settings, bundled
 from api.storage import database
 from models.artifact import MODEL_FILE, TrainedModel
 from tests.api.calls import Headers, screen
-from tests.api.routes.test_activation import activate, library_model, library_pack
+from tests.api.routes.test_activation import activate, edit_in_place, library_model, library_pack
 from tests.api.routes.test_registry import NEW_LICENCE, NEW_REGISTRY, upload
 from tests.api.storage.test_audit_body import migrate
 from tests.api.test_cli import decisions, run
@@ -191,3 +191,30 @@ def test_a_database_that_cannot_be_used_is_named_without_a_traceback(
     chosen = ("--registry", str(REGISTRY), "--rule-pack", str(DEFAULT_PACK))
     result = run("screen", *chosen, stdin=json.dumps(tourist()), env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_rescore_refuses_the_service_pack_changed_in_place_as_screen_does(
+    client: TestClient, admin: Headers, settings: Settings, trained: TrainedModel, tmp_path: Path
+) -> None:
+    folder, label = library_pack(settings, "next", "2026.12.1")
+    assert activate(client, admin, label, trained.version).status_code == 201
+    edit_in_place(folder)  # the label is pinned to the files as activated
+    table = tmp_path / "cases.csv"
+    with table.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, list(flat(tourist())))
+        writer.writeheader()
+        writer.writerow(flat(tourist()))
+    out = tmp_path / "out.csv"
+    screened = run("screen", stdin=json.dumps(tourist()), env=cli_env(settings))
+    rescored = run("rescore", str(table), "--out", str(out), env=cli_env(settings))
+    assert (screened.returncode, rescored.returncode) == (1, 1)
+    refusal = f"Error: rule pack: rule pack {label} in {folder} is not the {label} decisions "
+    assert screened.stderr.startswith(refusal), screened.stderr
+    assert rescored.stderr == screened.stderr
+    assert "needs a new version" in rescored.stderr
+    assert not out.exists()
+    # a pack the analyst names is theirs to try: it is not the one the service decides with
+    chosen = run(
+        "rescore", str(table), "--out", str(out), "--rule-pack", str(folder), env=cli_env(settings)
+    )
+    assert chosen.returncode == 0, chosen.stderr

@@ -28,8 +28,9 @@ from api import runners
 from api.app import create_app
 from api.settings import Settings
 from api.storage import database, jobs, tables
+from models.artifact import TrainedModel
 from tests.api.calls import Headers, rows
-from tests.api.routes.test_activation import library_pack
+from tests.api.routes.test_activation import DEFAULT, activate, edit_in_place, library_pack
 from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
 from tests.conftest import DEFAULT_PACK
 
@@ -489,3 +490,34 @@ def test_a_job_with_a_pack_the_service_model_does_not_fit_leaves_that_model_alon
         assert job["status"] == "failed"
         assert label in job["error"]
     assert {path.name: path.read_bytes() for path in own_model.iterdir()} == kept
+
+
+@SQLITE_ONLY
+def test_a_job_on_a_pack_changed_in_place_is_refused_before_it_exists(
+    client: TestClient,
+    analyst: Headers,
+    admin: Headers,
+    settings: Settings,
+    trained: TrainedModel,
+    engine: Engine,
+) -> None:
+    """The service decides with the pack as its label was pinned: a job must not decide with
+    other rules under the same label."""
+    folder, label = library_pack(settings, "next", "2026.12.1")
+    assert activate(client, admin, label, trained.version).status_code == 201
+    header = b"case_id,channel,screened_at\n"
+    with client.app.state.service.jobs._slot:  # another job runs: the next one waits its turn
+        queued = upload(client, analyst, header)
+        assert queued.status_code == 202, queued.text
+        edit_in_place(folder)
+    job = wait(client, analyst, queued.json()["job_id"])
+    assert job["status"] == "failed"
+    assert "needs a new version" in job["error"]
+    for query in ("", f"?rule_pack={label}", f"?rule_pack={DEFAULT.label}&baseline=true"):
+        answer = upload(client, analyst, header, query)
+        assert answer.status_code == 409, (query, answer.text)
+        assert answer.json()["field"] == "rule_pack"
+        assert f"rule pack {label} " in answer.json()["detail"]
+        assert "needs a new version" in answer.json()["detail"]
+    assert rows(engine, tables.rescore_jobs) == 1
+    assert upload(client, analyst, header, f"?rule_pack={DEFAULT.label}").status_code == 202
