@@ -145,17 +145,46 @@ def rescoring_pack(settings: Settings, chosen: Choice, label: str | None) -> Rul
     return pack
 
 
-def activated_model(settings: Settings, pack: RulePack, version: str) -> artifact.TrainedModel:
-    """A model of the library (LINDUNG_MODEL_LIBRARY), to be used with `pack`."""
+def activated_model(
+    settings: Settings,
+    pack: RulePack,
+    version: str,
+    remedy: str = "train a model for this pack with lindung model train --out and activate the "
+    "two together",
+) -> artifact.TrainedModel:
+    """A model of the library (LINDUNG_MODEL_LIBRARY), to be used with `pack`: one trained on
+    other features is a Conflict naming model, which says `remedy`."""
     folder = library.model_folder(settings, version)
     try:
         return artifact.load(folder, features_for(pack), settings.model_sha256)
     except artifact.OutdatedModel:
-        raise Conflict(
-            f"{components.unfit(version, pack)}; train a model for this pack with lindung "
-            "model train --out and activate the two together",
-            "model",
-        ) from None
+        raise Conflict(f"{components.unfit(version, pack)}; {remedy}", "model") from None
+
+
+def rescoring_model(
+    settings: Settings, chosen: Choice, pack: RulePack, version: str | None
+) -> artifact.TrainedModel:
+    """The model a rescore job runs with `pack`: `version` of the library, else the service's.
+    One that does not load or fit the pack is a Conflict naming model, as for an activation."""
+    if version is None:
+        version = chosen.activation["model"] if chosen.activation else _version(settings)
+    try:
+        return activated_model(
+            settings,
+            pack,
+            version,
+            "choose a model trained for it (model, from GET /v1/models), or another pack",
+        )
+    except artifact.ModelError as error:
+        raise Conflict(f"model {version} does not load: {error}", "model") from None
+
+
+def _version(settings: Settings) -> str:
+    """The version of LINDUNG_MODEL_DIR's model, as the library lists it."""
+    for version, found in library.models(settings).items():
+        if found["folder"] == settings.model_dir:
+            return version
+    raise Conflict(f"no model in {settings.model_dir}", "model")
 
 
 def from_database(

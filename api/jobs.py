@@ -206,8 +206,9 @@ class JobRunner:
                 with database.transaction(self.engine) as connection:
                     if code == 0 and summary is not None:
                         jobs.finished(connection, job_id, summary, now())
-                    else:
-                        jobs.failed(connection, job_id, error or f"exit status {code}", now())
+                    else:  # an analyst reads it: the server's folders are not named
+                        said = library.public_text(self.settings, error or f"exit status {code}")
+                        jobs.failed(connection, job_id, said, now())
         finally:  # the upload holds names and identity numbers in clear: kept only while read
             source.unlink(missing_ok=True)
             with self._lock:

@@ -4,6 +4,7 @@ per folder of LINDUNG_PACK_LIBRARY and LINDUNG_MODEL_LIBRARY."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ def packs(settings: Settings) -> dict[str, dict[str, Any]]:
         try:
             pack = load_rule_pack(folder)
         except LindungError as error:
-            listing[f"(broken) {folder.name}"] = {"folder": folder, "problem": str(error)}
+            problem = public_text(settings, str(error))
+            listing[f"(broken) {folder.name}"] = {"folder": folder, "problem": problem}
             continue
         listing.setdefault(
             pack.label,
@@ -86,3 +88,25 @@ def public(listing: dict[str, dict[str, Any]], key_name: str) -> list[dict[str, 
         {key_name: key, **{k: v for k, v in item.items() if k != "folder"}}
         for key, item in listing.items()
     ]
+
+
+# a path from the root that no setting names (not the API's own, /v1/...): its last part kept
+_ABSOLUTE = re.compile(r"(?<![\w.:/-])/(?!v1/)(?:[\w.@+-]+/)*([\w.@+-]+)")
+
+
+def public_text(settings: Settings, text: str) -> str:
+    """`text` (a problem an analyst reads) with the server's folders named by the settings that
+    point at them (LINDUNG_PACK_LIBRARY/next/rules), and any other absolute path cut to its last
+    part: where the server keeps its files is not for its callers."""
+    named = {
+        "LINDUNG_PACK_LIBRARY": settings.pack_library,
+        "LINDUNG_MODEL_LIBRARY": settings.model_library,
+        "LINDUNG_RULE_PACK": settings.rule_pack,
+        "LINDUNG_MODEL_DIR": settings.model_dir,
+        "LINDUNG_REGISTRY": settings.registry,
+        "LINDUNG_JOB_DIR": settings.job_dir,
+    }
+    forms = {str(form): name for name, path in named.items() for form in (path, path.resolve())}
+    for form in sorted(forms, key=len, reverse=True):  # a folder before the folders it holds
+        text = re.sub(rf"(?<![\w./-]){re.escape(form)}(?![\w.-])", forms[form], text)
+    return _ABSOLUTE.sub(r"\1", text)

@@ -89,8 +89,9 @@ async def create(
     ] = "upload",
 ) -> JSONResponse:
     """The body is the file itself (CSV or Parquet, flat dotted columns as in case v1). Its
-    columns are checked at once (422 names any that is not a case field); the rows are checked
-    as the job runs. Poll `GET /v1/rescore-jobs/{job_id}`."""
+    columns are checked at once (422 names any that is not a case field), and so are the pack
+    and model it runs with (409, as for an activation); the rows are checked as the job runs.
+    Poll `GET /v1/rescore-jobs/{job_id}`."""
     kind = FORMATS.get(request.headers.get("content-type", "").split(";")[0].strip().lower())
     if kind is None:
         raise UnsupportedMedia(
@@ -104,7 +105,7 @@ async def create(
         library.model_folder(settings, model)
     if baseline and compare_to:
         raise Invalid("compare with the active pack and model, or with a job, not both", "baseline")
-    await run_in_threadpool(_check_packs, service, rule_pack, baseline)
+    await run_in_threadpool(_check_choice, service, rule_pack, model, baseline)
     earlier = None
     if compare_to is not None:
         earlier = await run_in_threadpool(_job, service, compare_to, "compare_to")
@@ -155,13 +156,21 @@ def _check_columns(source: Any) -> None:
         raise Invalid(str(error).replace(source.name, "the file"), "body") from None
 
 
-def _check_packs(service: Service, rule_pack: str | None, baseline: bool) -> None:
-    """409 for a pack the job could not run, or would run with other rules than its label's."""
+def _check_choice(
+    service: Service, rule_pack: str | None, model: str | None, baseline: bool
+) -> None:
+    """409 for a pack or model the job could not run, or a pack it would run with other rules
+    than its label's: checked as an activation checks them, before anything is stored."""
+    settings = service.settings
     with database.reading(service.engine) as connection:
         chosen = in_use.choice(connection)
-    in_use.rescoring_pack(service.settings, chosen, rule_pack)
-    if baseline and rule_pack is not None:  # the baseline is the service's pack
-        in_use.rescoring_pack(service.settings, chosen, None)
+    try:
+        pack = in_use.rescoring_pack(settings, chosen, rule_pack)
+        in_use.rescoring_model(settings, chosen, pack, model)
+        if baseline and rule_pack is not None:  # the baseline is the service's pack
+            in_use.rescoring_pack(settings, chosen, None)
+    except Problem as problem:  # an analyst reads it: the server's folders are not named
+        raise type(problem)(library.public_text(settings, problem.detail), problem.field) from None
 
 
 def _store(service: Service, job_id: str, key_id: str, name: str, options: dict[str, Any]) -> None:

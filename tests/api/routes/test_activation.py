@@ -214,6 +214,17 @@ def test_activating_an_unknown_or_broken_pack_or_model_changes_nothing(
     assert unknown_pack.status_code == 404, unknown_pack.text
 
 
+def test_a_broken_pack_is_listed_with_its_problem_but_no_server_path(
+    client: TestClient, analyst: Headers, settings: Settings, tmp_path: Path
+) -> None:
+    folder, _label = library_pack(settings, "broken", "2026.12.3")
+    (folder / "reference" / "fee_caps.yaml").unlink()
+    listing = client.get("/v1/rule-packs", headers=analyst).json()["rule_packs"]
+    [broken] = [p for p in listing if label_of(p) == "(broken) broken"]
+    assert broken["problem"].startswith("LINDUNG_PACK_LIBRARY/broken/reference: "), broken
+    assert str(tmp_path) not in json.dumps(listing)
+
+
 def library_model(settings: Settings, model_dir: Path, version: str, payload: bytes) -> None:
     """The session's model listed in the library as `version`, its file replaced by `payload`
     (none if empty), which its manifest vouches for unless the payload begins "unvouched"."""

@@ -28,9 +28,15 @@ from api import runners
 from api.app import create_app
 from api.settings import Settings
 from api.storage import database, jobs, tables
-from models.artifact import TrainedModel
+from models.artifact import MODEL_FILE, TrainedModel
 from tests.api.calls import Headers, rows
-from tests.api.routes.test_activation import DEFAULT, activate, edit_in_place, library_pack
+from tests.api.routes.test_activation import (
+    DEFAULT,
+    activate,
+    edit_in_place,
+    library_model,
+    library_pack,
+)
 from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
 from tests.conftest import DEFAULT_PACK
 
@@ -476,20 +482,71 @@ def test_a_running_job_beats_and_a_silent_one_is_swept_without_a_read(
 
 
 @SQLITE_ONLY
-def test_a_job_with_a_pack_the_service_model_does_not_fit_leaves_that_model_alone(
-    analyst: Headers, settings: Settings, model_dir: Path, tmp_path: Path
+def test_a_job_whose_pack_the_model_cannot_score_is_409_before_it_exists(
+    analyst: Headers,
+    admin: Headers,
+    settings: Settings,
+    model_dir: Path,
+    trained: TrainedModel,
+    engine: Engine,
+    tmp_path: Path,
 ) -> None:
+    """As an activation of the same pack and model is: naming the model, without a server path;
+    LINDUNG_MODEL_DIR's model is never trained for the pack."""
     own_model = tmp_path / "service-model"
     shutil.copytree(model_dir, own_model)
     kept = {path.name: path.read_bytes() for path in own_model.iterdir()}
     settings = settings.model_copy(update={"model_dir": own_model, "training_rows": 10_000})
-    _folder, label = bigger_library_pack(settings)
+    _folder, bigger = bigger_library_pack(settings)
+    _folder, next_pack = library_pack(settings, "next", "2026.12.1")
+    library_model(settings, model_dir, "lindung-risk@broken", b"garbage")
     body = write_csv(tmp_path / "cases.csv", case_rows(20)).read_bytes()
     with TestClient(create_app(settings)) as client:
-        job = started(client, analyst, body, f"?rule_pack={label}")
-        assert job["status"] == "failed"
-        assert label in job["error"]
+        refused = [upload(client, analyst, body, f"?rule_pack={bigger}")]
+        assert activate(client, admin, next_pack, trained.version).status_code == 201
+        refused.append(upload(client, analyst, body, f"?rule_pack={bigger}"))
+        refused.append(
+            upload(client, analyst, body, f"?rule_pack={bigger}&model={trained.version}")
+        )
+        for answer in refused:
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["field"] == "model"
+            assert (
+                f"model {trained.version} was trained on other features than rule pack {bigger}"
+                in answer.json()["detail"]
+            )
+        broken = upload(client, analyst, body, "?model=lindung-risk@broken")
+        assert broken.status_code == 409, broken.text
+        assert broken.json()["field"] == "model"
+        assert broken.json()["detail"].startswith("model lindung-risk@broken does not load: ")
+        assert "LINDUNG_MODEL_LIBRARY/broken/model.pkl" in broken.json()["detail"]
+        for answer in [*refused, broken]:
+            assert str(tmp_path) not in answer.text
+            assert str(model_dir) not in answer.text
+    assert rows(engine, tables.rescore_jobs) == 0
+    assert not settings.job_dir.exists() or not any(settings.job_dir.iterdir())
     assert {path.name: path.read_bytes() for path in own_model.iterdir()} == kept
+
+
+@SQLITE_ONLY
+def test_a_job_error_names_no_server_folder(
+    client: TestClient,
+    analyst: Headers,
+    settings: Settings,
+    model_dir: Path,
+    trained: TrainedModel,
+    tmp_path: Path,
+) -> None:
+    library_model(settings, model_dir, "lindung-risk@copy", (model_dir / MODEL_FILE).read_bytes())
+    header = b"case_id,channel,screened_at\n"
+    with client.app.state.service.jobs._slot:  # another job runs: the next one waits its turn
+        queued = upload(client, analyst, header, "?model=lindung-risk@copy")
+        assert queued.status_code == 202, queued.text
+        (settings.model_library / "copy" / MODEL_FILE).write_bytes(b"swapped meanwhile")
+    job = wait(client, analyst, queued.json()["job_id"])
+    assert job["status"] == "failed"
+    assert "LINDUNG_MODEL_LIBRARY/copy/model.pkl: SHA-256 " in job["error"], job["error"]
+    assert str(tmp_path) not in job["error"]
 
 
 @SQLITE_ONLY
