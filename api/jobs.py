@@ -29,6 +29,7 @@ PROGRESS_EVERY = 0.5  # seconds between progress writes
 SWEEP = 60.0  # seconds between looks for jobs whose runner has gone
 CUT_OFF = 3600.0  # seconds: an upload this old that no job was made for was cut off by a stop
 INTERRUPTED = "interrupted: the server running it stopped"
+REGISTRY_FILE = "registry.csv"  # an uploaded registry, as it was when the job was asked for
 FILES = {
     "result": "out",
     "rejects": "rejects.csv",
@@ -144,22 +145,23 @@ class JobRunner:
         thread.start()
 
     def command(self, job_id: str, source: Path, options: dict[str, Any]) -> list[str]:
-        """The `lindung rescore` command a job runs, on the pack, model and registry in use."""
+        """The `lindung rescore` command a job runs, on the pack, model and registry in use when
+        it was asked for (`uses`)."""
         folder = self.folder(job_id)
+        settings = self.settings
+        uses = options["uses"]
         with database.reading(self.engine) as connection:
             chosen = in_use.choice(connection)
-        settings = self.settings
-        live_pack = chosen.pack_folder(settings)
-        live_model = chosen.model_folder(settings)
-        # refused if changed in place since the job was queued
-        pack = Path(in_use.rescoring_pack(settings, chosen, options["rule_pack"]).folder)
-        if options["baseline"] and options["rule_pack"]:
-            in_use.rescoring_pack(settings, chosen, None)
-        model = library.model_folder(settings, options["model"]) if options["model"] else live_model
+
+        def pack_and_model(resolved: dict[str, str]) -> tuple[str, str]:
+            # refused if changed in place since the job was queued
+            pack = in_use.rescoring_pack(settings, chosen, resolved["rule_pack"])
+            return pack.folder, str(library.model_folder(settings, resolved["model"]))
+
+        pack, model = pack_and_model(uses)
         registry = settings.registry
-        if chosen.uploaded_registry:
-            registry = folder / "registry.csv"
-            registry.write_text(chosen.uploaded_registry[0], encoding="utf-8")
+        if uses["registry"] != "settings":
+            registry = folder / REGISTRY_FILE  # written when the job was asked for
         out = folder / f"out.{options['output']}"
         command = [
             sys.executable,
@@ -170,9 +172,9 @@ class JobRunner:
             "--out",
             str(out),
             "--rule-pack",
-            str(pack),
+            pack,
             "--model",
-            str(model),
+            model,
             "--registry",
             str(registry),
             "--on-error",
@@ -183,8 +185,9 @@ class JobRunner:
         ]
         if options["on_error"] == "skip":
             command += ["--rejects", str(folder / FILES["rejects"])]
-        if options["baseline"]:
-            command += ["--baseline-rule-pack", str(live_pack), "--baseline-model", str(live_model)]
+        if "baseline" in uses:
+            live_pack, live_model = pack_and_model(uses["baseline"])
+            command += ["--baseline-rule-pack", live_pack, "--baseline-model", live_model]
         if options["compare_to"]:
             command += ["--compare-to", str(options["compare_to_file"])]
         return command

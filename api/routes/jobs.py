@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api import in_use, library
 from api.batch_files import BatchFileError, column_names
 from api.deps import Analyst, ServiceDep
-from api.jobs import now
+from api.jobs import REGISTRY_FILE, now
 from api.problems import Conflict, Invalid, NotFound, Problem
 from api.responses import JSONResponse
 from api.runners import runner
@@ -105,7 +105,7 @@ async def create(
         library.model_folder(settings, model)
     if baseline and compare_to:
         raise Invalid("compare with the active pack and model, or with a job, not both", "baseline")
-    await run_in_threadpool(_check_choice, service, rule_pack, model, baseline)
+    uses, registry = await run_in_threadpool(_resolve, service, rule_pack, model, baseline)
     earlier = None
     if compare_to is not None:
         earlier = await run_in_threadpool(_job, service, compare_to, "compare_to")
@@ -116,6 +116,8 @@ async def create(
     folder.mkdir(parents=True)
     source = folder / f"in.{kind}"
     try:
+        if registry is not None:  # as uploaded now: a later upload is for later jobs
+            (folder / REGISTRY_FILE).write_text(registry, encoding="utf-8")
         await _receive(request, source, settings.max_upload_bytes)
         await run_in_threadpool(_check_columns, source)
         options: dict[str, Any] = {
@@ -126,6 +128,7 @@ async def create(
             "baseline": baseline,
             "compare_to": compare_to,
             "compare_to_file": str(service.jobs.file(earlier, "result")) if earlier else None,
+            "uses": uses,
         }
         await run_in_threadpool(_store, service, job_id, caller.key_id, name, options)
     except BaseException:
@@ -156,21 +159,32 @@ def _check_columns(source: Any) -> None:
         raise Invalid(str(error).replace(source.name, "the file"), "body") from None
 
 
-def _check_choice(
+def _resolve(
     service: Service, rule_pack: str | None, model: str | None, baseline: bool
-) -> None:
-    """409 for a pack or model the job could not run, or a pack it would run with other rules
-    than its label's: checked as an activation checks them, before anything is stored."""
+) -> tuple[dict[str, Any], str | None]:
+    """What the job runs with, resolved now: the pack and model asked for, else the service's
+    (and the service's as the baseline), and the registry uploaded, else the settings' (with
+    the uploaded CSV). A pack or model the job could not run, or a pack it would run with other
+    rules than its label's, is 409, as an activation checks them, before anything is stored."""
     settings = service.settings
     with database.reading(service.engine) as connection:
         chosen = in_use.choice(connection)
     try:
         pack = in_use.rescoring_pack(settings, chosen, rule_pack)
-        in_use.rescoring_model(settings, chosen, pack, model)
-        if baseline and rule_pack is not None:  # the baseline is the service's pack
-            in_use.rescoring_pack(settings, chosen, None)
+        uses: dict[str, Any] = {
+            "rule_pack": pack.label,
+            "model": in_use.rescoring_model(settings, chosen, pack, model).version,
+            "registry": chosen.uploaded_registry[1]["sha256"]
+            if chosen.uploaded_registry
+            else "settings",
+        }
+        if baseline:
+            live = pack if rule_pack is None else in_use.rescoring_pack(settings, chosen, None)
+            live_model = in_use.rescoring_model(settings, chosen, live, None)
+            uses["baseline"] = {"rule_pack": live.label, "model": live_model.version}
     except Problem as problem:  # an analyst reads it: the server's folders are not named
         raise type(problem)(library.public_text(settings, problem.detail), problem.field) from None
+    return uses, chosen.uploaded_registry[0] if chosen.uploaded_registry else None
 
 
 def _store(service: Service, job_id: str, key_id: str, name: str, options: dict[str, Any]) -> None:
@@ -255,7 +269,7 @@ def _settled(service: Service, job: dict[str, Any]) -> dict[str, Any]:
 
 def _view(service: Service, job: dict[str, Any]) -> dict[str, Any]:
     base = f"/v1/rescore-jobs/{job['job_id']}"
-    options = {k: v for k, v in job["options"].items() if k != "compare_to_file"}
+    options = {k: v for k, v in job["options"].items() if k not in ("compare_to_file", "uses")}
     links = {"self": base}
     if job["status"] == "done":
         links["result"] = f"{base}/result"
@@ -275,6 +289,7 @@ def _view(service: Service, job: dict[str, Any]) -> dict[str, Any]:
         "started_at": job["started_at"],
         "finished_at": job["finished_at"],
         "options": options,
+        "uses": job["options"].get("uses"),  # none for a job older than this record
         "progress": job["progress"],
         "summary": job["summary"],
         "error": job["error"],

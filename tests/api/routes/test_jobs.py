@@ -37,8 +37,12 @@ from tests.api.routes.test_activation import (
     library_model,
     library_pack,
 )
+from tests.api.routes.test_registry import NEW_LICENCE, NEW_REGISTRY
+from tests.api.routes.test_registry import upload as upload_registry
+from tests.api.test_in_use import flat
 from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
 from tests.conftest import DEFAULT_PACK
+from tests.factories import documented_worker
 
 CSV = {"Content-Type": "text/csv"}
 
@@ -578,3 +582,64 @@ def test_a_job_on_a_pack_changed_in_place_is_refused_before_it_exists(
         assert "needs a new version" in answer.json()["detail"]
     assert rows(engine, tables.rescore_jobs) == 1
     assert upload(client, analyst, header, f"?rule_pack={DEFAULT.label}").status_code == 202
+
+
+@SQLITE_ONLY
+def test_a_job_runs_with_and_shows_what_was_in_use_when_it_was_asked_for(
+    client: TestClient,
+    analyst: Headers,
+    admin: Headers,
+    settings: Settings,
+    trained: TrainedModel,
+    tmp_path: Path,
+) -> None:
+    """Two jobs asking for no pack or model, under two activations and registries, each say
+    which they ran with; a job queued before an admin's change runs with what it was asked
+    under."""
+    case = documented_worker(case_id="W-new", placement={"agency_license_no": NEW_LICENCE})
+    body = write_csv(tmp_path / "cases.csv", [flat(case)]).read_bytes()
+    _folder, next_pack = library_pack(settings, "next", "2026.12.1")
+    with client.app.state.service.jobs._slot:  # another job runs: these wait their turn
+        plain = upload(client, analyst, body, "?output=csv")
+        backtest = upload(client, analyst, body, f"?output=csv&rule_pack={next_pack}&baseline=true")
+        assert (plain.status_code, backtest.status_code) == (202, 202)
+        assert activate(client, admin, next_pack, trained.version).status_code == 201
+        uploaded = upload_registry(client, admin, NEW_REGISTRY)
+        assert uploaded.status_code == 201
+    before = wait(client, analyst, plain.json()["job_id"])
+    assert before["status"] == "done", before["error"]
+    assert before["uses"] == {
+        "rule_pack": DEFAULT.label,
+        "model": trained.version,
+        "registry": "settings",
+    }
+    assert "unlicensed_agency" in flags_of(client, analyst, before)
+    compared = wait(client, analyst, backtest.json()["job_id"])
+    assert compared["status"] == "done", compared["error"]
+    assert compared["uses"] == {
+        "rule_pack": next_pack,
+        "model": trained.version,
+        "registry": "settings",
+        "baseline": {"rule_pack": DEFAULT.label, "model": trained.version},
+    }
+    figures = client.get(compared["links"]["report.json"], headers=analyst).json()
+    assert figures["compared"]["previous"] == f"{DEFAULT.label} + {trained.version}"
+
+    after = started(client, analyst, body, "?output=csv")
+    assert after["uses"] == {
+        "rule_pack": next_pack,
+        "model": trained.version,
+        "registry": uploaded.json()["sha256"],
+    }
+    assert "unlicensed_agency" not in flags_of(client, analyst, after)
+    listed = client.get("/v1/rescore-jobs", headers=analyst).json()["jobs"]
+    assert {job["job_id"]: job["uses"] for job in listed} == {
+        job["job_id"]: job["uses"] for job in (before, compared, after)
+    }
+
+
+def flags_of(client: TestClient, headers: Headers, job: dict[str, Any]) -> str:
+    """The flags of the one case of a job's CSV result."""
+    result = client.get(job["links"]["result"], headers=headers)
+    [row] = pacsv.read_csv(io.BytesIO(result.content)).to_pylist()
+    return str(row["flags"])
