@@ -70,7 +70,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/rules/{rule_id}"): ANY_ROLE,
     ("GET", "/v1/model"): ANY_ROLE,
     ("GET", "/v1/registry"): ANY_ROLE,
-    ("GET", "/v1/registry/licences/{license_no}"): ANY_ROLE,
+    ("GET", "/v1/registry/licences/{license_no:path}"): ANY_ROLE,
     ("PUT", "/v1/registry"): ADMIN,
     # activation: analysts and admins list, admins switch
     ("GET", "/v1/rule-packs"): ANALYST_ADMIN,
@@ -267,7 +267,7 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
     ("GET", "/v1/rules/{rule_id}"): lambda w: Call(f"/v1/rules/{URGENT_RULE}"),
     ("GET", "/v1/model"): lambda w: Call("/v1/model"),
     ("GET", "/v1/registry"): lambda w: Call("/v1/registry"),
-    ("GET", "/v1/registry/licences/{license_no}"): lambda w: Call(
+    ("GET", "/v1/registry/licences/{license_no:path}"): lambda w: Call(
         f"/v1/registry/licences/{LICENCE}"
     ),
     ("PUT", "/v1/registry"): lambda w: Call(
@@ -472,6 +472,9 @@ def keyed_routes() -> list[tuple[str, str, str]]:
     ]
 
 
+PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")  # a path parameter, with its converter if any
+
+
 def test_a_nul_in_any_path_or_query_parameter_is_refused_on_every_route(
     app: FastAPI, client: TestClient, make_key: KeyMaker
 ) -> None:
@@ -481,13 +484,14 @@ def test_a_nul_in_any_path_or_query_parameter_is_refused_on_every_route(
     headers = {role: make_key(role) for role in ROLES}
     named = 0
     for method, path, role in keyed_routes():
-        filled = re.sub(r"{\w+}", "x", path)
+        filled = PARAMETER.sub("x", path)
         answer = client.request(method, f"{filled}?probe={NUL}", headers=headers[role])
         assert answer.status_code == 422, (method, path, answer.text)
         detail = "probe: a NUL character is not allowed"
         assert answer.json() == {"error": "Invalid", "detail": detail, "field": "probe"}
-        for name in re.findall(r"{(\w+)}", path):
-            url = re.sub(r"{\w+}", "x", path.replace(f"{{{name}}}", NUL))
+        for parameter in PARAMETER.finditer(path):
+            name = parameter.group(1)
+            url = PARAMETER.sub("x", path.replace(parameter.group(), NUL))
             answer = client.request(method, url, headers=headers[role])
             assert answer.status_code == 404, (method, url, answer.text)
             detail = f"no {name.replace('_', ' ')} holds a NUL character"
