@@ -299,25 +299,24 @@ INDEXED: dict[str, tuple[Table, Projection, str]] = {
 # What is checked beyond the index table's own columns: a decision's flags and its referral
 # (their rows name the decision), as SQL that reads them beside the decision's row.
 _flags, _referrals, _decisions = tables.decision_flags.c, tables.referrals.c, tables.decisions.c
+
+
+def _referral(column: str) -> ColumnElement[Any]:
+    return (
+        select(_referrals[column])
+        .where(_referrals.decision_id == _decisions.decision_id)
+        .scalar_subquery()
+    )
+
+
 _JOINED: dict[str, ColumnElement[Any]] = {
     "flags": select(func.aggregate_strings(_flags.rule_id, ","))
     .where(_flags.decision_id == _decisions.decision_id)
     .scalar_subquery(),
-    "referral_agency": select(_referrals.agency)
-    .where(_referrals.decision_id == _decisions.decision_id)
-    .scalar_subquery(),
-    "referral_deadline": select(_referrals.deadline)
-    .where(_referrals.decision_id == _decisions.decision_id)
-    .scalar_subquery(),
-    "referral_also_notify": select(_referrals.also_notify)
-    .where(_referrals.decision_id == _decisions.decision_id)
-    .scalar_subquery(),
-    "referral_reasons": select(_referrals.reasons)
-    .where(_referrals.decision_id == _decisions.decision_id)
-    .scalar_subquery(),
-    "referral_opened_at": select(_referrals.opened_at)
-    .where(_referrals.decision_id == _decisions.decision_id)
-    .scalar_subquery(),
+    **{
+        f"referral_{column}": _referral(column)
+        for column in ("agency", "deadline", "also_notify", "reasons", "opened_at")
+    },
 }
 # Columns that say when and by whom, against the entry's own: its time and its actor. (A
 # referral's time is checked where there is a referral; whether there is one, by its agency.)
