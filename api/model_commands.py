@@ -13,7 +13,6 @@ from api.settings import Settings
 from engine.errors import LindungError
 from engine.registry import AgencyRegistry
 from models import training
-from models.card import write_card
 from models.evaluation import evaluate
 
 EVALUATION_ROWS = 100_000
@@ -161,6 +160,8 @@ def evaluate_command(rows: int, output: str, data: Path | None, label: str) -> N
 )
 def card(out: Path | None, rows: int, bootstrap: int) -> None:
     """Write the model card (Markdown and PNG plots)."""
+    from models.card import write_card  # matplotlib and fairlearn: not for every command
+
     settings = settings_from_env()
     built = _built(settings)
     path = write_card(

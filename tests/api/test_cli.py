@@ -220,3 +220,15 @@ def test_production_refuses_the_fictional_sample_registry(tmp_path: Path) -> Non
         "screen", stdin=json.dumps(tourist()), env={**key, "LINDUNG_REGISTRY": str(registry)}
     )
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_a_command_starts_without_loading_the_model_cards_plotting() -> None:
+    # matplotlib and fairlearn cost about half a second of every command's start
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, api.cli; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "'matplotlib'" not in loaded
+    assert "'fairlearn'" not in loaded
