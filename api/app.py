@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import library
 from api.deps import KeyCache
 from api.metrics import ERRORS, LATENCY
 from api.problems import Problem
@@ -89,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     routers = (screenings, decisions, referrals, rules, registry, activation, keys, jobs, health)
     for module in routers:
         app.include_router(module.router)
-    _handle_errors(app)
+    _handle_errors(app, settings)
     # a rescore job's file is streamed to disk, under its own limit (LINDUNG_MAX_UPLOAD_BYTES)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=("/v1/rescore-jobs",))
     app.add_middleware(RequestTimer)
@@ -112,7 +113,7 @@ def problem(status: int, error: str, detail: str, field: str | None, **extra: An
 _ERROR_NAMES = {404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge"}
 
 
-def _handle_errors(app: FastAPI) -> None:
+def _handle_errors(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(CaseError)
     async def bad_case(request: Request, error: CaseError) -> JSONResponse:
         problems = [{"field": p.field, "problem": p.problem} for p in error.problems]
@@ -121,7 +122,8 @@ def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def known(request: Request, error: Problem) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        response = problem(error.status, type(error).__name__, error.detail, error.field)
+        detail = library.public_text(settings, error.detail)  # the server's folders: not named
+        response = problem(error.status, type(error).__name__, detail, error.field)
         if headers:
             response.headers.update(headers)
         return response

@@ -169,21 +169,18 @@ def _resolve(
     settings = service.settings
     with database.reading(service.engine) as connection:
         chosen = in_use.choice(connection)
-    try:
-        pack = in_use.rescoring_pack(settings, chosen, rule_pack)
-        uses: dict[str, Any] = {
-            "rule_pack": pack.label,
-            "model": in_use.rescoring_model(settings, chosen, pack, model).version,
-            "registry": chosen.uploaded_registry[1]["sha256"]
-            if chosen.uploaded_registry
-            else "settings",
-        }
-        if baseline:
-            live = pack if rule_pack is None else in_use.rescoring_pack(settings, chosen, None)
-            live_model = in_use.rescoring_model(settings, chosen, live, None)
-            uses["baseline"] = {"rule_pack": live.label, "model": live_model.version}
-    except Problem as problem:  # an analyst reads it: the server's folders are not named
-        raise type(problem)(library.public_text(settings, problem.detail), problem.field) from None
+    pack = in_use.rescoring_pack(settings, chosen, rule_pack)
+    uses: dict[str, Any] = {
+        "rule_pack": pack.label,
+        "model": in_use.rescoring_model(settings, chosen, pack, model).version,
+        "registry": (
+            chosen.uploaded_registry[1]["sha256"] if chosen.uploaded_registry else "settings"
+        ),
+    }
+    if baseline:
+        live = pack if rule_pack is None else in_use.rescoring_pack(settings, chosen, None)
+        live_model = in_use.rescoring_model(settings, chosen, live, None)
+        uses["baseline"] = {"rule_pack": live.label, "model": live_model.version}
     return uses, chosen.uploaded_registry[0] if chosen.uploaded_registry else None
 
 
