@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -79,6 +80,7 @@ class JobRunner:
             try:
                 if self._held:
                     self.beat()
+                    self.stop_cancelled()
                 if time.monotonic() - swept >= SWEEP:
                     swept = time.monotonic()
                     self.sweep()
@@ -89,6 +91,17 @@ class JobRunner:
         """Tell every server process that this one still holds its jobs."""
         with database.transaction(self.engine) as connection:
             jobs.beat(connection, runner())
+
+    def stop_cancelled(self) -> None:
+        """Stop the commands of this process's jobs that were cancelled (on any server)."""
+        with self._lock:
+            running = dict(self._running)
+        if not running:
+            return
+        with database.reading(self.engine) as connection:
+            cancelled = jobs.cancelled(connection, running)
+        for job_id in cancelled:
+            running[job_id].terminate()
 
     def _clock(self) -> datetime:
         with database.reading(self.engine) as connection:
@@ -202,7 +215,8 @@ class JobRunner:
                 try:
                     command = self.command(job_id, source, options)
                     with database.transaction(self.engine) as connection:
-                        jobs.started(connection, job_id, runner(), now())
+                        if not jobs.started(connection, job_id, runner(), now()):
+                            return  # cancelled while queued
                     code, summary, error = self._follow(job_id, command)
                 except Exception as problem:  # the job fails; the server goes on
                     code, summary, error = 1, None, f"the job could not start: {problem}"
@@ -216,6 +230,26 @@ class JobRunner:
             source.unlink(missing_ok=True)
             with self._lock:
                 self._held.discard(job_id)
+            self._clear_if_cancelled(job_id)
+
+    def _clear_if_cancelled(self, job_id: str) -> None:
+        """A cancelled job keeps no file: what its command wrote before it stopped is partial."""
+        try:
+            with database.reading(self.engine) as connection:
+                if not jobs.cancelled(connection, [job_id]):
+                    return
+        except Exception:  # the database away: the files stay, as any ended job's do
+            log.exception("rescore job %s: could not read whether it was cancelled", job_id)
+            return
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+
+    def cancel(self, job_id: str) -> None:
+        """Stop a cancelled job's command now if this process runs it (a job queued here never
+        starts; another server process stops its own at its next heartbeat)."""
+        with self._lock:
+            process = self._running.get(job_id)
+        if process is not None:
+            process.terminate()
 
     def _follow(self, job_id: str, command: list[str]) -> tuple[int, dict[str, Any] | None, str]:
         environment = {**os.environ, **self._environment()}
@@ -225,6 +259,9 @@ class JobRunner:
         ) as process:
             with self._lock:
                 self._running[job_id] = process
+            with database.reading(self.engine) as connection:
+                if jobs.cancelled(connection, [job_id]):  # before this process could be stopped
+                    process.terminate()
             assert process.stderr is not None
             assert process.stdout is not None
             written = 0.0

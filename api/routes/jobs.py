@@ -205,6 +205,20 @@ def get(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
     return JSONResponse(_view(service, _job(service, job_id)))
 
 
+@router.post("/{job_id}/cancel", summary="Cancel a queued or running job")
+def cancel(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
+    """Stop the job and delete its files; a job that has ended is 409."""
+    _job(service, job_id)  # 404 for no such job; one whose server has gone is failed by now
+    with database.transaction(service.engine) as connection:
+        cancelled = jobs.cancel(connection, job_id, caller.key_id, now())
+        job = jobs.get(connection, job_id)
+    assert job is not None
+    if not cancelled:
+        raise Conflict(f"the job is {job['status']}: only a queued or running one", "job_id")
+    service.jobs.cancel(job_id)
+    return JSONResponse(_view(service, job))
+
+
 def _download(job_id: str, service: Service, name: str) -> FileResponse:
     job = _job(service, job_id)
     if job["status"] != "done":

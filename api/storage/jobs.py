@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, func, select, update
 from api.storage import tables
 from api.storage.database import is_postgres
 
-STATUSES = ("queued", "running", "done", "failed")
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
 HELD = ("queued", "running")  # a server process holds the job (and may read its upload)
 _JOBS = tables.rescore_jobs
 
@@ -56,15 +57,14 @@ def held(connection: Connection) -> list[dict[str, Any]]:
     return [_plain(row) for row in connection.execute(query).mappings()]
 
 
-def started(connection: Connection, job_id: str, runner: str, at: datetime) -> None:
-    _set(
-        connection,
-        job_id,
-        status="running",
-        started_at=at,
-        runner=runner,
-        beat_at=clock(connection),
+def started(connection: Connection, job_id: str, runner: str, at: datetime) -> bool:
+    """Mark the job running, unless it was cancelled while queued; whether it was."""
+    marked = connection.execute(
+        update(_JOBS)
+        .where(_JOBS.c.job_id == job_id, _JOBS.c.status == "queued")
+        .values(status="running", started_at=at, runner=runner, beat_at=clock(connection))
     )
+    return marked.rowcount == 1
 
 
 def beat(connection: Connection, runner: str) -> None:
@@ -90,11 +90,26 @@ def progressed(connection: Connection, job_id: str, progress: dict[str, Any]) ->
 
 
 def finished(connection: Connection, job_id: str, summary: dict[str, Any], at: datetime) -> None:
-    _set(connection, job_id, status="done", summary=json.dumps(summary), finished_at=at)
+    _end(connection, job_id, status="done", summary=json.dumps(summary), finished_at=at)
 
 
 def failed(connection: Connection, job_id: str, error: str, at: datetime) -> None:
-    _set(connection, job_id, status="failed", error=error, finished_at=at)
+    _end(connection, job_id, status="failed", error=error, finished_at=at)
+
+
+def cancel(connection: Connection, job_id: str, by: str, at: datetime) -> bool:
+    """Cancel the job for the key `by` if it is queued or running; whether it was. Its runner,
+    in whichever server process, stops it (`api.jobs`)."""
+    error = f"cancelled by key {by}"
+    return _end(connection, job_id, status="cancelled", error=error, finished_at=at)
+
+
+def cancelled(connection: Connection, job_ids: Iterable[str]) -> set[str]:
+    """Which of `job_ids` were cancelled."""
+    query = select(_JOBS.c.job_id).where(
+        _JOBS.c.job_id.in_(list(job_ids)), _JOBS.c.status == "cancelled"
+    )
+    return set(connection.execute(query).scalars())
 
 
 def interrupted(connection: Connection, job: dict[str, Any], error: str, at: datetime) -> bool:
@@ -116,6 +131,15 @@ def interrupted(connection: Connection, job: dict[str, Any], error: str, at: dat
 
 def _set(connection: Connection, job_id: str, **values: Any) -> None:
     connection.execute(update(_JOBS).where(_JOBS.c.job_id == job_id).values(**values))
+
+
+def _end(connection: Connection, job_id: str, **values: Any) -> bool:
+    """End the job as `values` say if it has not ended (a cancelled job stays cancelled when its
+    command stops, and a job marked interrupted stays so); whether it was."""
+    marked = connection.execute(
+        update(_JOBS).where(_JOBS.c.job_id == job_id, _JOBS.c.status.in_(HELD)).values(**values)
+    )
+    return marked.rowcount == 1
 
 
 def _plain(row: Any) -> dict[str, Any]:

@@ -204,7 +204,7 @@ rescore_jobs = Table(  # analysts' batch rescoring jobs: the files live under LI
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
-    Column("status", String(16), nullable=False),  # queued, running, done, failed
+    Column("status", String(16), nullable=False),  # queued, running, done, failed, cancelled
     Column("source_name", String(200), nullable=False),
     Column("options", Text, nullable=False),  # JSON
     Column("progress", Text),  # JSON: stage, done, total

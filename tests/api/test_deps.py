@@ -26,8 +26,9 @@ from sqlalchemy import Engine, func, select
 from starlette.routing import Route
 
 import api.deps
+from api.runners import runner
 from api.settings import bundled
-from api.storage import database, keys, tables
+from api.storage import database, jobs, keys, tables
 from tests.api.conftest import KeyMaker
 from tests.factories import tourist
 
@@ -90,6 +91,7 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/rescore-jobs/{job_id}/report"): ANALYST,
     ("GET", "/v1/rescore-jobs/{job_id}/report.json"): ANALYST,
     ("GET", "/v1/rescore-jobs/{job_id}/moved-cases"): ANALYST,
+    ("POST", "/v1/rescore-jobs/{job_id}/cancel"): ANALYST,
 }
 
 # Who calls: a key of each role, no key, a key that was never issued, a key that was revoked.
@@ -129,7 +131,7 @@ def test_every_route_is_in_the_policy(app: FastAPI) -> None:
         if isinstance(context.original_route, APIRoute)
         for method in context.methods or ()
     }
-    assert len(api_routes) == 35, sorted(api_routes)  # the docs are the other four
+    assert len(api_routes) == 36, sorted(api_routes)  # the docs are the other four
     assert all(roles == ANYONE or roles <= ANY_ROLE for roles in POLICY.values())
 
 
@@ -205,6 +207,14 @@ class World:
                 return job_id
             time.sleep(0.2)
         raise AssertionError(f"rescore job {job_id} did not finish")
+
+    @cached_property
+    def queued_job_id(self) -> str:
+        """A rescore job queued in this server process (which never starts it)."""
+        job_id = uuid.uuid4().hex
+        with database.transaction(self.engine) as connection:
+            jobs.create(connection, job_id, "k" * 32, "cases.csv", {}, datetime.now(UTC), runner())
+        return job_id
 
     @cached_property
     def activation(self) -> dict[str, str]:
@@ -293,6 +303,9 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
         )
         for name in ("result", "rejects", "report", "report.json", "moved-cases")
     },
+    ("POST", "/v1/rescore-jobs/{job_id}/cancel"): lambda w: Call(
+        f"/v1/rescore-jobs/{w.queued_job_id}/cancel"
+    ),
 }
 
 
@@ -497,7 +510,7 @@ def test_a_nul_in_any_path_or_query_parameter_is_refused_on_every_route(
             detail = f"no {name.replace('_', ' ')} holds a NUL character"
             assert answer.json() == {"error": "NotFound", "detail": detail, "field": name}
             named += 1
-    assert named == 15
+    assert named == 16
 
 
 @pytest.mark.parametrize(

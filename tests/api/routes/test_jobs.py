@@ -643,3 +643,87 @@ def flags_of(client: TestClient, headers: Headers, job: dict[str, Any]) -> str:
     result = client.get(job["links"]["result"], headers=headers)
     [row] = pacsv.read_csv(io.BytesIO(result.content)).to_pylist()
     return str(row["flags"])
+
+
+def cancel(client: TestClient, headers: Headers, job_id: str) -> Any:
+    return client.post(f"/v1/rescore-jobs/{job_id}/cancel", headers=headers)
+
+
+SLEEPING = [sys.executable, "-c", "import time; time.sleep(600)"]  # a job that would run long
+
+
+def sleeping_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(job_runner.JobRunner, "command", lambda *_: SLEEPING)
+
+
+def until(ended: Any, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not ended():
+        assert time.monotonic() < deadline, "not within a minute (the command sleeps 600 s)"
+        time.sleep(0.05)
+
+
+def test_a_cancelled_job_stops_and_keeps_no_file(
+    client: TestClient,
+    analyst: Headers,
+    engine: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    sleeping_jobs(monkeypatch)
+    body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
+    running, queued = (upload(client, analyst, body).json()["job_id"] for _ in range(2))
+    until(lambda: stored(engine, running)["status"] == "running")
+    assert stored(engine, queued)["status"] == "queued"  # one job at a time per process
+    for job_id in (queued, running):
+        answer = cancel(client, analyst, job_id)
+        assert answer.status_code == 200, answer.text
+        job = answer.json()
+        assert job["status"] == "cancelled"
+        assert job["error"].startswith("cancelled by key ")
+        assert job["finished_at"] is not None
+        assert job["links"] == {"self": f"/v1/rescore-jobs/{job_id}"}
+    # the upload (names and identity numbers in clear) and anything written are deleted
+    until(lambda: not any((settings.job_dir / job_id).exists() for job_id in (running, queued)))
+    assert stored(engine, running)["status"] == "cancelled"  # not failed once its command stops
+    assert stored(engine, queued)["started_at"] is None  # it never started
+    assert cancel(client, analyst, running).status_code == 409
+    result = client.get(f"/v1/rescore-jobs/{running}/result", headers=analyst)
+    assert result.status_code == 409
+    assert "the job is cancelled" in result.json()["detail"]
+
+
+def test_a_job_cancelled_at_another_server_process_stops_at_its_runners_next_beat(
+    client: TestClient,
+    analyst: Headers,
+    engine: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    sleeping_jobs(monkeypatch)
+    monkeypatch.setattr(runners, "BEAT", 0.05)
+    body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
+    job_id = upload(client, analyst, body).json()["job_id"]
+    until(lambda: stored(engine, job_id)["status"] == "running")
+    with TestClient(create_app(settings)) as elsewhere:  # another worker, one database
+        assert cancel(elsewhere, analyst, job_id).json()["status"] == "cancelled"
+    until(lambda: not (settings.job_dir / job_id).exists())
+    assert stored(engine, job_id)["status"] == "cancelled"
+
+
+def test_only_a_queued_or_running_job_can_be_cancelled(
+    client: TestClient, analyst: Headers, engine: Engine, settings: Settings
+) -> None:
+    ended = held_job(engine, settings, stopped_server(), "done")
+    answer = cancel(client, analyst, ended)
+    assert answer.status_code == 409
+    assert answer.json()["field"] == "job_id"
+    assert "the job is done" in answer.json()["detail"]
+    assert (settings.job_dir / ended / "out.parquet").exists()
+    # one whose server has gone is failed (interrupted) when it is read, not cancelled
+    gone = held_job(engine, settings, stopped_server())
+    assert "the job is failed" in cancel(client, analyst, gone).json()["detail"]
+    assert stored(engine, gone)["error"] == INTERRUPTED
+    assert cancel(client, analyst, uuid.uuid4().hex).status_code == 404
