@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -101,7 +102,7 @@ class JobRunner:
         with database.reading(self.engine) as connection:
             cancelled = jobs.cancelled(connection, running)
         for job_id in cancelled:
-            running[job_id].terminate()
+            _stop(running[job_id])
 
     def _clock(self) -> datetime:
         with database.reading(self.engine) as connection:
@@ -249,19 +250,24 @@ class JobRunner:
         with self._lock:
             process = self._running.get(job_id)
         if process is not None:
-            process.terminate()
+            _stop(process)
 
     def _follow(self, job_id: str, command: list[str]) -> tuple[int, dict[str, Any] | None, str]:
         environment = {**os.environ, **self._environment()}
         said: deque[str] = deque(maxlen=20)
         with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+            start_new_session=True,  # a group of its own, its worker processes with it: `_stop`
         ) as process:
             with self._lock:
                 self._running[job_id] = process
             with database.reading(self.engine) as connection:
                 if jobs.cancelled(connection, [job_id]):  # before this process could be stopped
-                    process.terminate()
+                    _stop(process)
             assert process.stderr is not None
             assert process.stdout is not None
             written = 0.0
@@ -307,13 +313,20 @@ class JobRunner:
             running = list(self._running.values())
             threads = list(self._threads)
         for process in running:
-            process.terminate()
+            _stop(process)
         deadline = time.monotonic() + wait
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._closing.set()
         if self._keeper is not None:
             self._keeper.join(max(0.0, deadline - time.monotonic()))
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Stop a job's command and the worker processes it started (they would live on, idle,
+    holding a model each, if only the command were stopped)."""
+    with contextlib.suppress(ProcessLookupError):  # it has ended, and its group with it
+        os.killpg(process.pid, signal.SIGTERM)
 
 
 def _without_paths(summary: dict[str, Any]) -> dict[str, Any]:

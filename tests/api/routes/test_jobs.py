@@ -649,11 +649,33 @@ def cancel(client: TestClient, headers: Headers, job_id: str) -> Any:
     return client.post(f"/v1/rescore-jobs/{job_id}/cancel", headers=headers)
 
 
-SLEEPING = [sys.executable, "-c", "import time; time.sleep(600)"]  # a job that would run long
+# A job that would run long, with a worker process of its own (as `lindung rescore` starts one
+# for each core), which writes its PID to the file named by the first argument.
+SLEEPING = """
+import subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+with open(sys.argv[1], "a") as pids:
+    print(worker.pid, file=pids)
+time.sleep(600)
+"""
 
 
-def sleeping_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(job_runner.JobRunner, "command", lambda *_: SLEEPING)
+def sleeping_jobs(monkeypatch: pytest.MonkeyPatch, pids: Path) -> None:
+    command = [sys.executable, "-c", SLEEPING, str(pids)]
+    monkeypatch.setattr(job_runner.JobRunner, "command", lambda *_: command)
+
+
+def workers_alive(pids: Path) -> list[int]:
+    """Those of the jobs' worker processes that still run (a zombie has ended)."""
+    alive = []
+    for pid in map(int, pids.read_text().split()):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
 
 
 def until(ended: Any, seconds: float = 60) -> None:
@@ -671,7 +693,7 @@ def test_a_cancelled_job_stops_and_keeps_no_file(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    sleeping_jobs(monkeypatch)
+    sleeping_jobs(monkeypatch, tmp_path / "pids")
     body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
     running, queued = (upload(client, analyst, body).json()["job_id"] for _ in range(2))
     until(lambda: stored(engine, running)["status"] == "running")
@@ -688,6 +710,7 @@ def test_a_cancelled_job_stops_and_keeps_no_file(
     until(lambda: not any((settings.job_dir / job_id).exists() for job_id in (running, queued)))
     assert stored(engine, running)["status"] == "cancelled"  # not failed once its command stops
     assert stored(engine, queued)["started_at"] is None  # it never started
+    until(lambda: not workers_alive(tmp_path / "pids"))  # stopped with the command
     assert cancel(client, analyst, running).status_code == 409
     result = client.get(f"/v1/rescore-jobs/{running}/result", headers=analyst)
     assert result.status_code == 409
@@ -702,7 +725,7 @@ def test_a_job_cancelled_at_another_server_process_stops_at_its_runners_next_bea
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    sleeping_jobs(monkeypatch)
+    sleeping_jobs(monkeypatch, tmp_path / "pids")
     monkeypatch.setattr(runners, "BEAT", 0.05)
     body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
     job_id = upload(client, analyst, body).json()["job_id"]
@@ -711,6 +734,7 @@ def test_a_job_cancelled_at_another_server_process_stops_at_its_runners_next_bea
         assert cancel(elsewhere, analyst, job_id).json()["status"] == "cancelled"
     until(lambda: not (settings.job_dir / job_id).exists())
     assert stored(engine, job_id)["status"] == "cancelled"
+    until(lambda: not workers_alive(tmp_path / "pids"))
 
 
 def test_only_a_queued_or_running_job_can_be_cancelled(
