@@ -104,6 +104,8 @@ def _unique(table: pa.Table, name: str) -> None:
 
 def _frame(table: pa.Table) -> pd.DataFrame:
     """Only the rows a report needs in memory: those that changed or are on one side only."""
+    for name in ("flags", "before_flags"):
+        table = table.set_column(table.schema.get_field_index(name), name, _as_set(table[name]))
     tier, before = table["tier"], table["before_tier"]
     changed = pc.or_kleene(
         pc.or_kleene(
@@ -118,6 +120,17 @@ def _frame(table: pa.Table) -> pd.DataFrame:
         pc.sum(pc.and_(pc.is_valid(tier), pc.is_valid(before))).as_py() or 0
     )
     return kept
+
+
+def _as_set(flags: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each case's flags as a set: its rule ids in one order. The same flags listed otherwise (a
+    pack that ranks a rule higher, an output sorted in a spreadsheet) are no change."""
+    distinct = pc.unique(flags)  # a few flag combinations repeat over many cases
+    ordered = [
+        None if value is None else ";".join(sorted(set(value.split(";")) - {""}))
+        for value in distinct.to_pylist()
+    ]
+    return pc.take(pa.array(ordered, pa.string()), pc.index_in(flags, value_set=distinct))
 
 
 def _transitions(table: pa.Table) -> dict[str, dict[str, int]]:

@@ -337,6 +337,36 @@ def test_compare_to_a_previous_output_reports_what_moved_and_why(
     assert listed[0]["case_id"] in page
 
 
+def test_the_same_flags_listed_in_another_order_are_no_change(
+    tmp_path: Path, cases_csv: Path
+) -> None:
+    """Flags are a set of rules: a previous output that lists a case's flags in another order
+    (sorted in a spreadsheet, or by a pack that ranks a rule otherwise) did not change them."""
+    previous = tmp_path / "live.csv"
+    rescore(str(cases_csv), "--out", str(previous))
+    with previous.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    listed = [{**row, "flags": ";".join(sorted(row["flags"].split(";")))} for row in rows]
+    assert sum(a["flags"] != b["flags"] for a, b in zip(rows, listed, strict=True)) > 100
+    # and one case whose flags did change, in the same tier: the previous run lacked one
+    changed = next(
+        row for row in listed if row["tier"] == "high" and len(row["flags"].split(";")) > 1
+    )
+    changed["flags"] = changed["flags"].split(";", 1)[1]
+    summary = rescore(
+        str(cases_csv),
+        *("--out", str(tmp_path / "again.csv")),
+        *("--compare-to", str(write_csv(tmp_path / "sorted.csv", listed))),
+    )
+    report = Path(summary["report"]["folder"])
+    figures = json.loads((report / "summary.json").read_text())
+    assert figures["cases"]["moved"] == 0
+    assert figures["cases"]["flags_changed_same_tier"] == 1
+    assert summary["report"]["flags_changed_same_tier"] == 1
+    page = (report / "report.html").read_text()
+    assert "<th>Tanda berubah, tingkat sama / flags changed, same tier</th><td>1</td>" in page
+
+
 def test_a_report_from_parquet_row_groups_is_the_report_from_csv(
     tmp_path: Path, candidate_pack: Path
 ) -> None:
