@@ -4,8 +4,9 @@ memory stays bounded whatever the input's size; decisions and rejects out."""
 from __future__ import annotations
 
 import csv
+import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +37,7 @@ assert tuple(OUTPUT_SCHEMA.names) == OUTPUT_COLUMNS
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 # min and max per row group, for readers that skip row groups; reasons are prose, not filtered on
 _WITH_STATISTICS = ["case_id", "tier", "risk_score", "flags"]
+MADE_WITH = b"lindung.made_with"  # a Parquet output's metadata: the pack and model of its run
 
 
 class BatchFileError(LindungError):
@@ -243,20 +245,26 @@ def _unquoted(error: Exception) -> str:
 class DecisionWriter:
     """Writes decision chunks to a file that appears under its name only once complete."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, made_with: Mapping[str, Any] | None = None) -> None:
+        """`made_with` (the pack and model) is recorded in a Parquet file; a CSV file has no
+        place for it."""
         self.path = path
         self.format = file_format(path)
         self.partial = path.with_name(path.name + ".partial")
-        self._writer: Any = (
-            pq.ParquetWriter(self.partial, OUTPUT_SCHEMA, write_statistics=_WITH_STATISTICS)
-            if self.format == "parquet"
-            else pacsv.CSVWriter(self.partial, TEXT_SCHEMA)
-        )
+        if self.format == "parquet":
+            self._schema = OUTPUT_SCHEMA
+            if made_with is not None:
+                self._schema = OUTPUT_SCHEMA.with_metadata({MADE_WITH: json.dumps(made_with)})
+            self._writer: Any = pq.ParquetWriter(
+                self.partial, self._schema, write_statistics=_WITH_STATISTICS
+            )
+        else:
+            self._schema = TEXT_SCHEMA
+            self._writer = pacsv.CSVWriter(self.partial, TEXT_SCHEMA)
 
     def write(self, columns: dict[str, pa.Array]) -> None:
         table = pa.table({name: columns[name] for name in OUTPUT_COLUMNS})
-        schema = OUTPUT_SCHEMA if self.format == "parquet" else TEXT_SCHEMA
-        self._writer.write_table(table.cast(schema))
+        self._writer.write_table(table.cast(self._schema))
 
     def finish(self) -> None:
         self._writer.close()
@@ -265,6 +273,18 @@ class DecisionWriter:
     def abandon(self) -> None:
         self._writer.close()
         self.partial.unlink(missing_ok=True)
+
+
+def made_with(path: Path) -> dict[str, Any] | None:
+    """What a Parquet output of `lindung rescore` records it was made with (None: a CSV file,
+    or one written before outputs recorded it)."""
+    if file_format(path) != "parquet":
+        return None
+    try:
+        found = json.loads((pq.read_schema(path).metadata or {})[MADE_WITH])
+    except (OSError, pa.ArrowInvalid, KeyError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 class RejectWriter:

@@ -202,8 +202,9 @@ class JobRunner:
         if "baseline" in uses:
             live_pack, live_model = pack_and_model(uses["baseline"])
             command += ["--baseline-rule-pack", live_pack, "--baseline-model", live_model]
-        if options["compare_to"]:
+        if options["compare_to"]:  # named by its job: where the server keeps it is not shown
             command += ["--compare-to", str(options["compare_to_file"])]
+            command += ["--compare-to-name", f"job {options['compare_to']}"]
         return command
 
     def _run(self, job_id: str, source: Path, options: dict[str, Any]) -> None:

@@ -354,7 +354,8 @@ def rescore_file(
     escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]] = {}
     if "links.escort_ref" in names:
         escorts = _escort_counts(files, engine, work, progress, total, chunk_rows)
-    writer = DecisionWriter(files.out)
+    made = {"rule_pack": work.current.pack.label, "model": work.current.scorer.version}
+    writer = DecisionWriter(files.out, made)
     rejects = RejectWriter(files.rejects) if files.rejects else None
     details = _DetailsWriter(files.details) if files.details else None
     done = 0

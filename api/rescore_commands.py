@@ -24,7 +24,13 @@ from api.rescore import (
     details_path,
     rescore_file,
 )
-from api.rescore_report import compare_to_baseline, compare_to_previous, write_report
+from api.rescore_report import (
+    Run,
+    compare_to_baseline,
+    compare_to_previous,
+    previous_run,
+    write_report,
+)
 from api.settings import Settings
 from engine.errors import LindungError
 from engine.pseudonym import Pseudonymiser
@@ -68,6 +74,11 @@ _FOLDER = click.Path(path_type=Path, file_okay=False)
 @click.option("--rejects", type=_FILE, help="Where skipped rows go (default: OUT.rejects.csv).")
 @click.option("--compare-to", type=_FILE, help="A previous output to compare with (what changed).")
 @click.option(
+    "--compare-to-name",
+    hidden=True,
+    help="How the report names the previous output (default: its path as given).",
+)
+@click.option(
     "--baseline-rule-pack", type=_FOLDER, help="Compare with this pack on the same input."
 )
 @click.option("--baseline-model", type=_FOLDER, help="Compare with this model on the same input.")
@@ -91,6 +102,7 @@ def rescore(
     on_error: str,
     rejects: Path | None,
     compare_to: Path | None,
+    compare_to_name: str | None,
     baseline_rule_pack: Path | None,
     baseline_model: Path | None,
     report: Path | None,
@@ -150,21 +162,16 @@ def rescore(
             result["rejects_file"] = str(files.rejects)
         if comparing and files.details is not None:
             folder = report or out.with_name(out.stem + "-report")
-            changes = (
-                compare_to_previous(files.details, compare_to)
-                if compare_to
-                else compare_to_baseline(files.details)
-            )
-            label = {
-                "current": f"{current.pack.label} + {current.scorer.version}",
-                "previous": str(compare_to.name)
-                if compare_to
-                else f"{baseline.pack.label} + {baseline.scorer.version}"
-                if baseline
-                else "",
-            }
+            now = Run(f"{current.pack.label} + {current.scorer.version}")
+            if compare_to:
+                changes = compare_to_previous(files.details, compare_to)
+                was = previous_run(compare_to, compare_to_name or str(compare_to))
+            else:
+                assert baseline is not None
+                changes = compare_to_baseline(files.details)
+                was = Run(f"{baseline.pack.label} + {baseline.scorer.version}")
             rule_ids = [rule.id for rule in current.pack.rules]
-            moves = write_report(folder, changes, rule_ids, label)["cases"]
+            moves = write_report(folder, changes, rule_ids, now, was)["cases"]
             result["report"] = {"folder": str(folder), **moves}
     except LindungError as error:
         raise click.ClickException(str(error)) from None

@@ -9,10 +9,12 @@ by province, channel and agency, with the moved cases listed. Writes `summary.js
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from api.batch_files import BatchFileError, file_format
+from api.batch_files import BatchFileError, file_format, made_with
 from engine.decision import TIERS
 
 LISTED_IN_HTML = 500
@@ -30,6 +32,35 @@ TOP_GROUPS = 15
 GROUPS = ("province", "channel", "agency")
 _RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 SCORE_ONLY = "(risk score only)"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One side of a comparison as the report names it: its pack and model, and for a previous
+    output the file (`file`: its name, as given, and the SHA-256 of its bytes)."""
+
+    label: str
+    file: Mapping[str, str] | None = None
+
+
+def previous_run(path: Path, name: str) -> Run:
+    """A previous output named by `name` (its path as given, or the job that wrote it) and its
+    SHA-256, so that two outputs of one name are told apart, after the pack and model that it
+    records it was made with (a Parquet output; a CSV one cannot record them)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+    except OSError as error:
+        raise BatchFileError(f"{path.name}: cannot read it: {error.strerror}") from None
+    sha256 = digest.hexdigest()
+    made = made_with(path)
+    if made and isinstance(made.get("rule_pack"), str) and isinstance(made.get("model"), str):
+        label = f"{made['rule_pack']} + {made['model']} ({name}, SHA-256 {sha256})"
+    else:
+        label = f"{name} (SHA-256 {sha256})"
+    return Run(label, {"name": name, "sha256": sha256})
 
 
 def compare_to_previous(details: Path, previous: Path) -> pd.DataFrame:
@@ -144,17 +175,20 @@ def _transitions(table: pa.Table) -> dict[str, dict[str, int]]:
 
 
 def summarise(
-    changes: pd.DataFrame, rule_ids: Sequence[str], label: Mapping[str, str]
+    changes: pd.DataFrame, rule_ids: Sequence[str], current: Run, previous: Run
 ) -> dict[str, Any]:
-    """The JSON summary of a comparison (`label` names the two sides)."""
+    """The JSON summary of a comparison of the `current` run with a `previous` one."""
     both = changes[changes["tier"].notna() & changes["before_tier"].notna()]
     rank_now = both["tier"].map(_RANK).astype(float)
     rank_before = both["before_tier"].map(_RANK).astype(float)
     moved = both[rank_now != rank_before]
     up = moved[rank_now[moved.index] > rank_before[moved.index]]
     causes = _causes(moved, rule_ids)
+    compared: dict[str, Any] = {"current": current.label, "previous": previous.label}
+    if previous.file is not None:
+        compared["previous_file"] = dict(previous.file)
     summary = {
-        "compared": {"current": label["current"], "previous": label["previous"]},
+        "compared": compared,
         "cases": {
             "compared": changes.attrs["compared"],
             "moved": len(moved),
@@ -256,10 +290,10 @@ def moved_cases(changes: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(
-    folder: Path, changes: pd.DataFrame, rule_ids: Sequence[str], label: Mapping[str, str]
+    folder: Path, changes: pd.DataFrame, rule_ids: Sequence[str], current: Run, previous: Run
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
-    summary = summarise(changes, rule_ids, label)
+    summary = summarise(changes, rule_ids, current, previous)
     listed = moved_cases(changes)
     listed.to_csv(folder / "moved_cases.csv", index=False)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -365,6 +366,48 @@ def test_the_same_flags_listed_in_another_order_are_no_change(
     assert summary["report"]["flags_changed_same_tier"] == 1
     page = (report / "report.html").read_text()
     assert "<th>Tanda berubah, tingkat sama / flags changed, same tier</th><td>1</td>" in page
+
+
+def test_a_previous_output_is_named_so_that_an_analyst_can_find_it(
+    tmp_path: Path, cases_csv: Path, candidate_pack: Path
+) -> None:
+    """Two previous outputs of one name (March's out.csv, April's) are told apart: by the path
+    given and the SHA-256 of the file; a Parquet output also by the pack and model it was made
+    with, as the report names this run."""
+    march, april = tmp_path / "march" / "out.csv", tmp_path / "april" / "out.csv"
+    for folder in (march.parent, april.parent):
+        folder.mkdir()
+    rescore(str(cases_csv), "--out", str(march))
+    rescore(str(cases_csv), "--out", str(april), "--rule-pack", str(candidate_pack))
+    named = set()
+    for previous in (march, april):
+        summary = rescore(
+            str(cases_csv), "--out", str(tmp_path / "now.csv"), "--compare-to", str(previous)
+        )
+        report = Path(summary["report"]["folder"])
+        figures = json.loads((report / "summary.json").read_text())
+        sha256 = hashlib.sha256(previous.read_bytes()).hexdigest()
+        assert figures["compared"]["previous"] == f"{previous} (SHA-256 {sha256})"
+        assert figures["compared"]["previous_file"] == {"name": str(previous), "sha256": sha256}
+        page = (report / "report.html").read_text()
+        assert f"compared with {previous} (SHA-256 {sha256})" in page
+        named.add(figures["compared"]["previous"])
+    assert len(named) == 2
+
+    live = tmp_path / "live.parquet"
+    rescore(str(cases_csv), "--out", str(live))
+    summary = rescore(
+        str(cases_csv),
+        *("--out", str(tmp_path / "candidate.csv"), "--rule-pack", str(candidate_pack)),
+        *("--compare-to", str(live)),
+    )
+    figures = json.loads((Path(summary["report"]["folder"]) / "summary.json").read_text())
+    pack, model = figures["compared"]["current"].split(" + ")
+    assert pack == "lindung-default@2026.12.0"
+    sha256 = hashlib.sha256(live.read_bytes()).hexdigest()
+    assert figures["compared"]["previous"] == (
+        f"lindung-default@2026.11.2 + {model} ({live}, SHA-256 {sha256})"
+    )
 
 
 def test_a_report_from_parquet_row_groups_is_the_report_from_csv(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -196,6 +197,15 @@ def test_a_candidate_pack_is_backtested_against_the_live_one(
     assert "Perpindahan tingkat / Tier transitions" in page.text
     moved = client.get(backtest["links"]["moved-cases"], headers=analyst).text.splitlines()
     assert len(moved) == figures["cases"]["moved"] + 1
+    # the earlier job's decisions named by the job, their SHA-256 and what made them
+    decisions = client.get(live["links"]["result"], headers=analyst).content
+    sha256 = hashlib.sha256(decisions).hexdigest()
+    made = f"{live['uses']['rule_pack']} + {live['uses']['model']}"
+    assert figures["compared"]["previous"] == f"{made} (job {live['job_id']}, SHA-256 {sha256})"
+    assert figures["compared"]["previous_file"] == {
+        "name": f"job {live['job_id']}",
+        "sha256": sha256,
+    }
     same = started(client, analyst, body, f"?rule_pack={label}&baseline=true")
     assert same["status"] == "done", same["error"]
     again = client.get(same["links"]["report.json"], headers=analyst).json()
