@@ -37,7 +37,7 @@ assert tuple(OUTPUT_SCHEMA.names) == OUTPUT_COLUMNS
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 # min and max per row group, for readers that skip row groups; reasons are prose, not filtered on
 _WITH_STATISTICS = ["case_id", "tier", "risk_score", "flags"]
-MADE_WITH = b"lindung.made_with"  # a Parquet output's metadata: the pack and model of its run
+MADE_WITH = b"lindung.made_with"  # a Parquet output's metadata: its run's pack, model, severities
 
 
 class BatchFileError(LindungError):
@@ -246,8 +246,8 @@ class DecisionWriter:
     """Writes decision chunks to a file that appears under its name only once complete."""
 
     def __init__(self, path: Path, made_with: Mapping[str, Any] | None = None) -> None:
-        """`made_with` (the pack and model) is recorded in a Parquet file; a CSV file has no
-        place for it."""
+        """`made_with` (the run's pack, model and rule severities) is recorded in a Parquet
+        file; a CSV file has no place for it."""
         self.path = path
         self.format = file_format(path)
         self.partial = path.with_name(path.name + ".partial")

@@ -354,8 +354,7 @@ def rescore_file(
     escorts: dict[timedelta, tuple[np.ndarray, np.ndarray]] = {}
     if "links.escort_ref" in names:
         escorts = _escort_counts(files, engine, work, progress, total, chunk_rows)
-    made = {"rule_pack": work.current.pack.label, "model": work.current.scorer.version}
-    writer = DecisionWriter(files.out, made)
+    writer = DecisionWriter(files.out, run_record(work.current))
     rejects = RejectWriter(files.rejects) if files.rejects else None
     details = _DetailsWriter(files.details) if files.details else None
     done = 0
@@ -394,6 +393,20 @@ def rescore_file(
     summary.rejected = rejects.count if rejects else 0
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def run_record(rescorer: Rescorer) -> dict[str, Any]:
+    """What an output records it was made with: a later run's report names it by them, and
+    tells a rule whose severity changed since."""
+    return {
+        "rule_pack": rescorer.pack.label,
+        "model": rescorer.scorer.version,
+        "severities": severities(rescorer),
+    }
+
+
+def severities(rescorer: Rescorer) -> dict[str, str]:
+    return {rule.id: rule.severity for rule in rescorer.pack.rules}
 
 
 def _parts(files: RunFiles, engine: Engine, chunk_rows: int) -> Iterator[Part]:

@@ -23,6 +23,7 @@ from api.rescore import (
     RunFiles,
     details_path,
     rescore_file,
+    severities,
 )
 from api.rescore_report import (
     Run,
@@ -162,14 +163,20 @@ def rescore(
             result["rejects_file"] = str(files.rejects)
         if comparing and files.details is not None:
             folder = report or out.with_name(out.stem + "-report")
-            now = Run(f"{current.pack.label} + {current.scorer.version}")
+            now = Run(
+                f"{current.pack.label} + {current.scorer.version}",
+                severities=severities(current),
+            )
             if compare_to:
                 changes = compare_to_previous(files.details, compare_to)
                 was = previous_run(compare_to, compare_to_name or str(compare_to))
             else:
                 assert baseline is not None
                 changes = compare_to_baseline(files.details)
-                was = Run(f"{baseline.pack.label} + {baseline.scorer.version}")
+                was = Run(
+                    f"{baseline.pack.label} + {baseline.scorer.version}",
+                    severities=severities(baseline),
+                )
             rule_ids = [rule.id for rule in current.pack.rules]
             moves = write_report(folder, changes, rule_ids, now, was)["cases"]
             result["report"] = {"folder": str(folder), **moves}

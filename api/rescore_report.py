@@ -37,10 +37,12 @@ SCORE_ONLY = "(risk score only)"
 @dataclass(frozen=True)
 class Run:
     """One side of a comparison as the report names it: its pack and model, and for a previous
-    output the file (`file`: its name, as given, and the SHA-256 of its bytes)."""
+    output the file (`file`: its name, as given, and the SHA-256 of its bytes). `severities`:
+    rule id -> severity, None where not known (a previous output that does not record them)."""
 
     label: str
     file: Mapping[str, str] | None = None
+    severities: Mapping[str, str] | None = None
 
 
 def previous_run(path: Path, name: str) -> Run:
@@ -55,12 +57,17 @@ def previous_run(path: Path, name: str) -> Run:
     except OSError as error:
         raise BatchFileError(f"{path.name}: cannot read it: {error.strerror}") from None
     sha256 = digest.hexdigest()
-    made = made_with(path)
-    if made and isinstance(made.get("rule_pack"), str) and isinstance(made.get("model"), str):
+    made = made_with(path) or {}
+    if isinstance(made.get("rule_pack"), str) and isinstance(made.get("model"), str):
         label = f"{made['rule_pack']} + {made['model']} ({name}, SHA-256 {sha256})"
     else:
         label = f"{name} (SHA-256 {sha256})"
-    return Run(label, {"name": name, "sha256": sha256})
+    severities = made.get("severities")
+    if not isinstance(severities, dict) or not all(
+        isinstance(severity, str) for severity in severities.values()
+    ):
+        severities = None
+    return Run(label, {"name": name, "sha256": sha256}, severities)
 
 
 def compare_to_previous(details: Path, previous: Path) -> pd.DataFrame:
@@ -183,7 +190,7 @@ def summarise(
     rank_before = both["before_tier"].map(_RANK).astype(float)
     moved = both[rank_now != rank_before]
     up = moved[rank_now[moved.index] > rank_before[moved.index]]
-    causes = _causes(moved, rule_ids)
+    causes = _causes(moved, rule_ids, _severity_changes(current, previous))
     compared: dict[str, Any] = {"current": current.label, "previous": previous.label}
     if previous.file is not None:
         compared["previous_file"] = dict(previous.file)
@@ -211,26 +218,56 @@ def _flag_sets(column: pd.Series) -> list[set[str]]:
     return [set(value.split(";")) - {""} if isinstance(value, str) else set() for value in column]
 
 
-def _causes(moved: pd.DataFrame, rule_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Per rule: the moved cases where it newly fired or stopped firing. A case whose flags
-    did not change moved on the risk score alone (a model change, or a threshold)."""
+def _severity_changes(current: Run, previous: Run) -> dict[str, tuple[str, str]]:
+    """Rule id -> (its previous severity, its current one), for the rules of both runs whose
+    severity differs (none known if either run's severities are not)."""
+    if current.severities is None or previous.severities is None:
+        return {}
+    was = previous.severities
+    return {
+        rule: (was[rule], severity)
+        for rule, severity in current.severities.items()
+        if was.get(rule, severity) != severity
+    }
+
+
+def _causes(
+    moved: pd.DataFrame, rule_ids: Sequence[str], severities: Mapping[str, tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Per rule: the moved cases where it newly fired or stopped firing, or fired in both runs
+    with another severity (`severities`: rule -> previous, current). A case whose flags and
+    their severities did not change moved on the risk score alone (a model change, or a
+    threshold)."""
     added: Counter[str] = Counter()
     removed: Counter[str] = Counter()
+    shifted: Counter[str] = Counter()
     score_only = 0
     for now, before in zip(
         _flag_sets(moved["flags"]), _flag_sets(moved["before_flags"]), strict=True
     ):
         added.update(now - before)
         removed.update(before - now)
-        score_only += now == before
+        ranked_otherwise = (now & before) & severities.keys()
+        shifted.update(ranked_otherwise)
+        score_only += now == before and not ranked_otherwise
     order = {rule: index for index, rule in enumerate(rule_ids)}
     rules = sorted(
-        set(added) | set(removed), key=lambda r: (-added[r] - removed[r], order.get(r, 0))
+        set(added) | set(removed) | set(shifted),
+        key=lambda r: (-added[r] - removed[r] - shifted[r], order.get(r, 0)),
     )
-    rows: list[dict[str, Any]] = [
-        {"rule": rule, "newly_fired": added[rule], "no_longer_fired": removed[rule], "moved": 0}
-        for rule in rules
-    ]
+    rows: list[dict[str, Any]] = []
+    for rule in rules:
+        row: dict[str, Any] = {
+            "rule": rule,
+            "newly_fired": added[rule],
+            "no_longer_fired": removed[rule],
+            "moved": 0,
+        }
+        if rule in severities:
+            previous, current = severities[rule]
+            row["severity"] = {"previous": previous, "current": current}
+            row["severity_changed"] = shifted[rule]
+        rows.append(row)
     if score_only:
         rows.append(
             {"rule": SCORE_ONLY, "newly_fired": 0, "no_longer_fired": 0, "moved": score_only}
@@ -263,13 +300,24 @@ def _by_group(moved: pd.DataFrame, up: pd.DataFrame, group: str) -> list[dict[st
     ]
 
 
-def moved_cases(changes: pd.DataFrame) -> pd.DataFrame:
-    """The moved cases, most severe move first: ids, tiers, scores and the rules that changed."""
+def moved_cases(
+    changes: pd.DataFrame, severities: Mapping[str, tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """The moved cases, most severe move first: ids, tiers, scores and the rules that changed
+    (`severities`: rule -> previous, current severity, for the rules whose severity did)."""
+    severities = severities or {}
     both = changes[changes["tier"].notna() & changes["before_tier"].notna()].copy()
     both = both[both["tier"] != both["before_tier"]]
     now, before = _flag_sets(both["flags"]), _flag_sets(both["before_flags"])
     both["rules_added"] = [";".join(sorted(a - b)) for a, b in zip(now, before, strict=True)]
     both["rules_removed"] = [";".join(sorted(b - a)) for a, b in zip(now, before, strict=True)]
+    both["severity_changed"] = [
+        ";".join(
+            f"{rule} ({severities[rule][0]} → {severities[rule][1]})"
+            for rule in sorted(a & b & severities.keys())
+        )
+        for a, b in zip(now, before, strict=True)
+    ]
     both["step"] = both["tier"].map(_RANK).astype(float) - both["before_tier"].map(_RANK).astype(
         float
     )
@@ -283,6 +331,7 @@ def moved_cases(changes: pd.DataFrame) -> pd.DataFrame:
         "rules_added",
         "rules_removed",
         *[g for g in GROUPS if g in both],
+        "severity_changed",  # last: the columns before it kept their places
     ]
     return both[wanted].rename(
         columns={"tier": "tier_now", "risk_score": "score_now", "before_score": "score_before"}
@@ -294,14 +343,15 @@ def write_report(
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarise(changes, rule_ids, current, previous)
-    listed = moved_cases(changes)
+    listed = moved_cases(changes, _severity_changes(current, previous))
     listed.to_csv(folder / "moved_cases.csv", index=False)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    (folder / "report.html").write_text(_html(summary, listed), encoding="utf-8")
+    unknown = previous.severities is None
+    (folder / "report.html").write_text(_html(summary, listed, unknown), encoding="utf-8")
     return summary
 
 
-def _html(summary: Mapping[str, Any], listed: pd.DataFrame) -> str:
+def _html(summary: Mapping[str, Any], listed: pd.DataFrame, severities_unknown: bool) -> str:
     cases = summary["cases"]
     shown = f"; the first {LISTED_IN_HTML} are shown" if len(listed) > LISTED_IN_HTML else ""
     label = summary["compared"]
@@ -321,14 +371,11 @@ def _html(summary: Mapping[str, Any], listed: pd.DataFrame) -> str:
         "<h2>Perpindahan tingkat / Tier transitions</h2>",
         _transition_table(summary["transitions"]),
         "<h2>Aturan penyebab / Rules that caused the moves</h2>",
-        _bars(
-            [
-                (row["rule"], row["newly_fired"] + row["no_longer_fired"] + row.get("moved", 0))
-                for row in summary["rules"]
-            ]
-        ),
+        _bars([(row["rule"], _moves(row)) for row in summary["rules"]]),
         _rule_table(summary["rules"]),
     ]
+    if severities_unknown:
+        parts.append(_SEVERITIES_UNKNOWN)
     for group, rows in summary["by"].items():
         parts += [
             f"<h2>Menurut / By {_e(_GROUP_WORDS[group])}</h2>",
@@ -386,17 +433,47 @@ def _transition_table(transitions: Mapping[str, Mapping[str, int]]) -> str:
     )
 
 
+def _moves(row: Mapping[str, Any]) -> int:
+    """The moves a row of causes counts."""
+    return int(
+        row["newly_fired"]
+        + row["no_longer_fired"]
+        + row.get("severity_changed", 0)
+        + row.get("moved", 0)
+    )
+
+
 def _rule_table(rows: Sequence[Mapping[str, Any]]) -> str:
     body = "".join(
         f"<tr><td>{_e(r['rule'])}</td><td>{r['newly_fired']:,}</td>"
-        f"<td>{r['no_longer_fired']:,}</td><td>{r['moved'] or ''}</td></tr>"
+        f"<td>{r['no_longer_fired']:,}</td><td>{_e(_severity_words(r))}</td>"
+        f"<td>{r['moved'] or ''}</td></tr>"
         for r in rows
     )
     return (
         "<table><tr><th>aturan / rule</th><th>baru muncul / newly fired</th>"
-        "<th>tidak muncul lagi / no longer fired</th><th>skor saja / score only</th></tr>"
+        "<th>tidak muncul lagi / no longer fired</th>"
+        "<th>tingkat keparahan berubah / severity changed</th>"
+        "<th>skor saja / score only</th></tr>"
         f"{body}</table>"
     )
+
+
+def _severity_words(row: Mapping[str, Any]) -> str:
+    if "severity" not in row:
+        return ""
+    severity = row["severity"]
+    return f"{severity['previous']} → {severity['current']}: {row['severity_changed']:,}"
+
+
+_SEVERITIES_UNKNOWN = (
+    "<p>Hasil sebelumnya tidak mencatat tingkat keparahan aturannya (berkas CSV, atau ditulis "
+    "sebelum hasil mencatatnya): kasus yang berpindah dengan tanda yang sama dihitung sebagai "
+    "skor saja, walau tingkat keparahan sebuah aturan mungkin berubah. / The previous output "
+    "does not record its rules' severities (a CSV file, or one written before outputs recorded "
+    "them): a case that moved with the same flags is counted as score only, though a rule's "
+    "severity may have changed.</p>"
+)
 
 
 def _bars(items: Sequence[tuple[str, int]]) -> str:

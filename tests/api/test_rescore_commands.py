@@ -460,6 +460,80 @@ def test_a_baseline_pack_on_the_same_input_reports_the_same_moves(
     assert "2026.12.0" in figures["compared"]["current"]
 
 
+LOWERED = "work_intent_without_work_visa"
+
+
+def test_a_rule_firing_with_another_severity_is_named_as_the_cause(
+    tmp_path: Path, cases_csv: Path, model_dir: Path
+) -> None:
+    """A pack edit lowers a rule's severity (high to warning): the cases it flags move down with
+    the same flags. The report names the rule and both severities, compared with a previous
+    Parquet output (which records them) or with the baseline pack, and counts none of those
+    moves as the risk score's."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(DEFAULT_PACK, candidate)
+    rule = candidate / "rules" / f"{LOWERED}.yaml"
+    rule.write_text(rule.read_text().replace("severity: high", "severity: warning", 1))
+    pack = candidate / "pack.yaml"
+    pack.write_text(pack.read_text().replace('version: "2026.11.2"', 'version: "2026.12.0"'))
+    # non-info rules are model inputs in order of severity: the pack needs a model of its own
+    model = tmp_path / "model"
+    env = {"LINDUNG_RULE_PACK": str(candidate)}
+    trained = run("model", "train", "--out", str(model), "--rows", "10000", env=env)
+    assert trained.returncode == 0, trained.stderr
+    live = tmp_path / "live.parquet"
+    rescore(str(cases_csv), "--out", str(live))
+    candidate_run = ("--rule-pack", str(candidate), "--model", str(model))
+    out = tmp_path / "candidate.parquet"
+    compared = rescore(str(cases_csv), "--out", str(out), *candidate_run, "--compare-to", str(live))
+    rescore(
+        str(cases_csv),
+        *("--out", str(tmp_path / "backtest.parquet"), *candidate_run),
+        *("--baseline-rule-pack", str(DEFAULT_PACK), "--baseline-model", str(model_dir)),
+    )
+
+    before = {row["case_id"]: row for row in read_output(live).to_pylist()}
+    moved = {
+        row["case_id"]: (
+            set(before[row["case_id"]]["flags"].split(";")),
+            set(row["flags"].split(";")),
+        )
+        for row in read_output(out).to_pylist()
+        if row["tier"] != before[row["case_id"]]["tier"]
+    }
+    lowered = {case for case, (was, now) in moved.items() if LOWERED in was & now}
+    same_flags = {case for case, (was, now) in moved.items() if was == now} - lowered
+    assert len(lowered) > 50
+    found = []
+    for report in (Path(compared["report"]["folder"]), tmp_path / "backtest-report"):
+        figures = json.loads((report / "summary.json").read_text())
+        [row] = [row for row in figures["rules"] if row["rule"] == LOWERED]
+        assert row["severity"] == {"previous": "high", "current": "warning"}
+        assert row["severity_changed"] == len(lowered)
+        score_only = [r["moved"] for r in figures["rules"] if r["rule"] == "(risk score only)"]
+        assert sum(score_only) == len(same_flags)
+        with (report / "moved_cases.csv").open(newline="") as stream:
+            listed = {row["case_id"]: row for row in csv.DictReader(stream)}
+        assert {case for case, row in listed.items() if row["severity_changed"]} == lowered
+        assert listed[min(lowered)]["severity_changed"] == f"{LOWERED} (high → warning)"
+        page = (report / "report.html").read_text()
+        assert f"<td>{LOWERED}</td>" in page
+        assert f"high → warning: {len(lowered)}" in page
+        assert "does not record its rules' severities" not in page
+        found.append(figures["rules"])
+    assert found[0] == found[1]
+
+    # a CSV file cannot record them: the report says that it cannot tell
+    live_csv = tmp_path / "live.csv"
+    rescore(str(cases_csv), "--out", str(live_csv))
+    unknown = rescore(
+        str(cases_csv),
+        *("--out", str(tmp_path / "again.csv"), *candidate_run, "--compare-to", str(live_csv)),
+    )
+    page = (Path(unknown["report"]["folder"]) / "report.html").read_text()
+    assert "does not record its rules' severities" in page
+
+
 @pytest.fixture(scope="module")
 def dask_scheduler() -> Iterator[str]:
     """A local Dask cluster of two worker processes."""
