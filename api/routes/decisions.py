@@ -65,14 +65,22 @@ def _known_rule(service: Service, connection: Connection, rule_id: str) -> bool:
     return rule_id in active or decisions.ever_fired(connection, rule_id)
 
 
+Confirmed = Literal["procedural", "non_procedural", "trafficking"]
+
+
 class OutcomeIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     action: Literal["cleared", "postponed", "referred", "counselled"] | None = Field(
         None, description="what the officer did"
     )
-    confirmed: Literal["procedural", "non_procedural", "trafficking"] | None = Field(
+    confirmed: Confirmed | None = Field(
         None, description="what the case turned out to be, once known"
+    )
+    corrects: Confirmed | None = Field(
+        None,
+        description="to correct a wrong confirmed outcome: the one in force, which `confirmed`"
+        " replaces (a note saying why is required)",
     )
     note: Annotated[str | None, AfterValidator(plain_text)] = Field(
         None,
@@ -92,7 +100,8 @@ def record_outcome(
     caller: DeskOrAnalyst,
     outcome: Annotated[OutcomeIn, Depends(body_as(OutcomeIn))],
 ) -> JSONResponse:
-    """Append the officer's action and/or the confirmed outcome (which is set once)."""
+    """Append the officer's action and/or the confirmed outcome (set once; a wrong one is
+    corrected by naming it in `corrects`, with a note)."""
     with database.transaction(service.engine) as connection:
         summary = outcomes.record(
             connection,
@@ -102,12 +111,15 @@ def record_outcome(
             note=outcome.note,
             caller=caller,
             at=now(),
+            corrects=outcome.corrects,
         )
     return JSONResponse(summary, status_code=201)
 
 
 @router.get("/decisions/{decision_id}/outcome", summary="A decision's outcome so far")
 def get_outcome(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -> JSONResponse:
+    """The actions, the confirmed outcome in force, every confirmation (and what it corrected)
+    and the notes, oldest first."""
     with database.reading(service.engine) as connection:
         decisions.find(connection, decision_id, caller)
         return JSONResponse(outcomes.summary(connection, decision_id))

@@ -267,7 +267,12 @@ def _why_referred(
 
 
 def _outcome_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    return {"decision_id": subject, "action": body["action"], "confirmed": body["confirmed"]}
+    return {
+        "decision_id": subject,
+        "action": body["action"],
+        "confirmed": body["confirmed"],
+        "corrects": body.get("corrects"),  # a correction's body names it (since revision 0008)
+    }
 
 
 def _key_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -420,7 +425,7 @@ _PROBE: dict[str, Mapping[str, Any]] = {  # bodies shaped like the real ones, to
         "flags": [],
         "referral": None,
     },
-    "outcome": {"action": None, "confirmed": None},
+    "outcome": {"action": None, "confirmed": None, "corrects": None},
     "key_created": {"name": "", "role": "", "hash": ""},
     "registry_uploaded": {"sha256": "", "licences": 0},
     "activated": {"rule_pack": "", "model": ""},

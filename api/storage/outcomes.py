@@ -1,7 +1,9 @@
 """What officers did with a decision, and later what the case turned out to be.
 
 Outcomes are appended, never changed: an action may be followed by another (postponed, then
-referred); a confirmed outcome is set once, and becomes a labelled case for retraining.
+referred); a confirmed outcome becomes a labelled case for retraining. It is set once: a wrong
+one is corrected by a confirmation that names the one it corrects and says why (`corrects`, a
+note), which supersedes it; both stay in the trail, and the latest is the label.
 """
 
 from __future__ import annotations
@@ -63,22 +65,44 @@ def record(
     note: str | None,
     caller: Caller,
     at: datetime,
+    corrects: str | None = None,
 ) -> dict[str, Any]:
-    """Append an outcome to a decision the caller may read; returns the decision's outcome."""
+    """Append an outcome to a decision the caller may read; returns the decision's outcome.
+
+    `corrects`: the confirmed outcome this confirmation corrects (it must be the one in force:
+    a correction sent twice, or after another officer's, is refused rather than applied)."""
     decisions.find(connection, decision_id, caller)  # exists, and is the caller's to act on
     if action is None and confirmed is None:
         raise Invalid("give the action taken, the confirmed outcome, or both", "action")
+    note = scrub(note)
+    if corrects is not None:
+        if confirmed is None:
+            raise Invalid(f"give the confirmed outcome that replaces {corrects}", "confirmed")
+        if confirmed == corrects:
+            raise Invalid(f"a correction of {corrects} confirms another outcome", "confirmed")
+        if note is None:
+            raise Invalid("say why the confirmed outcome is corrected", "note")
     # Outcomes of one decision are recorded in turn (on PostgreSQL; SQLite's writers already
     # are): a confirmation sees the one committed while it waited, and is refused if it differs.
     d = tables.decisions.c
     connection.execute(select(d.decision_id).where(d.decision_id == decision_id).with_for_update())
-    current = summary(connection, decision_id)
-    if confirmed and current["confirmed"] and current["confirmed"] != confirmed:
+    current = summary(connection, decision_id)["confirmed"]
+    if corrects is not None and current != corrects:
         raise Conflict(
-            f"this decision's outcome was already confirmed as {current['confirmed']}",
+            f"this decision's outcome is confirmed as {current}, not {corrects}: reload it"
+            if current
+            else "this decision's outcome is not confirmed yet: there is nothing to correct",
+            "corrects",
+        )
+    if corrects is None and confirmed and current and current != confirmed:
+        raise Conflict(
+            f"this decision's outcome was already confirmed as {current}; to correct it, send"
+            f' "corrects": "{current}" with a note saying why',
             "confirmed",
         )
-    body = {"action": action, "confirmed": confirmed, "note": scrub(note)}
+    body = {"action": action, "confirmed": confirmed, "note": note}
+    if corrects is not None:
+        body["corrects"] = corrects
     [seq] = audit.append(connection, [audit.Entry("outcome", decision_id, caller.key_id, body)], at)
     connection.execute(
         tables.outcomes.insert().values(
@@ -86,6 +110,7 @@ def record(
             decision_id=decision_id,
             action=action,
             confirmed=confirmed,
+            corrects=corrects,
             recorded_at=at,
             key_id=caller.key_id,
         )
@@ -94,42 +119,49 @@ def record(
 
 
 def summary(connection: Connection, decision_id: str) -> dict[str, Any]:
-    """The actions taken, the confirmed outcome, and the officers' notes (as stored: redacted),
-    oldest first."""
+    """The actions taken, the confirmed outcome in force (the latest confirmation), every
+    confirmation with the one it corrects, and the officers' notes (as stored: redacted), oldest
+    first."""
     o = tables.outcomes.c
     rows = connection.execute(
-        select(o.audit_seq, o.action, o.confirmed, o.recorded_at, o.key_id)
+        select(o.audit_seq, o.action, o.confirmed, o.corrects, o.recorded_at, o.key_id)
         .where(o.decision_id == decision_id)
-        .order_by(o.outcome_id)
+        .order_by(o.audit_seq)  # the log's order, which verify holds each row to
     ).all()
-    actions = [
-        {"action": r.action, "at": r.recorded_at.isoformat(), "key_id": r.key_id}
+    notes = {r.audit_seq: audit.body_of(connection, r.audit_seq).get("note") for r in rows}
+
+    def said(r: Any) -> dict[str, Any]:
+        return {"at": r.recorded_at.isoformat(), "key_id": r.key_id}
+
+    confirmations = [
+        {"confirmed": r.confirmed, "corrects": r.corrects, "note": notes[r.audit_seq], **said(r)}
         for r in rows
-        if r.action
+        if r.confirmed
     ]
-    confirmed = next((r.confirmed for r in rows if r.confirmed), None)
-    notes = [
-        {"note": note, "at": r.recorded_at.isoformat(), "key_id": r.key_id}
-        for r in rows
-        if (note := audit.body_of(connection, r.audit_seq).get("note"))
-    ]
-    return {"decision_id": decision_id, "actions": actions, "confirmed": confirmed, "notes": notes}
+    return {
+        "decision_id": decision_id,
+        "actions": [{"action": r.action, **said(r)} for r in rows if r.action],
+        "confirmed": confirmations[-1]["confirmed"] if confirmations else None,
+        "confirmations": confirmations,
+        "notes": [{"note": notes[r.audit_seq], **said(r)} for r in rows if notes[r.audit_seq]],
+    }
 
 
 def labelled(connection: Connection) -> Iterator[dict[str, Any]]:
     """Every decision with a confirmed outcome: its pseudonymised input and the label
-    `non_procedural` (trafficking counts as non-procedural), for `lindung model train`."""
+    `non_procedural` (trafficking counts as non-procedural) of its latest confirmation (a
+    correction supersedes what it corrects), for `lindung model train`. In the order they
+    were first confirmed."""
     o = tables.outcomes.c
-    seen: set[str] = set()
+    latest: dict[str, str] = {}
     for row in connection.execute(
-        select(o.decision_id, o.confirmed).where(o.confirmed.is_not(None)).order_by(o.outcome_id)
+        select(o.decision_id, o.confirmed).where(o.confirmed.is_not(None)).order_by(o.audit_seq)
     ):
-        if row.decision_id in seen:
-            continue
-        seen.add(row.decision_id)
+        latest[row.decision_id] = row.confirmed
+    for decision_id, confirmed in latest.items():
         yield {
-            **decisions.stored_input(connection, row.decision_id),
-            "non_procedural": row.confirmed != "procedural",
+            **decisions.stored_input(connection, decision_id),
+            "non_procedural": confirmed != "procedural",
         }
 
 

@@ -159,6 +159,7 @@ outcomes = Table(
     Column("decision_id", String(ID), ForeignKey("decisions.decision_id"), nullable=False),
     Column("action", String(16)),
     Column("confirmed", String(20)),
+    Column("corrects", String(20)),  # the confirmed outcome this one corrects (revision 0008)
     Column("recorded_at", UtcDateTime, nullable=False),
     Column("key_id", String(ID), nullable=False),
     Index(None, "decision_id"),

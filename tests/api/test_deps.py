@@ -401,6 +401,40 @@ def test_a_desk_cannot_read_or_act_on_another_desks_decision(
     assert seen_by_analyst.json()["case_id"] == "T-1"
 
 
+def test_a_confirmed_outcome_is_corrected_by_whoever_may_confirm_it(
+    client: TestClient, engine: Engine, make_key: Callable[..., dict[str, str]]
+) -> None:
+    """A correction goes through the outcome endpoint with `corrects`: the desk that screened
+    the case and any analyst may correct a confirmation (each other's too); another desk
+    cannot see the decision, and an admin key acts on no case."""
+    world = World(client, engine)
+    url = f"/v1/decisions/{world.decision_id}/outcome"
+    desk, analyst = world.headers("desk"), world.headers("analyst")
+    assert client.post(url, json={"confirmed": "trafficking"}, headers=desk).status_code == 201
+
+    def correction(wrong: str, right: str) -> dict[str, str]:
+        return {"confirmed": right, "corrects": wrong, "note": "the BP2MI file says otherwise"}
+
+    refused = (
+        (make_key("desk"), 404, "NotFound"),
+        (world.headers("admin"), 403, "Forbidden"),
+        ({}, 401, "Unauthorised"),
+    )
+    for headers, status, error in refused:
+        answer = client.post(url, json=correction("trafficking", "procedural"), headers=headers)
+        assert (answer.status_code, answer.json()["error"]) == (status, error), answer.text
+    assert client.get(url, headers=desk).json()["confirmed"] == "trafficking"
+
+    by_analyst = client.post(url, json=correction("trafficking", "non_procedural"), headers=analyst)
+    assert by_analyst.status_code == 201, by_analyst.text
+    by_desk = client.post(url, json=correction("non_procedural", "procedural"), headers=desk)
+    assert by_desk.status_code == 201, by_desk.text
+    history = client.get(url, headers=desk).json()["confirmations"]
+    assert [c["confirmed"] for c in history] == ["trafficking", "non_procedural", "procedural"]
+    desk_id, analyst_id, again = (c["key_id"] for c in history)
+    assert desk_id == again != analyst_id
+
+
 def test_a_key_revoked_by_an_admin_gets_401(
     app: FastAPI, client: TestClient, engine: Engine
 ) -> None:

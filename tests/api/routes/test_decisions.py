@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -7,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from api.storage import database, tables
+from api.cli import main
+from api.storage import audit, database, tables
 from models.dataset import read_labelled
 from tests.api.calls import Headers, rows, screen
 from tests.api.conftest import KeyMaker
@@ -271,6 +275,7 @@ def test_an_officer_records_an_action_then_later_the_confirmed_outcome(
         "decision_id": decision["decision_id"],
         "actions": [],
         "confirmed": None,
+        "confirmations": [],
         "notes": [],
     }
 
@@ -313,6 +318,109 @@ def test_a_confirmed_outcome_is_set_once(client: TestClient, desk: Headers, engi
     outcome = client.get(url, headers=desk).json()
     assert outcome["confirmed"] == "procedural"
     assert [a["action"] for a in outcome["actions"]] == ["cleared"]
+
+
+def labels(client: TestClient, analyst: Headers) -> dict[str, str]:
+    """Case id -> label, as the labelled export gives them."""
+    answer = client.get("/v1/outcomes/labelled", headers=analyst)
+    assert answer.status_code == 200, answer.text
+    return labelled_csv(answer.text)
+
+
+def labelled_csv(text: str) -> dict[str, str]:
+    return {row["case_id"]: row["non_procedural"] for row in csv.DictReader(io.StringIO(text))}
+
+
+def test_a_wrong_confirmed_outcome_is_corrected_and_the_history_keeps_both(
+    client: TestClient,
+    desk: Headers,
+    analyst: Headers,
+    engine: Engine,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The officer pressed trafficking for a procedural departure: a correction naming the
+    wrong outcome, with the reason, supersedes it in the outcome and in the training data;
+    the first confirmation stays in the history and in the trail."""
+    decision = screen(client, desk, documented_worker(case_id="C-1"))
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    assert client.post(url, json={"confirmed": "trafficking"}, headers=desk).status_code == 201
+    assert labels(client, analyst) == {"C-1": "True"}
+
+    plain = client.post(url, json={"confirmed": "procedural"}, headers=desk)
+    assert (plain.status_code, plain.json()["field"]) == (409, "confirmed"), plain.text
+    assert '"corrects": "trafficking"' in plain.json()["detail"], "it says how to correct it"
+
+    reason = "wrong button: the placement file checked out with BP2MI, NIK 3171234567890123"
+    correction = {"confirmed": "procedural", "corrects": "trafficking", "note": reason}
+    corrected = client.post(url, json=correction, headers=desk)
+    assert corrected.status_code == 201, corrected.text
+    outcome = client.get(url, headers=desk).json()
+    assert outcome == corrected.json()
+    assert outcome["confirmed"] == "procedural"
+    first, second = outcome["confirmations"]
+    assert (first["confirmed"], first["corrects"], first["note"]) == ("trafficking", None, None)
+    assert (second["confirmed"], second["corrects"]) == ("procedural", "trafficking")
+    assert (
+        second["note"] == "wrong button: the placement file checked out with BP2MI, NIK [redacted]"
+    )
+    stored = client.get(f"/v1/decisions/{decision['decision_id']}", headers=desk).json()
+    assert first["key_id"] == second["key_id"] == stored["asked_by"]["key_id"]
+    assert datetime.fromisoformat(first["at"]) <= datetime.fromisoformat(second["at"])
+    assert [n["note"] for n in outcome["notes"]] == [second["note"]]
+    assert labels(client, analyst) == {"C-1": "False"}, "the export gives the corrected label"
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    exported = CliRunner().invoke(main, ["outcomes", "export", "--out", "-"])
+    assert exported.exit_code == 0, exported.output
+    assert labelled_csv(exported.stdout) == {"C-1": "False"}, "lindung outcomes export too"
+
+    # a double submit of the correction, or of the first confirmation, changes nothing
+    log_before = rows(engine, tables.audit_log)
+    again = client.post(url, json=correction, headers=desk)
+    assert (again.status_code, again.json()["field"]) == (409, "corrects"), again.text
+    assert "confirmed as procedural, not trafficking" in again.json()["detail"]
+    stale = client.post(url, json={"confirmed": "trafficking"}, headers=desk)
+    assert (stale.status_code, stale.json()["field"]) == (409, "confirmed"), stale.text
+    assert rows(engine, tables.audit_log) == log_before
+    assert client.get(url, headers=desk).json() == outcome
+
+    with engine.connect() as connection:
+        o = tables.audit_log.c
+        bodies = connection.execute(
+            select(o.body).where(o.kind == "outcome").order_by(o.seq)
+        ).scalars()
+        assert [json.loads(body).get("corrects") for body in bodies] == [None, "trafficking"]
+        assert audit.verify(connection).ok
+
+
+def test_a_correction_names_the_outcome_in_force_gives_another_and_says_why(
+    client: TestClient, desk: Headers, engine: Engine
+) -> None:
+    decision = screen(client, desk, tourist())
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    early = client.post(
+        url, json={"confirmed": "procedural", "corrects": "trafficking", "note": "x"}, headers=desk
+    )
+    assert (early.status_code, early.json()["field"]) == (409, "corrects"), early.text
+    assert "not confirmed yet" in early.json()["detail"]
+    assert client.post(url, json={"confirmed": "non_procedural"}, headers=desk).status_code == 201
+    before = rows(engine, tables.outcomes), rows(engine, tables.audit_log)
+    for body, status, field in (
+        ({"confirmed": "procedural", "corrects": "non_procedural"}, 422, "note"),
+        ({"confirmed": "procedural", "corrects": "non_procedural", "note": " \u200b"}, 422, "note"),
+        ({"action": "cleared", "corrects": "non_procedural", "note": "no"}, 422, "confirmed"),
+        (
+            {"confirmed": "non_procedural", "corrects": "non_procedural", "note": "x"},
+            422,
+            "confirmed",
+        ),
+        ({"confirmed": "procedural", "corrects": "guilty", "note": "x"}, 422, "corrects"),
+        ({"confirmed": "procedural", "corrects": "trafficking", "note": "x"}, 409, "corrects"),
+    ):
+        answer = client.post(url, json=body, headers=desk)
+        assert (answer.status_code, answer.json()["field"]) == (status, field), (body, answer.text)
+    assert (rows(engine, tables.outcomes), rows(engine, tables.audit_log)) == before
+    assert client.get(url, headers=desk).json()["confirmed"] == "non_procedural"
 
 
 def test_an_empty_or_unknown_outcome_is_422_naming_the_field(

@@ -443,3 +443,51 @@ def test_a_link_whose_traveller_was_swapped_is_detected_whatever_names_the_trave
         .values(traveller=first.traveller),
     )
     assert any("escort links of" in p for p in verify(engine).problems)
+
+
+@pytest.fixture
+def corrected(client: TestClient, desk: dict[str, str]) -> str:
+    """A decision confirmed as trafficking, then corrected to procedural."""
+    decision_id = client.post("/v1/screenings", json=tourist(), headers=desk).json()["decision_id"]
+    url = f"/v1/decisions/{decision_id}/outcome"
+    for body in (
+        {"confirmed": "trafficking"},
+        {"confirmed": "procedural", "corrects": "trafficking", "note": "wrong button"},
+    ):
+        assert client.post(url, json=body, headers=desk).status_code == 201
+    return str(decision_id)
+
+
+OUTCOME = tables.outcomes.c
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("unmark", "corrects differs from the audit log"),
+        ("mark", "corrects differs from the audit log"),
+        ("relabel", "confirmed differs from the audit log"),
+    ],
+)
+def test_a_correction_changed_in_the_outcomes_table_is_detected(
+    engine: Engine, corrected: str, change: str, problem: str
+) -> None:
+    """The latest confirmation is the training label: a correction undone or made up in the
+    table shows."""
+    assert verify(engine).ok, verify(engine).problems
+    with engine.connect() as connection:
+        first, second = connection.execute(
+            select(OUTCOME.audit_seq).order_by(OUTCOME.audit_seq)
+        ).scalars()
+    statement = {
+        "unmark": update(tables.outcomes).where(OUTCOME.audit_seq == second).values(corrects=None),
+        "mark": update(tables.outcomes)
+        .where(OUTCOME.audit_seq == first)
+        .values(corrects="procedural"),
+        "relabel": update(tables.outcomes)
+        .where(OUTCOME.audit_seq == second)
+        .values(confirmed="trafficking", corrects=None),
+    }[change]
+    edit(engine, statement)
+    problems = verify(engine).problems
+    assert any(problem in p for p in problems), problems
