@@ -25,7 +25,8 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after: Annotated[str | None, Query(description="the `next` of the page before")] = None,
 ) -> JSONResponse:
-    """Referrals not yet resolved (or those in `status`); overdue ones are marked and first.
+    """Referrals not yet resolved (or those in `status`): those to work first, nearest deadline
+    first (overdue ones are marked and first), then resolved ones, most recently resolved first.
     `total` and `overdue` count the whole queue, not the page; `next` pages on."""
     statuses = tuple(status or ("open", "acknowledged"))
     at = now()

@@ -1,5 +1,6 @@
 """The urgent-referral queue: opened with each urgent decision, worked by desks in deadline
-order (acknowledged, then resolved with a note); overdue ones are marked."""
+order (acknowledged, then resolved with a note); overdue ones are marked. Listed with resolved
+ones, those still to work come first, and the resolved after them."""
 
 from __future__ import annotations
 
@@ -26,23 +27,29 @@ def queue(
     limit: int,
     after: str | None = None,
 ) -> dict[str, Any]:
-    """A page of referrals in the given states, nearest deadline first (overdue ones come
-    first); the cursor of the next page; and how many there are in all, and overdue, so that
-    a long queue hides neither."""
-    r, d = tables.referrals.c, tables.decisions.c
-    conditions: list[ColumnElement[bool]] = [r.status.in_(statuses)]
-    if after:
-        deadline, decision_id = cursor(after)
-        conditions.append(
-            or_(r.deadline > deadline, and_(r.deadline == deadline, r.decision_id > decision_id))
-        )
-    rows = connection.execute(
-        select(tables.referrals, d.case_id, d.channel, d.tier, d.screened_at)
-        .join_from(tables.referrals, tables.decisions, d.decision_id == r.decision_id)
-        .where(*conditions)
-        .order_by(r.deadline, r.decision_id)
-        .limit(limit + 1)
-    ).all()
+    """A page of referrals in the given states: those still to work (open or acknowledged),
+    nearest deadline first (so overdue ones come first), then the resolved ones, most recently
+    resolved first; the cursor of the next page; and how many there are in all, and overdue,
+    so that a long queue hides neither."""
+    r = tables.referrals.c
+    working = [status for status in statuses if status != "resolved"]
+    among_resolved, at, decision_id = _position(after)
+    rows: list[Any] = []
+    if working and not among_resolved:
+        conditions: list[ColumnElement[bool]] = [r.status.in_(working)]
+        if after:
+            conditions.append(
+                or_(r.deadline > at, and_(r.deadline == at, r.decision_id > decision_id))
+            )
+        rows += _rows(connection, conditions, (r.deadline, r.decision_id), limit + 1)
+    if "resolved" in statuses and len(rows) <= limit:
+        conditions = [r.status == "resolved"]
+        if among_resolved:
+            conditions.append(
+                or_(r.resolved_at < at, and_(r.resolved_at == at, r.decision_id > decision_id))
+            )
+        order = (r.resolved_at.desc(), r.decision_id)
+        rows += _rows(connection, conditions, order, limit + 1 - len(rows))
     page = rows[:limit]
     last = page[-1] if len(rows) > limit else None
     total, overdue = connection.execute(
@@ -55,8 +62,46 @@ def queue(
         "referrals": [_item(row, now) for row in page],
         "total": int(total),
         "overdue": int(overdue),
-        "next": next_cursor(last.deadline, last.decision_id) if last else None,
+        "next": _next(last) if last else None,
     }
+
+
+# The cursor of a page that ends among the resolved referrals, which are in another order.
+_RESOLVED = "resolved-"
+
+
+def _next(row: Any) -> str:
+    if row.status == "resolved":
+        return _RESOLVED + next_cursor(row.resolved_at, row.decision_id)
+    return next_cursor(row.deadline, row.decision_id)
+
+
+def _position(after: str | None) -> tuple[bool, datetime, str]:
+    """Where a cursor left off: among the resolved referrals or not, and the last one's time
+    (its resolution, or its deadline) and decision id."""
+    if after is None:
+        return False, datetime.min, ""
+    among_resolved = after.startswith(_RESOLVED)
+    at, decision_id = cursor(after.removeprefix(_RESOLVED))
+    return among_resolved, at, decision_id
+
+
+def _rows(
+    connection: Connection,
+    conditions: list[ColumnElement[bool]],
+    order: tuple[Any, ...],
+    limit: int,
+) -> list[Any]:
+    r, d = tables.referrals.c, tables.decisions.c
+    return list(
+        connection.execute(
+            select(tables.referrals, d.case_id, d.channel, d.tier, d.screened_at)
+            .join_from(tables.referrals, tables.decisions, d.decision_id == r.decision_id)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(limit)
+        ).all()
+    )
 
 
 def _item(row: Any, now: datetime) -> dict[str, Any]:

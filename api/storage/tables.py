@@ -149,6 +149,7 @@ referrals = Table(
     Column("resolved_by", String(ID)),
     Column("note", Text),
     Index(None, "status", "deadline"),
+    Index(None, "status", "resolved_at"),  # resolved ones, most recently resolved first
 )
 
 outcomes = Table(

@@ -187,7 +187,7 @@ def test_a_long_queue_pages_on_and_counts_every_overdue_referral_not_just_the_pa
             break
         page = queue(client, analyst, limit=3, after=page["next"])
     assert seen == [f"old-{n}" for n in range(7)] + ["new"]
-    for cursor in ("nonsense", "0001-01-01T00:00:00+14:00|abc"):
+    for cursor in ("nonsense", "0001-01-01T00:00:00+14:00|abc", "resolved-nonsense"):
         bad = client.get("/v1/referrals", params={"after": cursor}, headers=analyst)
         assert (bad.status_code, bad.json()["field"]) == (422, "after")
 
@@ -292,6 +292,96 @@ def test_the_queue_filters_by_status(client: TestClient, desk: Headers, analyst:
     bad = client.get("/v1/referrals", params={"status": "closed"}, headers=analyst)
     assert bad.status_code == 422
     assert bad.json()["field"].startswith("status")
+
+
+EVERY_STATUS = ["open", "acknowledged", "resolved"]
+
+
+def paged(client: TestClient, headers: Headers, limit: int, **params: Any) -> list[str]:
+    """The case ids of every page of the queue, in order, following `next`."""
+    seen: list[str] = []
+    page = queue(client, headers, limit=limit, **params)
+    while True:
+        seen += [item["case_id"] for item in page["referrals"]]
+        if page["next"] is None:
+            return seen
+        page = queue(client, headers, limit=limit, after=page["next"], **params)
+
+
+def resolve(client: TestClient, headers: Headers, decision: dict[str, Any]) -> None:
+    url = f"/v1/referrals/{decision['decision_id']}/resolve"
+    answer = client.post(url, json={"note": "handed to the police"}, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+def test_resolved_referrals_come_after_those_still_to_work_on_every_page(
+    client: TestClient, desk: Headers, analyst: Headers
+) -> None:
+    """Asked for every status, a desk sees what still needs action first, nearest deadline
+    first with the overdue ones on top, and the resolved ones after, most recently resolved
+    first: before, resolved referrals of early deadlines came first, above an overdue one
+    nobody had taken yet. Paging by `next` gives each once, in that order, page size whatever."""
+    made = {
+        name: screen(client, desk, tourist(case_id=name, screened_at=screened_at, **case))
+        for name, screened_at, case in (
+            ("resolved first", "2026-01-05T09:00:00+00:00", COERCED),
+            ("resolved last", "2026-01-05T08:00:00+00:00", COERCED),
+            ("overdue", "2026-01-06T09:00:00+00:00", COERCED),
+            ("overdue, acknowledged", "2026-01-06T10:00:00+00:00", COERCED),
+            ("due soon", recently(), COERCED),  # police: 2 hours
+            ("due later", recently(), FORMER_VICTIM),  # bp3mi: 24 hours
+        )
+    }
+    resolve(client, desk, made["resolved first"])
+    resolve(client, desk, made["resolved last"])
+    acknowledge = f"/v1/referrals/{made['overdue, acknowledged']['decision_id']}/acknowledge"
+    assert client.post(acknowledge, headers=desk).status_code == 200
+    to_work = ["overdue", "overdue, acknowledged", "due soon", "due later"]
+    expected = [*to_work, "resolved last", "resolved first"]
+
+    everything = queue(client, analyst, status=EVERY_STATUS)
+    items = everything["referrals"]
+    assert [item["case_id"] for item in items] == expected
+    assert [item["overdue"] for item in items] == [True, True, False, False, False, False]
+    assert (everything["total"], everything["overdue"]) == (6, 2)
+    for limit in range(1, len(expected) + 1):
+        assert paged(client, desk, limit, status=EVERY_STATUS) == expected, limit
+    assert paged(client, desk, 2, status=["open", "resolved"]) == [
+        "overdue",
+        "due soon",
+        "due later",
+        "resolved last",
+        "resolved first",
+    ]
+    assert paged(client, desk, 1, status="resolved") == ["resolved last", "resolved first"]
+    assert paged(client, desk, 1) == to_work, "the default queue is those still to work"
+
+
+def test_referrals_of_one_deadline_or_resolved_at_one_instant_page_once_each(
+    client: TestClient, desk: Headers, analyst: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ties on the deadline (a bulk of one escort's travellers screened together) and on the
+    resolution time neither repeat nor skip a referral across pages."""
+    together = recently()
+    cases = [tourist(case_id=f"B-{n}", screened_at=together, **COERCED) for n in range(6)]
+    answer = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert answer.status_code == 201, answer.text
+    decisions = answer.json()["decisions"]
+    resolved_at = datetime.now(UTC)
+    with monkeypatch.context() as frozen:
+        frozen.setattr("api.routes.referrals.now", lambda: resolved_at)
+        for decision in decisions[:3]:
+            resolve(client, desk, decision)
+    by_id = sorted(decisions, key=lambda decision: decision["decision_id"])
+    expected = [d["case_id"] for d in by_id if d not in decisions[:3]] + [
+        d["case_id"] for d in by_id if d in decisions[:3]
+    ]
+    listed = queue(client, analyst, status=EVERY_STATUS)["referrals"]
+    assert len({item["deadline"] for item in listed}) == 1
+    assert len({item["resolved_at"] for item in listed if item["resolved_at"]}) == 1
+    assert [item["case_id"] for item in listed] == expected
+    for limit in (1, 2, 4):
+        assert paged(client, analyst, limit, status=EVERY_STATUS) == expected, limit
 
 
 def test_only_desks_move_referrals_and_unknown_ones_are_404(
