@@ -104,7 +104,9 @@ def keys_group() -> None:
     """Create, list and revoke API keys."""
 
 
-def _key_name(_context: click.Context, _option: click.Parameter, name: str) -> str:
+def _key_name(_context: click.Context, _option: click.Parameter, name: str | None) -> str | None:
+    if name is None:
+        return None
     try:
         return keys.key_name(name)
     except ValueError as error:
@@ -115,15 +117,27 @@ def _key_name(_context: click.Context, _option: click.Parameter, name: str) -> s
 @click.option("--role", required=True, type=click.Choice(keys.ROLES))
 @click.option(
     "--name",
-    required=True,
     callback=_key_name,
-    help="Who or what holds the key (a desk, a system).",
+    help="Who or what holds the key (a desk, a system). With --replaces: the replaced key's"
+    " name if not given.",
 )
-def create_key(role: str, name: str) -> None:
+@click.option(
+    "--replaces",
+    metavar="KEY_ID",
+    help="Rotate: the new key replaces this key (of the same role, live or revoked) and is the"
+    " same holder's: a desk keeps its decisions. The replaced key works until it is revoked.",
+)
+def create_key(role: str, name: str | None, replaces: str | None) -> None:
     """Create a key and print it once; only its hash is stored."""
-    with _database() as engine, database.transaction(engine) as connection:
-        made, secret = keys.create(connection, role, name, datetime.now(UTC))
-    click.echo(f"{made.role} key {made.key_id} for {made.name!r} (shown once):", err=True)
+    if name is None and replaces is None:
+        raise click.UsageError("Missing option '--name' (or --replaces KEY_ID).")
+    try:
+        with _database() as engine, database.transaction(engine) as connection:
+            made, secret = keys.create(connection, role, name, datetime.now(UTC), replaces=replaces)
+    except Problem as error:
+        raise click.BadParameter(error.detail, param_hint=f"'--{error.field}'") from None
+    rotated = f", replacing key {replaces}" if replaces else ""
+    click.echo(f"{made.role} key {made.key_id} for {made.name!r}{rotated} (shown once):", err=True)
     click.echo(secret)
 
 
@@ -133,7 +147,8 @@ def list_keys() -> None:
     with _existing_database() as engine, database.reading(engine) as connection:
         for key in keys.listing(connection):
             state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "live"
-            click.echo(f"{key['key_id']}  {key['role']:<8} {state:<10} {key['name']}")
+            rotated = f"  (replaces {key['replaces']})" if key["replaces"] else ""
+            click.echo(f"{key['key_id']}  {key['role']:<8} {state:<10} {key['name']}{rotated}")
 
 
 @keys_group.command("revoke")

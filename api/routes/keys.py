@@ -1,4 +1,5 @@
-"""API keys, for admins: create (the secret is shown once), list, revoke."""
+"""API keys, for admins: create (the secret is shown once; or a replacement, to rotate a
+key), list, revoke."""
 
 from __future__ import annotations
 
@@ -12,16 +13,33 @@ from api.problems import NotFound
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, keys
+from engine.case import plain_text
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+def _key_name(name: str | None) -> str | None:
+    return None if name is None else keys.key_name(name)
 
 
 class KeyIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     role: Literal["desk", "analyst", "admin"]
-    name: Annotated[str, AfterValidator(keys.key_name)] = Field(
-        min_length=1, max_length=200, description="who or what holds the key, on one line"
+    name: Annotated[str | None, AfterValidator(_key_name)] = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="who or what holds the key, on one line (with `replaces`: the replaced"
+        " key's name if not given)",
+    )
+    replaces: Annotated[str | None, AfterValidator(plain_text)] = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="rotation: the id of a key of the same role, live or revoked, that this key"
+        " replaces; the new key is the same holder's (a desk keeps its decisions). The replaced"
+        " key works until it is revoked",
     )
 
 
@@ -34,8 +52,11 @@ def create(
     service: ServiceDep, caller: Admin, choice: Annotated[KeyIn, Depends(body_as(KeyIn))]
 ) -> JSONResponse:
     with database.transaction(service.engine) as connection:
-        made, secret = keys.create(connection, choice.role, choice.name, now(), by=caller)
-    return JSONResponse({**made.as_dict(), "key": secret}, status_code=201)
+        made, secret = keys.create(
+            connection, choice.role, choice.name, now(), by=caller, replaces=choice.replaces
+        )
+    answer = {**made.as_dict(), "holder": made.holder, "replaces": choice.replaces}
+    return JSONResponse({**answer, "key": secret}, status_code=201)
 
 
 @router.get("", summary="Keys, without their secrets")

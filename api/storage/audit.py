@@ -276,7 +276,15 @@ def _outcome_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _key_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    return {"key_id": subject, "name": body["name"], "role": body["role"], "key_hash": body["hash"]}
+    return {
+        "key_id": subject,
+        "name": body["name"],
+        "role": body["role"],
+        "key_hash": body["hash"],
+        # a replacement's (rotation); a first key, and any made before revision 0010, has none
+        "holder": body.get("holder"),
+        "replaces": body.get("replaces"),
+    }
 
 
 def _registry_row(subject: str, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select
 
 from api.problems import Invalid, NotFound
-from api.storage import audit, audit_body, tables
+from api.storage import audit, audit_body, keys, tables
 from api.storage.database import pipelined
 from api.storage.keys import Caller
 from api.storage.rows import RowInsert
@@ -139,7 +139,7 @@ def find(connection: Connection, decision_id: str, caller: Caller) -> dict[str, 
         tables.decisions.c.decision_id == decision_id
     )
     if caller.role == "desk":
-        query = query.where(tables.decisions.c.key_id == caller.key_id)
+        query = query.where(_asked_by_holder(connection, caller))
     seq = connection.execute(query).scalar_one_or_none()
     if seq is None:
         raise NotFound(f"no decision {decision_id} that this key may read", "decision_id")
@@ -147,6 +147,15 @@ def find(connection: Connection, decision_id: str, caller: Caller) -> dict[str, 
     body.pop("input", None)  # pseudonymised, but only analysts' exports need it
     body.pop("escort_traveller", None)  # the audit trail's, not part of decision v1
     return body
+
+
+def _asked_by_holder(connection: Connection, caller: Caller) -> ColumnElement[bool]:
+    """Decisions asked for with any key the caller's holder has held (a desk keeps its decisions
+    when its key is rotated). The ids are read first and named in the query: one key (most
+    desks) is then the same query as before, an index range on (key_id, screened_at)."""
+    held = keys.holders_keys(connection, caller.holder)
+    key_id = tables.decisions.c.key_id
+    return key_id == held[0] if len(held) == 1 else key_id.in_(held)
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,7 @@ def listing(connection: Connection, filters: Filters, caller: Caller) -> dict[st
     query = query.add_columns(d.key_id, d.rule_pack, d.model)
     conditions = []
     if caller.role == "desk":
-        conditions.append(d.key_id == caller.key_id)
+        conditions.append(_asked_by_holder(connection, caller))
     if filters.tiers:
         conditions.append(d.tier.in_(filters.tiers))
     if filters.channels:

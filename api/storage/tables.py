@@ -91,6 +91,12 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime),
     Column("audit_seq", BigInteger, ForeignKey("audit_log.seq"), nullable=False),
+    # A key made to replace another (rotation): the key it replaces, and its holder, the id of
+    # the holder's first key. A first key has neither: it is its own holder.
+    Column("holder", String(ID)),
+    Column("replaces", String(ID)),
+    Index(None, "replaces", unique=True),  # a key is replaced once
+    Index(None, "holder"),
 )
 
 decisions = Table(

@@ -28,7 +28,7 @@ from starlette.routing import Route
 import api.deps
 from api.runners import runner
 from api.settings import bundled
-from api.storage import database, jobs, keys, tables
+from api.storage import audit, database, jobs, keys, tables
 from tests.api.conftest import KeyMaker
 from tests.factories import tourist
 
@@ -433,6 +433,74 @@ def test_a_confirmed_outcome_is_corrected_by_whoever_may_confirm_it(
     assert [c["confirmed"] for c in history] == ["trafficking", "non_procedural", "procedural"]
     desk_id, analyst_id, again = (c["key_id"] for c in history)
     assert desk_id == again != analyst_id
+
+
+def rotate(client: TestClient, admin: dict[str, str], key_id: str) -> tuple[str, dict[str, str]]:
+    """An admin's replacement for `key_id`: its id and the headers carrying it."""
+    answer = client.post("/v1/keys", json={"role": "desk", "replaces": key_id}, headers=admin)
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    return made["key_id"], {"Authorization": f"Bearer {made['key']}"}
+
+
+def test_a_desk_whose_key_is_rotated_keeps_its_decisions_and_no_other_desks(
+    client: TestClient, engine: Engine
+) -> None:
+    """An admin replaces a desk's key, then revokes the old one: the desk reads, lists and acts
+    on what it screened before, with either key while both live; another desk, rotated too,
+    still reads none of it. Each decision and outcome still names the key that asked."""
+    world = World(client, engine)
+    admin = world.headers("admin")
+    old_id, old = world.key("desk")
+    other_id, other = world.key("desk")
+    before = screen_with(client, old, "T-1")
+    others = screen_with(client, other, "O-1")
+
+    new_id, new = rotate(client, admin, old_id)
+    during = screen_with(client, new, "T-2")
+    for headers in (old, new):  # both keys live: the desk's decisions, with either key
+        for decision_id in (before, during):
+            assert client.get(f"/v1/decisions/{decision_id}", headers=headers).status_code == 200
+        assert listed_ids(client, headers) == {before, during}
+    assert client.delete(f"/v1/keys/{old_id}", headers=admin).status_code == 200
+
+    assert client.get("/v1/rules", headers=old).status_code == 401
+    read = client.get(f"/v1/decisions/{before}", headers=new)
+    assert read.status_code == 200, read.text
+    assert read.json()["asked_by"]["key_id"] == old_id, "who asked is kept"
+    page = client.get("/v1/decisions", headers=new).json()["decisions"]
+    assert {item["decision_id"]: item["key_id"] for item in page} == {
+        before: old_id,
+        during: new_id,
+    }
+    outcome = client.post(
+        f"/v1/decisions/{before}/outcome", json={"action": "counselled"}, headers=new
+    )
+    assert outcome.status_code == 201, outcome.text
+    [action] = client.get(f"/v1/decisions/{before}/outcome", headers=new).json()["actions"]
+    assert action["key_id"] == new_id
+
+    _, other_new = rotate(client, admin, other_id)
+    for headers, mine, theirs in ((new, before, others), (other_new, others, before)):
+        assert client.get(f"/v1/decisions/{mine}", headers=headers).status_code == 200
+        refused = client.get(f"/v1/decisions/{theirs}", headers=headers)
+        assert refused.status_code == 404, refused.text
+        assert theirs not in listed_ids(client, headers)
+    with engine.connect() as connection:
+        verified = audit.verify(connection)
+    assert verified.ok, verified.problems
+
+
+def listed_ids(client: TestClient, headers: dict[str, str]) -> set[str]:
+    answer = client.get("/v1/decisions", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return {item["decision_id"] for item in answer.json()["decisions"]}
+
+
+def screen_with(client: TestClient, headers: dict[str, str], case_id: str) -> str:
+    answer = client.post("/v1/screenings", json=tourist(case_id=case_id), headers=headers)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["decision_id"])
 
 
 def test_a_key_revoked_by_an_admin_gets_401(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -97,6 +98,36 @@ def test_a_key_name_off_one_line_is_refused_naming_the_option(
     assert made.exit_code == 0, made.output
     [listed] = runner.invoke(main, ["keys", "list"]).output.splitlines()  # none of the refused
     assert listed.endswith("  desk     live       Batam 1")
+
+
+def test_keys_create_replaces_rotates_a_key_and_keys_list_shows_it(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    runner = CliRunner()
+    first = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", "Nunukan 1"])
+    assert first.exit_code == 0, first.output
+    [old_id] = re.findall(r"desk key (\w+) for", first.output)
+    made = runner.invoke(main, ["keys", "create", "--role", "desk", "--replaces", old_id])
+    assert made.exit_code == 0, made.output
+    assert f"for 'Nunukan 1', replacing key {old_id} (shown once):" in made.output
+    [new_id] = re.findall(r"desk key (\w+) for", made.output)
+    listed = runner.invoke(main, ["keys", "list"]).output.splitlines()
+    assert listed == [
+        f"{old_id}  desk     live       Nunukan 1",
+        f"{new_id}  desk     live       Nunukan 1  (replaces {old_id})",
+    ]
+    for options, said in [
+        (["--role", "desk", "--replaces", old_id], f"'--replaces': key {old_id} was already"),
+        (["--role", "admin", "--replaces", new_id], "'--role': key " + new_id + " is a desk key"),
+        (["--role", "desk", "--replaces", "0" * 32], f"'--replaces': no key {'0' * 32} to"),
+        (["--role", "desk"], "Missing option '--name' (or --replaces KEY_ID)"),
+    ]:
+        refused = runner.invoke(main, ["keys", "create", *options])
+        assert refused.exit_code == 2, refused.output
+        assert said in refused.output, refused.output
+        assert "Traceback" not in refused.output
+    assert len(runner.invoke(main, ["keys", "list"]).output.splitlines()) == 2
 
 
 def test_serve_refuses_a_rule_pack_changed_in_place_naming_it(

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from api.storage import tables
+from api.storage import audit, tables
 
 Headers = dict[str, str]
 
@@ -57,7 +57,10 @@ def test_an_admin_creates_a_key_and_sees_its_secret_once(
     assert listed[made["key_id"]]["role"] == "desk"
     assert listed[made["key_id"]]["revoked_at"] is None
     for key in listing.json()["keys"]:
-        assert set(key) == {"key_id", "name", "role", "created_at", "revoked_at"}
+        assert set(key) == {
+            *("key_id", "name", "role", "created_at", "revoked_at", "holder", "replaces")
+        }
+        assert (key["holder"], key["replaces"]) == (key["key_id"], None), "each its own holder"
 
 
 def test_the_secret_is_not_stored_anywhere_in_the_database(
@@ -130,3 +133,71 @@ def test_only_admins_manage_keys_and_each_key_acts_with_its_role(
     assert client.get("/v1/keys", headers=new_desk).status_code == 403
     assert client.get("/metrics", headers=new_analyst).status_code == 200
     assert client.get("/metrics", headers=new_desk).status_code == 403
+
+
+def rotate(client: TestClient, admin: Headers, key_id: str, **choice: str) -> Any:
+    return client.post(
+        "/v1/keys", json={"role": "desk", "replaces": key_id, **choice}, headers=admin
+    )
+
+
+def test_a_replacement_key_is_the_same_holders_and_both_work_until_the_old_is_revoked(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    first = create(client, admin, "desk", "Batam desk 3").json()
+    second = rotate(client, admin, first["key_id"])
+    assert second.status_code == 201, second.text
+    made = second.json()
+    assert made["name"] == "Batam desk 3", "named as the key it replaces"
+    assert (made["role"], made["holder"]) == ("desk", first["key_id"])
+    assert made["replaces"] == first["key_id"]
+    for secret in (first["key"], made["key"]):  # no downtime: both work
+        assert client.get("/v1/registry", headers=bearer(secret)).status_code == 200
+    assert client.delete(f"/v1/keys/{first['key_id']}", headers=admin).status_code == 200
+    assert client.get("/v1/registry", headers=bearer(first["key"])).status_code == 401
+    third = rotate(client, admin, made["key_id"], name="Batam desk 3 (2027)")  # a revoked one's
+    assert third.status_code == 201, third.text
+    assert third.json()["holder"] == first["key_id"], "the holder goes down the line"
+
+    listed = {k["key_id"]: k for k in client.get("/v1/keys", headers=admin).json()["keys"]}
+    assert [listed[k]["replaces"] for k in (first["key_id"], made["key_id"])] == [
+        None,
+        first["key_id"],
+    ]
+    assert listed[third.json()["key_id"]]["name"] == "Batam desk 3 (2027)"
+    assert {listed[k]["holder"] for k in (first["key_id"], made["key_id"])} == {first["key_id"]}
+    log = tables.audit_log.c
+    with engine.connect() as connection:
+        entry = audit.body_of(
+            connection,
+            connection.execute(
+                select(log.seq).where(log.kind == "key_created", log.subject == made["key_id"])
+            ).scalar_one(),
+        )
+        verified = audit.verify(connection)
+    assert (entry["replaces"], entry["holder"]) == (first["key_id"], first["key_id"])
+    assert verified.ok, verified.problems
+
+
+def test_a_key_replaces_only_a_key_of_its_role_and_only_once(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    desk = create(client, admin, "desk", "Dumai desk").json()
+    analyst = create(client, admin, "analyst", "BP2MI analyst").json()
+    assert rotate(client, admin, desk["key_id"]).status_code == 201
+    with engine.connect() as connection:
+        before = len(connection.execute(select(tables.api_keys)).all())
+    for key_id, role, status, field, said in [
+        ("f" * 32, "desk", 404, "replaces", f"no key {'f' * 32} to replace"),
+        (analyst["key_id"], "desk", 409, "role", "is an analyst key: the key replacing it"),
+        (desk["key_id"], "analyst", 409, "role", "is a desk key: the key replacing it must"),
+        (desk["key_id"], "desk", 409, "replaces", "was already replaced by key"),
+        ("x\u0000y", "desk", 422, "replaces", "control character"),
+    ]:
+        refused = rotate(client, admin, key_id, role=role)
+        assert (refused.status_code, refused.json()["field"]) == (status, field), refused.text
+        assert said in refused.json()["detail"], refused.text
+    no_name = client.post("/v1/keys", json={"role": "desk"}, headers=admin)
+    assert (no_name.status_code, no_name.json()["field"]) == (422, "name"), no_name.text
+    with engine.connect() as connection:
+        assert len(connection.execute(select(tables.api_keys)).all()) == before

@@ -242,7 +242,7 @@ COERCED = {"interview": {"reports_coercion": True}}  # urgent: a referral to the
 @pytest.fixture
 def worked(client: TestClient, desk: dict[str, str], admin: dict[str, str]) -> dict[str, str]:
     """An urgent decision whose referral was resolved with a note, another left open, a
-    revoked key and an uploaded registry."""
+    revoked key, an uploaded registry, and the desk key's id."""
     urgent = [
         client.post("/v1/screenings", json=tourist(case_id=f"U-{n}", **COERCED), headers=desk)
         for n in range(2)
@@ -261,7 +261,13 @@ def worked(client: TestClient, desk: dict[str, str], admin: dict[str, str]) -> d
     )
     assert uploaded.status_code in (200, 201), uploaded.text
     assert verify_ok(client)
-    return {"resolved": resolved, "open": still_open, "revoked": made["key_id"]}
+    asked = client.get(f"/v1/decisions/{still_open}", headers=desk).json()["asked_by"]
+    return {
+        "resolved": resolved,
+        "open": still_open,
+        "revoked": made["key_id"],
+        "desk": asked["key_id"],
+    }
 
 
 def verify_ok(client: TestClient) -> bool:
@@ -294,6 +300,8 @@ REFERRAL = tables.referrals.c
         ("reupload_as_another", "key_id differs"),
         ("backdate_key", "created_at differs"),
         ("repin", "rule pack of entry"),
+        ("reholder", "holder differs"),  # a key made to read another desk's decisions
+        ("rereplace", "replaces differs"),
     ],
 )
 def test_a_record_changed_after_it_was_made_is_detected(
@@ -338,6 +346,12 @@ def test_a_record_changed_after_it_was_made_is_detected(
         .values(opened_at=datetime(2026, 1, 1, tzinfo=UTC)),
         "reupload_as_another": update(tables.registries).values(key_id=worked["revoked"]),
         "repin": update(tables.rule_packs).values(sha256="0" * 64),
+        "reholder": update(tables.api_keys)
+        .where(tables.api_keys.c.key_id == worked["revoked"])
+        .values(holder=worked["desk"]),
+        "rereplace": update(tables.api_keys)
+        .where(tables.api_keys.c.key_id == worked["revoked"])
+        .values(replaces=worked["desk"]),
         "backdate_key": update(tables.api_keys)
         .where(tables.api_keys.c.key_id == worked["revoked"])
         .values(created_at=datetime(2026, 1, 1, tzinfo=UTC)),
