@@ -31,6 +31,7 @@ import itertools
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,7 +131,9 @@ async def measure(args: argparse.Namespace, settings: Settings) -> None:
     bodies = [orjson.dumps(case) for case in desk_cases(2_000)]
     async with app.router.lifespan_context(app):
         with database.transaction(app.state.service.engine) as connection:
-            caller, key = keys.create(connection, "desk", "bench-request-cost", datetime.now(UTC))
+            # a name of its own: live keys' names differ, and --database-url may be used again
+            name = f"bench-request-cost {uuid.uuid4().hex[:8]}"
+            caller, key = keys.create(connection, "desk", name, datetime.now(UTC))
         cycle = itertools.cycle(bodies)
         if args.web_layer_only:
             await answer_without_screening(app.state.service, caller, next(cycle))

@@ -30,8 +30,9 @@ class KeyIn(BaseModel):
         None,
         min_length=1,
         max_length=200,
-        description="who or what holds the key, on one line (with `replaces`: the replaced"
-        " key's name if not given)",
+        description="who or what holds the key: one line, nothing invisible, unlike any other"
+        " holder's live key's name in case or spacing (with `replaces`: the replaced key's name"
+        " if not given)",
     )
     replaces: Annotated[str | None, AfterValidator(plain_text)] = Field(
         None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,11 +54,45 @@ def digest(secret: str) -> str:
 
 
 def key_name(name: str) -> str:
-    """The name as stored, or ValueError saying what is wrong with it (as over HTTP)."""
+    """The name as stored (compatibility forms folded, NFKC, and runs of spaces made one), or
+    ValueError saying what is wrong with it (as over HTTP)."""
     name = one_line(name.strip())
+    hidden = [character for character in name if _invisible(character)]
+    if hidden:
+        shown = ", ".join(dict.fromkeys(_code_point(character) for character in hidden))
+        raise ValueError(f"must not hold invisible characters ({shown})")
+    name = " ".join(unicodedata.normalize("NFKC", name).split())
     if not name or len(name) > 200:
         raise ValueError("must be 1 to 200 characters, not blank")
     return name
+
+
+# Characters that show as nothing: Unicode's format characters (zero-width space and joiners,
+# direction marks, soft hyphen, word joiner, byte-order mark), code points it leaves unassigned
+# or to private use, and the other default-ignorable ones (Hangul fillers, variation
+# selectors). Two names differing by one look the same in a list of keys.
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Cn", "Co", "Cs"})
+_HIDDEN = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+
+
+def _invisible(character: str) -> bool:
+    return character in _HIDDEN or unicodedata.category(character) in _HIDDEN_CATEGORIES
+
+
+def _code_point(character: str) -> str:
+    return f"U+{ord(character):04X} {unicodedata.name(character, 'unnamed')}"
+
+
+def _as_compared(name: str) -> str:
+    """A name as two names are compared: case, spacing and compatibility forms aside, and
+    without what does not show (names stored before they were checked may hold it)."""
+    visible = "".join(character for character in name if not _invisible(character))
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", visible).casefold())
+    return " ".join(folded.split())
 
 
 @dataclass(frozen=True)
@@ -102,6 +137,7 @@ def create(
     # The head, locked from here to the commit: keys are made one after another, so the checks
     # below see every key made before.
     head = audit.head(connection)
+    _refuse_a_name_in_use(connection, name, caller.holder)
     if replaced:
         _refuse_replaced_twice(connection, replaced)
     chained = audit.chain(
@@ -140,6 +176,24 @@ def _replaced(connection: Connection, key_id: str, role: str) -> _Replaced:
             "role",
         )
     return _Replaced(row.key_id, row.name, row.role, row.holder or row.key_id)
+
+
+def _refuse_a_name_in_use(connection: Connection, name: str, holder: str) -> None:
+    """Live keys of different holders have names that differ other than in case, spacing or
+    what does not show, so that `keys list` tells them apart and a revocation takes the key
+    meant. A holder's own keys (a replacement and the key it replaces) may share a name; a
+    revoked key's name is free."""
+    keys = tables.api_keys.c
+    wanted = _as_compared(name)
+    for row in connection.execute(
+        select(keys.key_id, keys.name, keys.holder).where(keys.revoked_at.is_(None))
+    ):
+        if (row.holder or row.key_id) != holder and _as_compared(row.name) == wanted:
+            raise Conflict(
+                f"live key {row.key_id} is already named {row.name!r}: give this key another"
+                " name, or revoke that key first",
+                "name",
+            )
 
 
 def _refuse_replaced_twice(connection: Connection, replaced: _Replaced) -> None:

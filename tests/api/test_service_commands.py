@@ -100,6 +100,27 @@ def test_a_key_name_off_one_line_is_refused_naming_the_option(
     assert listed.endswith("  desk     live       Batam 1")
 
 
+def test_keys_create_refuses_a_live_keys_name_and_invisible_characters_naming_the_option(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINDUNG_DATABASE_URL", database_url)
+    runner = CliRunner()
+    made = runner.invoke(main, ["keys", "create", "--role", "desk", "--name", "Dumai desk 2"])
+    assert made.exit_code == 0, made.output
+    [key_id] = re.findall(r"desk key (\w+) for", made.output)
+    for name, said in [
+        ("dumai  DESK 2", f"live key {key_id} is already named 'Dumai desk 2'"),
+        ("Dumai\u200b desk 2", "must not hold invisible characters (U+200B ZERO WIDTH SPACE)"),
+        ("Dumai desk 2\u200c", "must not hold invisible characters (U+200C ZERO WIDTH NON-JOINER)"),
+    ]:
+        refused = runner.invoke(main, ["keys", "create", "--role", "admin", "--name", name])
+        assert refused.exit_code == 2, refused.output
+        assert "Invalid value for '--name': " + said in refused.output, refused.output
+    assert runner.invoke(main, ["keys", "list"]).output.splitlines() == [
+        f"{key_id}  desk     live       Dumai desk 2"
+    ]
+
+
 def test_keys_create_replaces_rotates_a_key_and_keys_list_shows_it(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
@@ -10,9 +12,9 @@ from api.storage import audit, tables
 Headers = dict[str, str]
 
 
-def create(
-    client: TestClient, admin: Headers, role: str = "desk", name: str = "Batam desk 3"
-) -> Any:
+def create(client: TestClient, admin: Headers, role: str = "desk", name: str | None = None) -> Any:
+    """An admin's request for a key (named anew unless `name` says: live keys' names differ)."""
+    name = f"Batam desk {uuid.uuid4().hex[:6]}" if name is None else name
     return client.post("/v1/keys", json={"role": role, "name": name}, headers=admin)
 
 
@@ -45,7 +47,7 @@ def test_an_admin_creates_a_key_and_sees_its_secret_once(
     assert made["key_id"]
     works = client.get("/v1/registry", headers=bearer(made["key"]))
     assert works.status_code == 200, "the new key works at once"
-    again = create(client, admin, "desk", "Batam desk 3")
+    again = create(client, admin, "desk", "Batam desk 4")
     assert again.json()["key"] != made["key"]
 
     listing = client.get("/v1/keys", headers=admin)
@@ -201,3 +203,61 @@ def test_a_key_replaces_only_a_key_of_its_role_and_only_once(
     assert (no_name.status_code, no_name.json()["field"]) == (422, "name"), no_name.text
     with engine.connect() as connection:
         assert len(connection.execute(select(tables.api_keys)).all()) == before
+
+
+def test_a_name_a_live_key_of_another_desk_has_is_409_whatever_its_case_or_spacing(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    first = create(client, admin, "desk", "Batam Centre desk 1").json()
+    with engine.connect() as connection:
+        before = len(connection.execute(select(tables.api_keys)).all())
+    for name in (
+        "Batam Centre desk 1",
+        "batam centre DESK 1",
+        "Batam  Centre desk 1 ",
+        "\uff22\uff41\uff54\uff41\uff4d Centre desk 1",  # full-width letters
+    ):
+        taken = create(client, admin, "desk", name)
+        assert (taken.status_code, taken.json()["field"]) == (409, "name"), (name, taken.text)
+        assert first["key_id"] in taken.json()["detail"], "names the key that has it"
+    assert create(client, admin, "analyst", "BATAM CENTRE DESK 1").status_code == 409
+    with engine.connect() as connection:
+        assert len(connection.execute(select(tables.api_keys)).all()) == before
+
+    spaced = create(client, admin, "desk", "  Tanjung   Pinang\u00a0desk ")
+    assert spaced.status_code == 201, spaced.text
+    assert spaced.json()["name"] == "Tanjung Pinang desk", "stored as it is compared"
+    replacement = rotate(client, admin, first["key_id"], name="batam centre desk 1")
+    assert replacement.status_code == 201, "a desk's own keys may share a name"
+    assert client.delete(f"/v1/keys/{first['key_id']}", headers=admin).status_code == 200
+    assert (
+        client.delete(f"/v1/keys/{replacement.json()['key_id']}", headers=admin).status_code == 200
+    )
+    again = create(client, admin, "desk", "Batam Centre desk 1")
+    assert again.status_code == 201, "a revoked key's name is free"
+    listed = [key["name"] for key in client.get("/v1/keys", headers=admin).json()["keys"]]
+    assert listed.count("Batam Centre desk 1") == 2  # one revoked, one live
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("Batam\u200b desk 1", "U+200B ZERO WIDTH SPACE"),
+        ("Batam desk\u200d 1", "U+200D ZERO WIDTH JOINER"),
+        ("Batam\u00addesk 1", "U+00AD SOFT HYPHEN"),
+        ("\ufeffBatam desk 1", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+        ("Batam desk \u202e1", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("Batam desk\u2060 1", "U+2060 WORD JOINER"),
+        ("Batam desk 1\u3164", "U+3164 HANGUL FILLER"),
+    ],
+)
+def test_a_name_with_an_invisible_character_is_422_naming_the_field_and_the_character(
+    client: TestClient, admin: Headers, name: str, shown: str
+) -> None:
+    """Two keys that look the same in a list: one was `Batam desk 1` with a zero-width space."""
+    assert create(client, admin, "desk", "Batam desk 1").status_code == 201
+    refused = create(client, admin, "desk", name)
+    assert (refused.status_code, refused.json()["field"]) == (422, "name"), refused.text
+    assert f"must not hold invisible characters ({shown})" in refused.json()["detail"]
+    names = [key["name"] for key in client.get("/v1/keys", headers=admin).json()["keys"]]
+    assert names.count("Batam desk 1") == 1

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, update
 
-from api.storage import audit
+from api.storage import audit, database, tables
 from tests.api.calls import Headers, screen
 from tests.api.storage.test_audit_body import migrate
 from tests.factories import tourist
@@ -33,3 +33,24 @@ def test_keys_made_before_revision_0010_are_their_own_holders_and_can_be_rotated
     with engine.connect() as connection:
         verified = audit.verify(connection)
     assert verified.ok, verified.problems
+
+
+def test_a_name_stored_before_names_were_checked_still_counts_and_is_not_handed_on(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    """A live key named with a zero-width space before this release: a new key named as it
+    looks is refused, and its replacement needs a name of its own."""
+    made = client.post("/v1/keys", json={"role": "desk", "name": "Nunukan 1"}, headers=admin)
+    old_id = made.json()["key_id"]
+    keys = tables.api_keys.c
+    with database.transaction(engine) as connection:
+        connection.execute(
+            update(tables.api_keys).where(keys.key_id == old_id).values(name="Nunukan\u200b 1")
+        )
+    twin = client.post("/v1/keys", json={"role": "desk", "name": "nunukan 1"}, headers=admin)
+    assert (twin.status_code, twin.json()["field"]) == (409, "name"), twin.text
+    rotated = client.post("/v1/keys", json={"role": "desk", "replaces": old_id}, headers=admin)
+    assert (rotated.status_code, rotated.json()["field"]) == (422, "name"), rotated.text
+    assert "U+200B ZERO WIDTH SPACE" in rotated.json()["detail"]
+    named = {"role": "desk", "replaces": old_id, "name": "Nunukan 1"}
+    assert client.post("/v1/keys", json=named, headers=admin).status_code == 201
