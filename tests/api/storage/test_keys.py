@@ -1,12 +1,19 @@
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
-from sqlalchemy import Engine, inspect, update
+import threading
+from datetime import UTC, datetime
 
-from api.storage import audit, database, tables
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, inspect, update
+
+from api.problems import Conflict, Problem
+from api.storage import audit, database, keys, tables
 from tests.api.calls import Headers, screen
 from tests.api.storage.test_audit_body import migrate
 from tests.factories import tourist
+
+AT = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
 
 def test_keys_made_before_revision_0010_are_their_own_holders_and_can_be_rotated(
@@ -54,3 +61,40 @@ def test_a_name_stored_before_names_were_checked_still_counts_and_is_not_handed_
     assert "U+200B ZERO WIDTH SPACE" in rotated.json()["detail"]
     named = {"role": "desk", "replaces": old_id, "name": "Nunukan 1"}
     assert client.post("/v1/keys", json=named, headers=admin).status_code == 201
+
+
+@pytest.mark.parametrize("taken", ["name", "replaces"])
+def test_two_admins_at_once_cannot_take_one_name_or_replace_one_key_twice(
+    client: TestClient, admin: Headers, engine: Engine, taken: str
+) -> None:
+    """The second waits for the first (the audit head is locked from the checks to the
+    commit), then sees its key and is refused."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers take turns from BEGIN: the second reads the first")
+    made = client.post("/v1/keys", json={"role": "desk", "name": "Dumai 1"}, headers=admin)
+    old_id = made.json()["key_id"]
+    first, second = {
+        "name": ({"name": "Batam 7"}, {"name": "BATAM 7"}),
+        "replaces": ({"replaces": old_id}, {"replaces": old_id, "name": "Dumai 1 (new)"}),
+    }[taken]
+    refused: list[Problem] = []
+
+    def other() -> None:
+        try:
+            with database.transaction(engine) as connection:
+                create(connection, second)
+        except Problem as error:
+            refused.append(error)
+
+    with database.transaction(engine) as connection:
+        create(connection, first)
+        waiting = threading.Thread(target=other)
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive(), "the second admin did not wait for the first"
+    waiting.join(timeout=10)
+    assert [(type(error), error.field) for error in refused] == [(Conflict, taken)]
+
+
+def create(connection: Connection, choice: dict[str, str]) -> None:
+    keys.create(connection, "desk", choice.get("name"), AT, replaces=choice.get("replaces"))
