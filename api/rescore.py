@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import os
 import tempfile
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -114,14 +115,24 @@ class RunSummary:
 
 
 _WORK: Rescorers | None = None  # a local worker's rescorers, set once when it starts
+ORPHAN_CHECK = 1.0  # seconds between a local worker's looks at whether its command is alive
 
 
 def _install(work: Rescorers) -> None:
     global _WORK
     _WORK = work
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     # what a worker keeps for the whole run (rule engine, model, pack) is never garbage: left
     # out of collections, which a chunk's many small objects otherwise set off over and over
     gc.freeze()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """End this worker once the command that started it has gone (killed: it could not stop
+    its workers), rather than live on, idle, holding a model."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK)
+    os._exit(1)
 
 
 def _work(given: Rescorers | None) -> Rescorers:

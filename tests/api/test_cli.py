@@ -21,23 +21,28 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "desk-cases.jsonl"
 NO_DATABASE = Path(tempfile.gettempdir()) / f"lindung-no-database-{os.getpid()}" / "lindung.db"
 
 
-def run(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The installed `lindung` command, with only the LINDUNG_ settings a test gives it."""
-    environment = {
+def environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with only the LINDUNG_ settings a test gives (and the model)."""
+    found = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("LINDUNG_") or k == "LINDUNG_MODEL_DIR"
     }
-    environment["LINDUNG_DATABASE_URL"] = f"sqlite:///{NO_DATABASE}"
-    environment.update(env or {})
+    found["LINDUNG_DATABASE_URL"] = f"sqlite:///{NO_DATABASE}"
+    found.update(env or {})
+    return found
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed `lindung` command, with only the LINDUNG_ settings a test gives it."""
     return subprocess.run(
         [LINDUNG, *args],
         input=stdin,
         capture_output=True,
         text=True,
-        env=environment,
+        env=environment(env),
         timeout=120,
         check=False,
     )

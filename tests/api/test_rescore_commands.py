@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from tests.api.test_cli import run
+from tests.api.test_cli import LINDUNG, environment, run
 from tests.conftest import DEFAULT_PACK
 
 DESTINATIONS = ["MY", "SG", "KH", "SA", "TW"]
@@ -615,3 +619,49 @@ def test_a_candidate_the_service_model_does_not_fit_is_refused_never_trained_for
     )
     assert summary["rescored"] == 20
     assert {path.name: path.read_bytes() for path in model.iterdir()} == kept
+
+
+def children(pid: int) -> set[int]:
+    return {
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    }
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_killed_rescore_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """Killed (a scheduler's timeout, kill -9), the command cannot stop its worker processes:
+    they notice and end, rather than live on, idle, each holding a model."""
+    cases = write_csv(tmp_path / "cases.csv", case_rows(20_000))
+    out, command = tmp_path / "out.csv", [LINDUNG, "rescore", str(cases), "--workers", "2"]
+    with subprocess.Popen(
+        [*command, "--chunk-rows", "100", "--out", str(out)],
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as rescoring:
+        deadline = time.monotonic() + 120
+        while not (workers := children(rescoring.pid)):
+            assert rescoring.poll() is None, "it ended before its workers were seen"
+            assert time.monotonic() < deadline, "no worker process started"
+            time.sleep(0.01)
+        os.kill(rescoring.pid, signal.SIGSTOP)  # it can neither finish nor stop its workers
+        os.kill(rescoring.pid, signal.SIGKILL)
+        assert rescoring.wait() == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while alive := [pid for pid in workers if running(pid)]:
+        if time.monotonic() > deadline:
+            for pid in alive:
+                os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"worker processes {alive} outlived their command by 30 s")
+        time.sleep(0.1)
+    assert not out.exists()
