@@ -114,6 +114,8 @@ _ERROR_NAMES = {404: "NotFound", 405: "MethodNotAllowed", 413: "TooLarge"}
 
 
 def _handle_errors(app: FastAPI, settings: Settings) -> None:
+    named_in = library.folders_named(settings)
+
     @app.exception_handler(CaseError)
     async def bad_case(request: Request, error: CaseError) -> JSONResponse:
         problems = [{"field": p.field, "problem": p.problem} for p in error.problems]
@@ -122,7 +124,7 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(Problem)
     async def known(request: Request, error: Problem) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        detail = library.public_text(settings, error.detail)  # the server's folders: not named
+        detail = named_in(error.detail)  # the server's folders are not for its callers
         response = problem(error.status, type(error).__name__, detail, error.field)
         if headers:
             response.headers.update(headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,9 @@ def public(listing: dict[str, dict[str, Any]], key_name: str) -> list[dict[str, 
 _ABSOLUTE = re.compile(r"(?<![\w.:/-])/(?!v1/)(?:[\w.@+-]+/)*([\w.@+-]+)")
 
 
-def public_text(settings: Settings, text: str) -> str:
-    """`text` (a problem an analyst reads) with the server's folders named by the settings that
-    point at them (LINDUNG_PACK_LIBRARY/next/rules), and any other absolute path cut to its last
-    part: where the server keeps its files is not for its callers."""
+def folders_named(settings: Settings) -> Callable[[str], str]:
+    """A text with the server's folders named by the settings that point at them
+    (LINDUNG_PACK_LIBRARY/next/rules); the folders are resolved once, here."""
     named = {
         "LINDUNG_PACK_LIBRARY": settings.pack_library,
         "LINDUNG_MODEL_LIBRARY": settings.model_library,
@@ -107,6 +107,21 @@ def public_text(settings: Settings, text: str) -> str:
         "LINDUNG_JOB_DIR": settings.job_dir,
     }
     forms = {str(form): name for name, path in named.items() for form in (path, path.resolve())}
-    for form in sorted(forms, key=len, reverse=True):  # a folder before the folders it holds
-        text = re.sub(rf"(?<![\w./-]){re.escape(form)}(?![\w.-])", forms[form], text)
-    return _ABSOLUTE.sub(r"\1", text)
+    patterns = [  # a folder before the folders it holds
+        (re.compile(rf"(?<![\w./-]){re.escape(form)}(?![\w.-])"), forms[form])
+        for form in sorted(forms, key=len, reverse=True)
+    ]
+
+    def named_in(text: str) -> str:
+        for pattern, name in patterns:
+            text = pattern.sub(name, text)
+        return text
+
+    return named_in
+
+
+def public_text(settings: Settings, text: str) -> str:
+    """`text` (a problem an analyst reads) with the server's folders named by the settings that
+    point at them (`folders_named`), and any other absolute path cut to its last part: where
+    the server keeps its files is not for its callers."""
+    return _ABSOLUTE.sub(r"\1", folders_named(settings)(text))

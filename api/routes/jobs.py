@@ -169,18 +169,21 @@ def _resolve(
     settings = service.settings
     with database.reading(service.engine) as connection:
         chosen = in_use.choice(connection)
-    pack = in_use.rescoring_pack(settings, chosen, rule_pack)
-    uses: dict[str, Any] = {
-        "rule_pack": pack.label,
-        "model": in_use.rescoring_model(settings, chosen, pack, model).version,
-        "registry": (
-            chosen.uploaded_registry[1]["sha256"] if chosen.uploaded_registry else "settings"
-        ),
-    }
-    if baseline:
-        live = pack if rule_pack is None else in_use.rescoring_pack(settings, chosen, None)
-        live_model = in_use.rescoring_model(settings, chosen, live, None)
-        uses["baseline"] = {"rule_pack": live.label, "model": live_model.version}
+    try:
+        pack = in_use.rescoring_pack(settings, chosen, rule_pack)
+        uses: dict[str, Any] = {
+            "rule_pack": pack.label,
+            "model": in_use.rescoring_model(settings, chosen, pack, model).version,
+            "registry": (
+                chosen.uploaded_registry[1]["sha256"] if chosen.uploaded_registry else "settings"
+            ),
+        }
+        if baseline:
+            live = pack if rule_pack is None else in_use.rescoring_pack(settings, chosen, None)
+            live_model = in_use.rescoring_model(settings, chosen, live, None)
+            uses["baseline"] = {"rule_pack": live.label, "model": live_model.version}
+    except Problem as problem:  # an analyst reads it: no server path, named by a setting or not
+        raise type(problem)(library.public_text(settings, problem.detail), problem.field) from None
     return uses, chosen.uploaded_registry[0] if chosen.uploaded_registry else None
 
 

@@ -73,7 +73,7 @@ def key_name(name: str) -> str:
 # selectors). Two names differing by one look the same in a list of keys.
 _HIDDEN_CATEGORIES = frozenset({"Cf", "Cn", "Co", "Cs"})
 _HIDDEN = frozenset(
-    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
     + "".join(map(chr, range(0xFE00, 0xFE10)))
     + "".join(map(chr, range(0xE0100, 0xE01F0)))
 )

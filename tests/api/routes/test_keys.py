@@ -239,6 +239,15 @@ def test_a_name_a_live_key_of_another_desk_has_is_409_whatever_its_case_or_spaci
     assert listed.count("Batam Centre desk 1") == 2  # one revoked, one live
 
 
+def test_a_refusal_quotes_the_name_as_it_is(client: TestClient, admin: Headers) -> None:
+    """A name is the admin's text, not a server path, whatever slashes it holds."""
+    first = create(client, admin, "desk", "Batam /Tanjung Pinang desk").json()
+    taken = create(client, admin, "desk", "batam /tanjung pinang desk")
+    assert taken.status_code == 409, taken.text
+    said = f"live key {first['key_id']} is already named 'Batam /Tanjung Pinang desk'"
+    assert said in taken.json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("name", "shown"),
     [
@@ -249,6 +258,7 @@ def test_a_name_a_live_key_of_another_desk_has_is_409_whatever_its_case_or_spaci
         ("Batam desk \u202e1", "U+202E RIGHT-TO-LEFT OVERRIDE"),
         ("Batam desk\u2060 1", "U+2060 WORD JOINER"),
         ("Batam desk 1\u3164", "U+3164 HANGUL FILLER"),
+        ("Batam desk 1\u2800", "U+2800 BRAILLE PATTERN BLANK"),
     ],
 )
 def test_a_name_with_an_invisible_character_is_422_naming_the_field_and_the_character(
