@@ -147,7 +147,9 @@ def list_keys() -> None:
     with _existing_database() as engine, database.reading(engine) as connection:
         for key in keys.listing(connection):
             state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "live"
-            rotated = f"  (replaces {key['replaces']})" if key["replaces"] else ""
+            rotated = ""
+            if key["replaces"]:  # the holder: the first key, which "own" goes by
+                rotated = f"  (replaces {key['replaces']}, holder {key['holder']})"
             click.echo(f"{key['key_id']}  {key['role']:<8} {state:<10} {key['name']}{rotated}")
 
 

@@ -136,7 +136,7 @@ def test_keys_create_replaces_rotates_a_key_and_keys_list_shows_it(
     listed = runner.invoke(main, ["keys", "list"]).output.splitlines()
     assert listed == [
         f"{old_id}  desk     live       Nunukan 1",
-        f"{new_id}  desk     live       Nunukan 1  (replaces {old_id})",
+        f"{new_id}  desk     live       Nunukan 1  (replaces {old_id}, holder {old_id})",
     ]
     for options, said in [
         (["--role", "desk", "--replaces", old_id], f"'--replaces': key {old_id} was already"),
@@ -149,6 +149,12 @@ def test_keys_create_replaces_rotates_a_key_and_keys_list_shows_it(
         assert said in refused.output, refused.output
         assert "Traceback" not in refused.output
     assert len(runner.invoke(main, ["keys", "list"]).output.splitlines()) == 2
+    # rotated again: the newest key names the desk's first key, which the desk's decisions go by
+    third = runner.invoke(main, ["keys", "create", "--role", "desk", "--replaces", new_id])
+    [third_id] = re.findall(r"desk key (\w+) for", third.output)
+    assert runner.invoke(main, ["keys", "list"]).output.splitlines()[2] == (
+        f"{third_id}  desk     live       Nunukan 1  (replaces {new_id}, holder {old_id})"
+    )
 
 
 def test_serve_refuses_a_rule_pack_changed_in_place_naming_it(
