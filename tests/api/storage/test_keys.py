@@ -98,3 +98,22 @@ def test_two_admins_at_once_cannot_take_one_name_or_replace_one_key_twice(
 
 def create(connection: Connection, choice: dict[str, str]) -> None:
     keys.create(connection, "desk", choice.get("name"), AT, replaces=choice.get("replaces"))
+
+
+def test_a_database_holding_rotated_keys_is_not_downgraded_past_them(
+    client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    """The earlier version knows no holder: a rotated desk would lose its decisions."""
+    made = screen(client, desk, tourist(case_id="T-rotated"))
+    old_id = client.get(f"/v1/decisions/{made['decision_id']}", headers=desk).json()["asked_by"]
+    rotated = client.post(
+        "/v1/keys", json={"role": "desk", "replaces": old_id["key_id"]}, headers=admin
+    )
+    assert rotated.status_code == 201, rotated.text
+    with pytest.raises(RuntimeError, match="1 keys replace others"):
+        migrate(engine, "0009", down=True)
+    with engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("api_keys")}
+    assert {"holder", "replaces"} <= columns
+    new = {"Authorization": f"Bearer {rotated.json()['key']}"}
+    assert client.get(f"/v1/decisions/{made['decision_id']}", headers=new).status_code == 200

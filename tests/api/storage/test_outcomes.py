@@ -151,3 +151,21 @@ def test_outcomes_confirmed_before_revision_0008_are_corrected_in_an_upgraded_da
     ]
     with engine.connect() as connection:
         assert audit.verify(connection).ok
+
+
+def test_a_database_holding_corrections_is_not_downgraded_past_them(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    """The earlier version labels a case by its first confirmation: the corrected one."""
+    decision_id = client.post("/v1/screenings", json=tourist(), headers=desk).json()["decision_id"]
+    url = f"/v1/decisions/{decision_id}/outcome"
+    assert client.post(url, json={"confirmed": "trafficking"}, headers=desk).status_code == 201
+    correction = {"confirmed": "procedural", "corrects": "trafficking", "note": "wrong button"}
+    assert client.post(url, json=correction, headers=desk).status_code == 201
+    with pytest.raises(RuntimeError, match="1 outcome corrections are stored"):
+        migrate(engine, "0007", down=True)
+    with engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("outcomes")}
+        assert "corrects" in columns
+        assert audit.verify(connection).ok
+    assert client.get(url, headers=desk).json()["confirmed"] == "procedural"

@@ -23,5 +23,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    corrected = op.get_bind().execute(
+        sa.text("SELECT count(*) FROM outcomes WHERE corrects IS NOT NULL")
+    )
+    count = corrected.scalar_one()
+    if count:  # the earlier version labels a case by its first confirmation: the wrong one
+        raise RuntimeError(
+            f"not downgraded past revision 0008: {count} outcome corrections are stored, and the "
+            "earlier version would label those cases by the confirmations they corrected"
+        )
     with op.batch_alter_table("outcomes", schema=None) as batch_op:
         batch_op.drop_column("corrects")

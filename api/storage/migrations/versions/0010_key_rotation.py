@@ -26,6 +26,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    replacing = op.get_bind().execute(
+        sa.text("SELECT count(*) FROM api_keys WHERE holder IS NOT NULL")
+    )
+    count = replacing.scalar_one()
+    if count:  # the earlier version knows no holder: each would lose its desk's decisions
+        raise RuntimeError(
+            f"not downgraded past revision 0010: {count} keys replace others, and the earlier "
+            "version would show each only the decisions screened with it"
+        )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_replaces"))
         batch_op.drop_index(batch_op.f("ix_api_keys_holder"))
