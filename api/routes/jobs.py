@@ -217,7 +217,8 @@ def cancel(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
         job = jobs.get(connection, job_id)
     assert job is not None
     if not cancelled:
-        raise Conflict(f"the job is {job['status']}: only a queued or running one", "job_id")
+        said = f"the job is {job['status']}: only a queued or running job can be cancelled"
+        raise Conflict(said, "job_id")
     service.jobs.cancel(job_id)
     return JSONResponse(_view(service, job))
 

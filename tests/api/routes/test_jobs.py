@@ -754,7 +754,8 @@ def test_only_a_queued_or_running_job_can_be_cancelled(
     answer = cancel(client, analyst, ended)
     assert answer.status_code == 409
     assert answer.json()["field"] == "job_id"
-    assert "the job is done" in answer.json()["detail"]
+    said = "the job is done: only a queued or running job can be cancelled"
+    assert answer.json()["detail"] == said
     assert (settings.job_dir / ended / "out.parquet").exists()
     # one whose server has gone is failed (interrupted) when it is read, not cancelled
     gone = held_job(engine, settings, stopped_server())
