@@ -19,17 +19,30 @@ from engine.errors import CaseError, FieldProblem
 
 _MANY_DIGITS = re.compile(r"\d{6}")
 _ECHOED = re.compile(r"[a-z0-9_.:+\-]{1,30}")  # see _got
+MOST_PROBLEMS = 50  # listed for one case (a case has about 150 fields)
 
 
-def parse_case(data: Mapping[str, Any]) -> Case:
-    """Validate one case record (nested, or flat with dotted keys); raise CaseError on any fault."""
+def parse_case(data: Mapping[str, Any], most: int = MOST_PROBLEMS) -> Case:
+    """Validate one case record (nested, or flat with dotted keys); raise CaseError on any fault,
+    naming the first `most` problems and counting the rest."""
     if not isinstance(data, Mapping):
         raise CaseError([FieldProblem("(case)", "expected a JSON object")])
     nested = unflatten(data)
     try:
         return Case.model_validate(nested)
     except ValidationError as error:
-        raise CaseError([FieldProblem(*_describe(item)) for item in _errors(error)]) from None
+        raise CaseError(_problems(error, most)) from None
+
+
+def _problems(error: ValidationError, most: int) -> list[FieldProblem]:
+    """The first `most` problems in words and the rest counted: a case of thousands of unknown
+    fields is refused about as fast as one (naming each, with a hint, costs)."""
+    items = error.errors(include_url=False)
+    problems = [FieldProblem(*_describe(dict(item))) for item in items[:most]]
+    if len(items) > most:
+        more = len(items) - most
+        problems.append(FieldProblem("(case)", f"{more:,} more problems, not listed"))
+    return problems
 
 
 def unflatten(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,10 +86,6 @@ def _put(node: dict[str, Any], name: str, value: Any, path: str) -> None:
         node[name] = value
     else:
         raise CaseError([FieldProblem(path, "given twice (as a dotted key and in an object)")])
-
-
-def _errors(error: ValidationError) -> list[dict[str, Any]]:
-    return [dict(item) for item in error.errors(include_url=False)]
 
 
 def _describe(item: Mapping[str, Any]) -> tuple[str, str]:

@@ -261,3 +261,15 @@ def test_an_escort_reference_of_no_letter_or_digit_is_not_known() -> None:
         parse_case({"channel": "port_desk", "links.escort_ref": "esc-7"}).links.escort_ref
         == "esc-7"
     )
+
+
+def test_a_case_of_thousands_of_unknown_fields_names_the_first_fifty_and_counts_the_rest() -> None:
+    record = {"channel": "port_desk", "person": {f"passport_number_{n}": 1 for n in range(2_000)}}
+    with pytest.raises(CaseError) as raised:
+        parse_case(record)
+    problems = raised.value.problems
+    assert len(problems) == 51
+    assert str(problems[0]) == (
+        "person.passport_number_0: unknown field, did you mean person.passport_no?"
+    )
+    assert str(problems[-1]) == "(case): 1,950 more problems, not listed"
