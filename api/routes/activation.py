@@ -51,6 +51,7 @@ class ActivationIn(BaseModel):
 
 @router.post(
     "/activation",
+    status_code=201,
     summary="Activate a rule pack and model, without a restart",
     openapi_extra=body_schema(ActivationIn),
 )

@@ -91,6 +91,7 @@ class OutcomeIn(BaseModel):
 
 @router.post(
     "/decisions/{decision_id}/outcome",
+    status_code=201,
     summary="Record what was done, or what it was",
     openapi_extra=body_schema(OutcomeIn),
 )

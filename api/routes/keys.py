@@ -46,6 +46,7 @@ class KeyIn(BaseModel):
 
 @router.post(
     "",
+    status_code=201,
     summary="Create a key (its secret is shown only in this answer)",
     openapi_extra=body_schema(KeyIn),
 )

@@ -26,6 +26,7 @@ def summary(service: ServiceDep, caller: AnyKey) -> JSONResponse:
 
 @router.put(
     "",
+    status_code=201,
     summary="Upload a new agency registry (CSV)",
     openapi_extra={
         "requestBody": {

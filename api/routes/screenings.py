@@ -43,6 +43,7 @@ def _count(decisions: list[Any], cases: list[Case]) -> None:
 
 @router.post(
     "",
+    status_code=201,
     summary="Screen one case",
     response_description="Decision v1 (shared/case-v1.md), stored in the audit trail",
     openapi_extra={
@@ -68,6 +69,7 @@ async def screen(request: Request, service: ServiceDep, caller: Desk) -> JSONRes
 
 @router.post(
     "/bulk",
+    status_code=201,
     summary="Screen up to 1,000 cases",
     openapi_extra={
         "requestBody": {
