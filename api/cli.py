@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,27 +26,48 @@ class InputError(LindungError):
     """Input that is not JSON, or not a case record."""
 
 
+class _NotJsonNumber(ValueError):
+    """NaN, Infinity, or a number too large for a float: JSON has none (the HTTP API refuses
+    them as not JSON, and so does the command line)."""
+
+
+def _refused(text: str) -> float:
+    raise _NotJsonNumber(f"{text} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    return number if math.isfinite(number) else _refused(text)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refused, parse_float=_finite)
+
+
 def read_records(stream: IO[str]) -> Iterator[tuple[int, Any]]:
     """Records from a JSON object, a JSON array, or JSON lines, with their 1-based numbers."""
     text = stream.read()
     start = len(text) - len(text.lstrip())
     if text[start : start + 1] == "[":
         try:
-            records = json.loads(text)
+            records = _DECODER.decode(text)
         except RecursionError:
             raise InputError("the JSON is nested too deeply") from None
+        except _NotJsonNumber as error:
+            raise InputError(f"not valid JSON ({error})") from None
         except json.JSONDecodeError as error:
             raise InputError(f"line {error.lineno}: not valid JSON ({error.msg})") from None
         yield from enumerate(records, start=1)
         return
-    decoder = json.JSONDecoder()
     position, number = start, 0
     while position < len(text):
         number += 1
         try:
-            record, end = decoder.raw_decode(text, position)
+            record, end = _DECODER.raw_decode(text, position)
         except RecursionError:
             raise InputError(f"record {number}: the JSON is nested too deeply") from None
+        except _NotJsonNumber as error:
+            line = text.count("\n", 0, position) + 1
+            raise InputError(f"record {number} (line {line}): not valid JSON ({error})") from None
         except json.JSONDecodeError as error:
             line = text.count("\n", 0, position) + 1
             detail = f"{error.msg} at line {error.lineno}"

@@ -237,3 +237,13 @@ def test_a_command_starts_without_loading_the_model_cards_plotting() -> None:
     ).stdout
     assert "'matplotlib'" not in loaded
     assert "'fairlearn'" not in loaded
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_number_json_has_not_is_not_json_as_over_http(number: str) -> None:
+    case = '{"channel": "port_desk", "recruitment": {"fee_paid_idr": ' + number + "}}"
+    for given, where in ((case, "record 1 (line 1): "), (f"[{case}]", "")):
+        result = run("screen", stdin=given)
+        assert result.returncode == 1
+        said = f"{where}not valid JSON ({number} is not a JSON number)"
+        assert said in result.stderr, result.stderr
