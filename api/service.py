@@ -217,7 +217,9 @@ class Service:
     ) -> None:
         if not rows:
             return
-        found = parts.screener.screen_many([cases[i][0] for i in rows], history)
+        # a case_id is its desk's own numbering: a desk is its keys' holder (kept on rotation)
+        sources = [cases[i][1].holder for i in rows]
+        found = parts.screener.screen_many([cases[i][0] for i in rows], history, sources)
         for i, decision in zip(rows, found, strict=True):
             case, caller = cases[i]
             record = pseudonymised_record(case, self.pseudonymiser)

@@ -9,7 +9,7 @@ identifiers appear only as keyed hashes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -184,11 +184,15 @@ class Enricher:
         return Enrichment(facts, enriched.travellers[0], escort, enriched.facts)
 
     def enrich_frame(
-        self, frame: Frame, escort_travellers: np.ndarray | None = None
+        self,
+        frame: Frame,
+        escort_travellers: np.ndarray | None = None,
+        sources: Sequence[str] | None = None,
     ) -> FrameEnrichment:
         """Fact columns for every case of `frame`; cases with an escort are linked into the
         case history in order of screening time, unless `escort_travellers` gives their counts
-        already (batch rescoring counts them over the whole input first)."""
+        already (batch rescoring counts them over the whole input first). `sources` names who
+        screened each case, for `links`."""
         facts: Frame = {path: frame[path] for path in SCALAR_FIELDS}
         for path in IDENTIFIER_FIELDS:  # rules may only ask whether an identifier is known
             facts[path] = _object(known(frame[path]))  # always decided: yes or no
@@ -197,13 +201,21 @@ class Enricher:
             facts["escort_travellers"] = escort_travellers
             empty = np.full(rows(frame), None, dtype=object)
             return FrameEnrichment(facts, empty, empty)
-        travellers, escorts = self.links(frame)
+        travellers, escorts = self.links(frame, sources)
         facts["escort_travellers"] = self._link_escorts(frame, travellers, escorts)
         return FrameEnrichment(facts, travellers, escorts)
 
-    def links(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    def links(
+        self, frame: Frame, sources: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Pseudonyms of the traveller and of the escort of each case with an escort (None
-        elsewhere): keyed hashes, so that cases link up without anyone reading who they are."""
+        elsewhere): keyed hashes, so that cases link up without anyone reading who they are.
+
+        A case naming no passport, NIK, or name and birth date is known only by its case_id,
+        which is its source's own numbering: two desks' case 1 are two people, and a desk's
+        case 1 screened again is one. With `sources` (who screened each case: over HTTP, the
+        key's holder) the case_id counts within its source; without, within the cases linked
+        into this history (a command's one run)."""
         token = self.pseudonymiser.token
         escorts = np.full(rows(frame), None, dtype=object)
         travellers = np.full(rows(frame), None, dtype=object)
@@ -217,8 +229,10 @@ class Enricher:
                 travellers[row] = token("nik", str(niks[row]))
             elif names[row] is not None and not np.isnat(births[row]):
                 travellers[row] = token("name_birth", f"{names[row]}|{births[row]}")
-            else:
+            elif sources is None:
                 travellers[row] = token("case", str(frame["case_id"][row]))
+            else:
+                travellers[row] = _source_case(token, sources[int(row)], str(frame["case_id"][row]))
         return travellers, escorts
 
     def _link_escorts(
@@ -545,6 +559,13 @@ def _cached(where: np.ndarray, key: Any, value: Any, *, number: bool) -> np.ndar
 
 def _day(value: np.datetime64) -> date:
     return date.fromisoformat(str(value.astype("datetime64[D]")))
+
+
+def _source_case(token: Callable[[str, str], str], source: str, case_id: str) -> str:
+    """The pseudonym of a case_id within its source: the source's own keyed hash (of a fixed
+    length, so that no source and case_id run into another's) joined to the case_id, hashed."""
+    scope = token("source", source).rpartition(":")[2]
+    return token("source_case", f"{scope}|{case_id}")
 
 
 def _utc(value: np.datetime64) -> datetime:

@@ -85,15 +85,20 @@ class Screener:
         return decision
 
     def screen_many(
-        self, cases: Sequence[Case], history: CaseHistory | None = None
+        self,
+        cases: Sequence[Case],
+        history: CaseHistory | None = None,
+        sources: Sequence[str] | None = None,
     ) -> list[Decision]:
         """The decisions for `cases`, in their order: each exactly what `screen` gives it alone
         (cases with an escort are linked in order of screening time), but enriched and scored
-        as one frame, which costs little more than one case does."""
+        as one frame, which costs little more than one case does. `sources` names who screened
+        each case (the service: the key's holder), within which a case known only by its
+        case_id is one traveller (`Enricher.links`)."""
         if not cases:
             return []
         enricher = self.enricher if history is None else replace(self.enricher, history=history)
-        enriched = enricher.enrich_frame(frame_from_cases(cases))
+        enriched = enricher.enrich_frame(frame_from_cases(cases), sources=sources)
         facts = [row_values(enriched.facts, row) for row in range(len(cases))]
         made = self._decisions(cases, facts, enriched.facts)
         return [

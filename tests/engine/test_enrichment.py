@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -217,3 +218,51 @@ def test_escort_travellers_counts_distinct_people_in_the_window(enricher: Enrich
     assert screened("P2", "13") == 2  # the same person again
     assert screened("P3", "16") == 3
     assert screened("P4", "21") == 2  # P1 (10th) and P2 (12th, 13th) are out of the 7-day window
+
+
+def unidentified(case_id: str, age: int) -> Case:
+    """A traveller known by nothing but the case: no passport, NIK, or name and birth date."""
+    return parse_case(
+        tourist(case_id=case_id, person={"age": age}, links={"escort_ref": "0812-5555-2222"})
+    )
+
+
+def test_a_case_known_only_by_its_case_id_is_one_traveller_within_its_source(
+    enricher: Enricher,
+) -> None:
+    """Desks number their own cases: three desks' case 1 with one escort are three people (the
+    third is the escort's third traveller), and one desk's case 1 screened again is one. Before,
+    the case_id was one traveller whoever screened it, and escort_network missed the third."""
+
+    def counted(case: Case, source: str) -> int:
+        enriched = enricher.enrich_frame(frame_from_cases([case]), sources=[source])
+        [traveller] = enriched.travellers
+        assert re.fullmatch("source_case:[0-9a-f]{32}", traveller)  # a keyed hash, no clear
+        return int(enriched.facts["escort_travellers"][0])
+
+    assert counted(unidentified("1", 19), "desk A") == 1
+    assert counted(unidentified("1", 19), "desk A") == 1  # the same case at the same desk
+    assert counted(unidentified("1", 34), "desk B") == 2
+    assert counted(unidentified("1", 52), "desk C") == 3
+
+
+def test_without_sources_a_case_id_is_one_traveller_among_the_cases_linked(
+    pack: RulePack, registry: AgencyRegistry
+) -> None:
+    """A command's run (lindung screen, lindung rescore) is one source: its case 1 thrice is
+    one traveller, and its cases A-1, B-1 and C-1 three."""
+    frame = frame_from_cases([unidentified("1", age) for age in (19, 34, 52)])
+    counts = enricher_of(pack, registry).enrich_frame(frame).facts["escort_travellers"]
+    assert counts.tolist() == [1, 1, 1]
+    frame = frame_from_cases([unidentified(f"{desk}-1", 40) for desk in "ABC"])
+    counts = enricher_of(pack, registry).enrich_frame(frame).facts["escort_travellers"]
+    assert counts.tolist() == [1, 2, 3]
+
+
+def test_a_source_and_its_case_id_do_not_run_into_another_source_and_case_id(
+    enricher: Enricher,
+) -> None:
+    cases = [unidentified("1-2", 30), unidentified("2", 30)]
+    travellers, _escorts = enricher.links(frame_from_cases(cases), ["desk 1", "desk 1-"])
+    assert travellers[0] != travellers[1]
+    assert len({t.partition(":")[0] for t in travellers}) == 1  # one kind: source_case

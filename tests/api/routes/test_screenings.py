@@ -337,3 +337,50 @@ def test_a_bulk_names_its_first_fifty_problems_and_counts_those_of_each_case_aft
         {"field": "cases.2", "problem": "30 more problems, not listed"},
     ]
     assert rows(engine, tables.decisions) == 0
+
+
+def unidentified(age: int, hour: int) -> dict[str, Any]:
+    """A traveller known by nothing but the desk's case number 1: no passport, NIK or name."""
+    return tourist(
+        case_id="1",
+        screened_at=f"2026-11-23T{hour:02d}:00:00+00:00",
+        person={"age": age},
+        links={"escort_ref": "0812-5555-2222"},
+    )
+
+
+def test_desks_case_1_are_different_travellers_of_an_escort(
+    client: TestClient, make_key: Any
+) -> None:
+    """Three desks that each number their cases from 1 send a traveller known only by case 1,
+    all with one escort: three people, and the third is urgent. Before, case 1 was one traveller
+    whoever sent it, and escort_network never fired."""
+    sent = [(make_key("desk"), age, hour) for age, hour in ((19, 8), (34, 9), (52, 10))]
+    decisions = [
+        client.post("/v1/screenings", json=unidentified(age, hour), headers=desk).json()
+        for desk, age, hour in sent
+    ]
+    assert ["escort_network" in flagged(d) for d in decisions] == [False, False, True]
+    assert decisions[2]["tier"] == "urgent"
+
+
+def test_a_desk_screening_its_case_1_again_after_its_key_is_rotated_counts_it_once(
+    client: TestClient, engine: Engine, make_key: Any
+) -> None:
+    """A desk's case 1, screened again with the key that replaced the desk's first, is the same
+    traveller: with another desk's case 1, the escort has two, and escort_network does not fire
+    (counted by key, the desk's case 1 would be two people and the escort's third urgent)."""
+    at = datetime.now(UTC)
+    with database.transaction(engine) as connection:
+        first, secret = keys.create(connection, "desk", "Batam Centre desk", at)
+        _second, rotated = keys.create(connection, "desk", None, at, replaces=first.key_id)
+    sent = [
+        ({"Authorization": f"Bearer {secret}"}, 8),
+        (make_key("desk"), 9),
+        ({"Authorization": f"Bearer {rotated}"}, 10),
+        ({"Authorization": f"Bearer {secret}"}, 11),
+    ]
+    for headers, hour in sent:
+        decision = client.post("/v1/screenings", json=unidentified(34, hour), headers=headers)
+        assert decision.status_code == 201, decision.text
+        assert "escort_network" not in flagged(decision.json())
