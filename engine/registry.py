@@ -84,10 +84,11 @@ class AgencyRegistry:
         cls, text: str, *, source: str = "(upload)", stored: bool = False
     ) -> AgencyRegistry:
         """A registry CSV's text, read whole or refused naming the line and column. `stored`:
-        a registry the service accepted before and kept, read as it was accepted: a header
-        naming a column twice, or a licence number without letter or digit, refused since
-        2026-12-06, is read as before (the last column's values; a licence no desk can look
-        up), rather than keep the service from starting."""
+        a registry the service accepted before and kept, read as it was accepted, rather than
+        keep the service from starting: the checks uploads gained on 2026-12-06 are skipped (a
+        header naming a column twice: the last column's values; a row short of a value: empty,
+        or with one too many: dropped; a control character, or a value over MAX_TEXT, kept; a
+        licence number without letter or digit, which no desk can look up)."""
         # newline="": the csv module finds the line ends itself, old Mac CR-only ones too
         reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
@@ -109,7 +110,7 @@ class AgencyRegistry:
                     file=source,
                     line=1,
                 )
-            rows = _whole_rows(reader, source)
+            rows = reader if stored else _whole_rows(reader, source)
             return cls.from_rows(rows, source=source, first_line=2, stored=stored)
         except csv.Error as error:  # a value over the csv module's limit (131,072 characters)
             raise RegistryError(
@@ -161,6 +162,8 @@ def _licence(row: Mapping[str, object], source: str, line: int, stored: bool) ->
     def text(name: str) -> str:
         value = row.get(name)
         value = "" if value is None else str(value).strip()
+        if stored:  # text accepted once is never refused on reading it back
+            return value
         try:
             plain_text(value)
         except ValueError as error:

@@ -233,21 +233,34 @@ def test_a_registry_stored_before_the_checks_it_fails_still_serves_after_an_upgr
     settings: Settings, client: TestClient, desk: Headers, admin: Headers, engine: Engine
 ) -> None:
     """A registry the service accepted and kept, with a column named twice (the last one's
-    values were used) and a licence of no letter or digit: refused on upload since, it is
+    values were used), a licence of no letter or digit, a row with a value too many or one
+    short, a control character or a value over 200 characters: refused on upload since, it is
     read as it was accepted, so that a server still starts on it (and an admin can replace
     it). Before, each server process failed to rebuild its components on it."""
-    kept = (
+    twice = (
         "license_no,agency_name,status,valid_from,valid_until,status\n"
         f"{NEW_LICENCE},PT Contoh Baru Sejahtera (fiktif),revoked,2026-01-05,2031-01-04,active\n"
         "---,PT Tanpa Nomor (fiktif),active,,,active\n"
     )
-    assert upload(client, admin, kept).status_code == 422  # refused as an upload
-    with database.transaction(engine) as connection:  # stored as the earlier code stored it
-        two = AgencyRegistry.from_text(NEW_REGISTRY)  # two licences: only the count is kept
-        activation.upload_registry(connection, kept, two, CLI, datetime(2026, 12, 1, tzinfo=UTC))
-    with TestClient(create_app(settings)) as restarted:  # a server started on it
-        assert restarted.get("/readyz").status_code == 200
-        case = documented_worker(placement={"agency_license_no": NEW_LICENCE})
-        assert "unlicensed_agency" not in flags_of(restarted, desk, case)  # the last status
-        assert restarted.get("/v1/registry", headers=desk).json()["licences"] == 2
-        assert upload(restarted, admin, NEW_REGISTRY).status_code == 201
+    uneven = (  # as the first release accepted: the value too many dropped, the missing empty
+        HEADER
+        + f"{NEW_LICENCE},PT Dua (fiktif),active,2026-01-05,2031-01-04,diperpanjang 2026-10-01\n"
+        + "SIP3MI-0200-2020,PT Tiga (fiktif),active,2020-01-01\n"
+        + "SIP3MI-0201-2020,PT\x07 Empat (fiktif),active,,\n"
+        + f"SIP3MI-0202-2020,PT {'Lima ' * 50}(fiktif),active,,\n"
+    )
+    for kept in (twice, uneven):
+        assert upload(client, admin, kept).status_code == 422, kept  # refused as an upload
+        with database.transaction(engine) as connection:  # stored as the earlier code stored it
+            read = AgencyRegistry.from_text(NEW_REGISTRY)  # only the count is kept
+            at = datetime(2026, 12, 1, tzinfo=UTC)
+            activation.upload_registry(connection, kept, read, CLI, at)
+        with TestClient(create_app(settings)) as restarted:  # a server started on it
+            assert restarted.get("/readyz").status_code == 200
+            case = documented_worker(placement={"agency_license_no": NEW_LICENCE})
+            assert "unlicensed_agency" not in flags_of(restarted, desk, case)  # its status
+            assert restarted.get("/v1/registry", headers=desk).json()["licences"] == 2
+            for number in ("SIP3MI-0200-2020", "SIP3MI-0201-2020", "SIP3MI-0202-2020"):
+                found = lookup(restarted, desk, number)
+                assert found.status_code == (200 if kept is uneven else 404), number
+            assert upload(restarted, admin, NEW_REGISTRY).status_code == 201
