@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.case import MAX_TEXT, plain_text
 from engine.errors import RegistryError
+
+if TYPE_CHECKING:
+    import _csv
 
 COLUMNS = ("license_no", "agency_name", "status", "valid_from", "valid_until")
 STATUSES = ("active", "suspended", "revoked")
@@ -90,13 +94,12 @@ class AgencyRegistry:
         or with one too many: dropped; a control character, or a value over MAX_TEXT, kept; a
         licence number without letter or digit, which no desk can look up)."""
         # newline="": the csv module finds the line ends itself, old Mac CR-only ones too
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        lines = csv.reader(io.StringIO(text, newline=""))
         try:
             # Excel may write "license_no, agency_name": the rows are read by the names stripped
-            header = tuple(name.strip() for name in reader.fieldnames or ())
-            reader.fieldnames = header
+            header = tuple(name.strip() for name in next(lines, []))
             twice = [name for name in COLUMNS if header.count(name) > 1]
-            if twice and not stored:  # the csv reader keeps the last one's values
+            if twice and not stored:  # a row would keep the last one's values
                 raise RegistryError(
                     f"column(s) {', '.join(twice)} appear more than once in the header",
                     file=source,
@@ -110,52 +113,62 @@ class AgencyRegistry:
                     file=source,
                     line=1,
                 )
-            rows = reader if stored else _whole_rows(reader, source)
-            return cls.from_rows(rows, source=source, first_line=2, stored=stored)
+            records = _records(lines, header, source, stored)
+            return cls._from_records(records, source=source, stored=stored)
         except csv.Error as error:  # a value over the csv module's limit (131,072 characters)
             raise RegistryError(
-                f"not readable as CSV: {error}", file=source, line=reader.reader.line_num
+                f"not readable as CSV: {error}", file=source, line=lines.line_num
             ) from None
 
     @classmethod
-    def from_rows(
+    def from_rows(cls, rows: Iterable[Mapping[str, object]], *, source: str) -> AgencyRegistry:
+        """Rows given as mappings (a rule example's registry), each named by its number."""
+        return cls._from_records(enumerate(rows, start=1), source=source)
+
+    @classmethod
+    def _from_records(
         cls,
-        rows: Iterable[Mapping[str, object]],
+        records: Iterable[tuple[int, Mapping[str, object]]],
         *,
         source: str,
-        first_line: int = 1,
         stored: bool = False,
     ) -> AgencyRegistry:
-        licences: dict[str, Licence] = {}
-        for line, row in enumerate(rows, start=first_line):
+        licences: dict[str, tuple[int, Licence]] = {}
+        for line, row in records:
             licence = _licence(row, source, line, stored)
             key = normalise_licence(licence.license_no)
             if key in licences:
+                earlier_line, earlier = licences[key]
                 raise RegistryError(
-                    f"licence {licence.license_no} appears twice",
+                    f"licence {licence.license_no} appears twice: line {earlier_line} has "
+                    f"{earlier.license_no} (numbers are compared without case, spaces or "
+                    "separators)",
                     file=source,
                     line=line,
                     field="license_no",
                 )
-            licences[key] = licence
-        return cls(licences.values(), source=source)
+            licences[key] = line, licence
+        return cls((licence for _, licence in licences.values()), source=source)
 
 
-def _whole_rows(reader: csv.DictReader[str], source: str) -> Iterable[Mapping[str, object]]:
-    """The rows, each with as many values as the header has names (a row short of a value, or
-    with one too many, has lost or gained a comma: its values are in the wrong columns)."""
-    width = len(reader.fieldnames or ())
-    for row in reader:
-        short = sum(value is None for value in row.values())  # DictReader's fill for the missing
-        extra = len(row.get(None) or ())  # DictReader's restkey: the values past the header
-        if short or extra:
-            values = width - short + extra
+def _records(
+    lines: _csv.Reader, header: tuple[str, ...], source: str, stored: bool
+) -> Iterator[tuple[int, Mapping[str, object]]]:
+    """Each record with the file line it starts on (a quoted value may span lines; blank lines
+    are skipped but counted). A record short of a value, or with one too many, has lost or
+    gained a comma: its values are in the wrong columns (unless `stored`: then the missing
+    are empty and the extra dropped, as the first release read them)."""
+    width = len(header)
+    ended = lines.line_num  # the header's last line
+    for values in lines:
+        line, ended = ended + 1, lines.line_num
+        if not values:  # a blank line
+            continue
+        if len(values) != width and not stored:
             raise RegistryError(
-                f"{values} value(s) where the header names {width}",
-                file=source,
-                line=reader.line_num,
+                f"{len(values)} value(s) where the header names {width}", file=source, line=line
             )
-        yield row
+        yield line, dict(zip(header, values, strict=False))
 
 
 def _licence(row: Mapping[str, object], source: str, line: int, stored: bool) -> Licence:

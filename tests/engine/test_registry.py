@@ -47,6 +47,28 @@ def test_a_bad_row_names_its_line_and_column() -> None:
 
 
 @pytest.mark.parametrize(
+    ("rows", "line"),
+    [
+        ("A-1,PT A,active,,\n\nA-2,PT B,active,2021-13-01,\n", 4),  # after a blank line
+        ("A-1,PT A,active,,\n\nA-2,PT B,active\n", 4),
+        ('A-1,"PT A\nJakarta",active,,\nA-2,PT B,active,2021-13-01,\n', 4),  # a value of 2 lines
+        ('A-1,"PT A\nJakarta",active,,\nA-2,PT B,active\n', 4),
+        ('A-1,PT A,active,,\nA-2,"PT B\nJakarta",active,2021-13-01,\n', 3),  # where it starts
+        ('A-1,PT A,active,,\nA-2,"PT B\nJakarta",active\n', 3),
+    ],
+)
+def test_a_bad_row_names_the_file_line_it_starts_on(rows: str, line: int) -> None:
+    """Blank lines and values of several lines count, for every kind of error alike."""
+    assert registry_error(HEADER + rows).line == line
+
+
+def test_a_licence_given_twice_names_the_line_and_number_it_repeats() -> None:
+    error = registry_error(HEADER + "B.1/12/2020,PT A,active,,\n\nB.11/2/2020,PT B,active,,\n")
+    assert (error.line, error.field) == (4, "license_no")
+    assert "licence B.11/2/2020 appears twice: line 2 has B.1/12/2020" in str(error)
+
+
+@pytest.mark.parametrize(
     ("rows", "message"),
     [
         ("A-1,PT A,cancelled,,\n", "status: 'cancelled' is not allowed"),
