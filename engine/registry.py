@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +28,25 @@ STATUSES = ("active", "suspended", "revoked")
 def normalise_licence(number: str) -> str:
     """Licence numbers as officers type them: case, spaces and separators do not matter."""
     return "".join(char for char in number.upper() if char.isalnum())
+
+
+def registry_text(data: bytes, *, source: str) -> str:
+    """A registry file's bytes as text: UTF-8, a byte-order mark (as Excel writes) dropped. A
+    byte that is not UTF-8 (Excel's plain CSV is Windows-1252) is refused naming its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = error.object[: error.start]  # after the byte-order mark, if any
+        line = len(_LINE_END.findall(before)) + 1
+        byte = error.object[error.start]
+        raise RegistryError(
+            f"byte 0x{byte:02X} is not UTF-8 (saved as Windows-1252?): save the file as CSV UTF-8",
+            file=source,
+            line=line,
+        ) from None
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -76,12 +96,12 @@ class AgencyRegistry:
     def from_csv(cls, path: str | Path) -> AgencyRegistry:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            data = path.read_bytes()
         except OSError as error:
             raise RegistryError(
                 f"cannot read the registry: {error.strerror}", file=str(path)
             ) from None
-        return cls.from_text(text, source=str(path))
+        return cls.from_text(registry_text(data, source=str(path)), source=str(path))
 
     @classmethod
     def from_text(

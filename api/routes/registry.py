@@ -13,7 +13,7 @@ from api.responses import JSONResponse
 from api.service import now
 from api.storage import activation, database
 from engine.errors import RegistryError
-from engine.registry import AgencyRegistry
+from engine.registry import AgencyRegistry, registry_text
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"])
 
@@ -40,10 +40,7 @@ async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONRe
     with the line and column at fault."""
     raw = await request.body()
     try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise Invalid("the registry must be UTF-8 CSV text", "body") from None
-    try:
+        content = registry_text(raw, source="upload")
         registry = AgencyRegistry.from_text(content, source="upload")
     except RegistryError as error:
         raise Invalid(str(error), error.field or "body") from None

@@ -149,6 +149,16 @@ def test_broken_registry_or_pack_is_a_clear_error(tmp_path: Path) -> None:
     result = run("screen", "--registry", str(registry), stdin=json.dumps(tourist()))
     assert result.returncode != 0
     assert f"registry: {registry}, line 2: status: 'cancelled' is not allowed" in result.stderr
+    windows = tmp_path / "windows.csv"  # Excel's plain CSV: é is the one byte 0xE9
+    windows.write_bytes(registry.read_text().replace("PT X", "PT Café").encode("cp1252"))
+    said = f"registry: {windows}, line 2: byte 0xE9 is not UTF-8 (saved as Windows-1252?)"
+    for chosen in (
+        run("screen", "--registry", str(windows), stdin=json.dumps(tourist())),
+        run("screen", stdin=json.dumps(tourist()), env={"LINDUNG_REGISTRY": str(windows)}),
+    ):
+        assert chosen.returncode != 0
+        assert said in chosen.stderr
+        assert "Traceback" not in chosen.stderr
     missing = run("screen", "--rule-pack", str(tmp_path), stdin="{}")
     assert "rule pack: " in missing.stderr
     assert "pack.yaml is missing" in missing.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import RegistryError
-from engine.registry import AgencyRegistry, normalise_licence
+from engine.registry import AgencyRegistry, normalise_licence, registry_text
 
 HEADER = "license_no,agency_name,status,valid_from,valid_until\n"
 
@@ -128,3 +128,21 @@ def test_missing_columns_are_named() -> None:
 def test_unreadable_file_is_a_registry_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read the registry"):
         AgencyRegistry.from_csv(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_file_not_in_utf8_is_refused_naming_the_line_and_byte(tmp_path: Path, end: str) -> None:
+    """Excel's plain CSV is Windows-1252: é is the one byte 0xE9."""
+    text = HEADER.replace("\n", end) + f"A-1,PT A,active,,{end}A-2,PT Café,active,,{end}"
+    path = tmp_path / "registry.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("cp1252"))  # after a byte-order mark too
+    with pytest.raises(RegistryError) as caught:
+        AgencyRegistry.from_csv(path)
+    assert caught.value.line == 3
+    assert str(caught.value) == (
+        f"{path}, line 3: byte 0xE9 is not UTF-8 (saved as Windows-1252?): save the file as "
+        "CSV UTF-8"
+    )
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert len(AgencyRegistry.from_csv(path)) == 2
+    assert registry_text(text.encode(), source="upload") == text

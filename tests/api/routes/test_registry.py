@@ -226,6 +226,14 @@ def test_a_registry_without_the_columns_or_licences_is_422_and_only_admins_uploa
     assert empty.json()["field"] == "body"
     not_text = client.put("/v1/registry", content=b"\xff\xfe\x00bad", headers={**admin, **CSV})
     assert not_text.status_code == 422
+    windows = NEW_REGISTRY.replace("Baru", "Baru Café").encode("cp1252")  # Excel's plain CSV
+    answer = client.put("/v1/registry", content=windows, headers={**admin, **CSV})
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "body"
+    assert answer.json()["detail"] == (
+        "upload, line 2: byte 0xE9 is not UTF-8 (saved as Windows-1252?): save the file as CSV "
+        "UTF-8"
+    )
     assert rows(engine, tables.registries) == 0
 
 
