@@ -20,7 +20,7 @@ from api import components, library
 from api.problems import Conflict, Problem, Unavailable
 from api.settings import Settings
 from api.storage import activation, database, tables
-from engine.errors import LindungError
+from engine.errors import LindungError, RegistryError
 from engine.registry import AgencyRegistry
 from engine.rule_pack import RulePack, load_rule_pack
 from models import artifact
@@ -108,7 +108,10 @@ def build(
         agencies = AgencyRegistry.from_csv(registry)
         summary: dict[str, Any] = {"source": "file", "licences": len(agencies)}
     else:
-        agencies = chosen.registry(settings)
+        try:
+            agencies = chosen.registry(settings)
+        except RegistryError as error:  # the settings' file, changed or removed since start-up
+            raise Unavailable(str(error), "registry") from None
         summary = chosen.registry_summary(agencies)
     if rule_pack is None and chosen.activation is not None:
         pack = load_rule_pack(chosen.pack_folder(settings))

@@ -376,3 +376,20 @@ def test_a_server_started_with_a_pack_changed_in_place_is_refused(
     edited = create_app(settings.model_copy(update={"rule_pack": copy}))
     with pytest.raises(Unavailable, match="needs a new version"), TestClient(edited):
         pass
+
+
+def test_an_activation_the_settings_registry_no_longer_loads_for_is_503_naming_registry(
+    settings: Settings, admin: Headers, next_pack: str, trained: TrainedModel, tmp_path: Path
+) -> None:
+    """The settings' registry file, removed since start-up: nothing is activated."""
+    registry = tmp_path / "registry.csv"
+    shutil.copy(settings.registry, registry)
+    with TestClient(create_app(settings.model_copy(update={"registry": registry}))) as client:
+        registry.unlink()
+        refused = activate(client, admin, next_pack, trained.version)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["field"] == "registry"
+        assert "cannot read the registry" in refused.json()["detail"]
+        shutil.copy(settings.registry, registry)
+        assert listed_packs(client, admin) == {DEFAULT.label: True, next_pack: False}
+        assert activate(client, admin, next_pack, trained.version).status_code == 201
