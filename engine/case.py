@@ -11,7 +11,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -324,8 +324,24 @@ def _case_id(value: Any) -> Any:
     return _new_case_id() if value is None else plain_text(value)
 
 
+WIB = timezone(timedelta(hours=7), "WIB")  # Jakarta's time, no daylight saving
+
+
+def _now() -> datetime:
+    return datetime.now(WIB)
+
+
 def _screened_at(value: Any) -> Any:
-    return datetime.now(UTC) if value is None or value == "" else value
+    return _now() if value is None or value == "" else value
+
+
+def screening_day(at: datetime) -> date:
+    """The date a case's ages and licences are judged on: the desk's own, by the offset its
+    time came with (+07:00 WIB, +08:00 WITA, +09:00 WIT); a time in UTC (or without a zone,
+    taken as UTC) is no desk's clock, and is judged on Jakarta's date, as the licence lookup's
+    today is (from 17:00 UTC it is already tomorrow there)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return aware.astimezone(WIB).date() if not aware.utcoffset() else aware.date()
 
 
 # How far ahead of this machine's clock a screening time may be (the desk's clock runs fast).
@@ -343,7 +359,7 @@ class Case(_Part):
     channel: Channel
     screened_at: Annotated[
         datetime, BeforeValidator(_screened_at), _in_range(date(2000, 1, 1), date(2100, 1, 1))
-    ] = Field(default_factory=lambda: datetime.now(UTC))
+    ] = Field(default_factory=_now)
     person: Annotated[Person, BeforeValidator(_group)] = Field(default_factory=Person)
     travel: Annotated[Travel, BeforeValidator(_group)] = Field(default_factory=Travel)
     placement: Annotated[Placement, BeforeValidator(_group)] = Field(default_factory=Placement)
@@ -362,7 +378,7 @@ class Case(_Part):
                 "screened_at: is in the future (a time without a zone is taken as UTC)"
             )
         born = self.person.birth_date
-        if born is not None and born > self.screened_at.date():
+        if born is not None and born > screening_day(self.screened_at):
             raise ValueError("person.birth_date: is after the screening date")
         return self
 

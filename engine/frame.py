@@ -5,7 +5,8 @@ A frame maps each flat dotted case field (`travel.visa_type`) to a numpy array, 
 - numbers and whole numbers: float64, NaN = unknown;
 - dates: datetime64[D], NaT = unknown; `screened_at`: datetime64[s] in UTC;
 - `travel.transit_countries`: object array of tuples, None = unknown;
-- `screened_on`: datetime64[D], the calendar date at the desk (ages and licences are judged on it).
+- `screened_on`: datetime64[D], the calendar date at the desk (ages and licences are judged on it):
+  `engine.case.screening_day`, Jakarta's date for a time in UTC.
 Online screening builds a one-row frame, so a single case and a million cases take the same path.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pandas.core.algorithms import isin
 
-from engine.case import CASE_FIELDS, Case
+from engine.case import CASE_FIELDS, WIB, Case, screening_day
 
 Frame = dict[str, np.ndarray]
 SCREENED_ON = "screened_on"
@@ -55,9 +56,19 @@ def frame_from_cases(cases: Sequence[Case]) -> Frame:
         else column_of([_GETTERS[path](case) for case in cases], spec.kind)
         for path, spec in CASE_FIELDS.items()
     }
-    local_days = [case.screened_at.date() for case in cases]
-    frame[SCREENED_ON] = np.array(local_days, dtype="datetime64[D]")
+    days = [screening_day(case.screened_at) for case in cases]
+    frame[SCREENED_ON] = np.array(days, dtype="datetime64[D]")
     return frame
+
+
+_WIB_OFFSET = np.timedelta64(int(WIB.utcoffset(None).total_seconds()), "s")
+
+
+def screening_days(utc: np.ndarray, local_days: np.ndarray, in_utc: np.ndarray) -> np.ndarray:
+    """`screening_day` for a column: the local date at the desk, but Jakarta's where the time
+    was given in UTC or without a zone (`in_utc`); `utc` is datetime64[s] in UTC."""
+    wib_days = (utc + _WIB_OFFSET).astype("datetime64[D]")
+    return np.where(in_utc, wib_days, local_days.astype("datetime64[D]"))
 
 
 def _plain_block(cases: Sequence[Case]) -> np.ndarray:

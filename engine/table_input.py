@@ -31,6 +31,7 @@ from engine.case import (
     MAX_AMOUNT,
     MAX_TEXT,
     Case,
+    screening_day,
 )
 from engine.case_input import _unknown_field, parse_case
 from engine.errors import CaseError, FieldProblem
@@ -42,6 +43,7 @@ from engine.frame import (
     column_of,
     frame_from_cases,
     known,
+    screening_days,
     unknown_column,
 )
 
@@ -354,7 +356,7 @@ def _plain_times(
     array: pa.Array, values: np.ndarray, local_days: np.ndarray, pending: np.ndarray
 ) -> None:
     if pa.types.is_string(array.type):
-        plain, utc, days = _zoned_times(array, pending) or _plain_time_texts(array, pending)
+        plain, utc, days, in_utc = _zoned_times(array, pending) or _plain_time_texts(array, pending)
     elif pa.types.is_timestamp(array.type):
         if array.type.tz is None:  # a time without a zone is read as UTC, as one case is
             local = np.asarray(array.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
@@ -364,17 +366,20 @@ def _plain_times(
             local = np.asarray(
                 pc.local_timestamp(array).to_numpy(zero_copy_only=False), dtype="datetime64[s]"
             )
-        plain, days = pending.copy(), local.astype("datetime64[D]")
+        plain, days, in_utc = pending.copy(), local.astype("datetime64[D]"), local == utc
     else:
         return
     plain &= _within(days, "datetime")
+    days = screening_days(utc, days, in_utc)
     values[plain], local_days[plain] = utc[plain], days[plain]
     pending &= ~plain
 
 
 _NO_ROWS = np.zeros(0, dtype=object)  # what an enumeration's column is until its codes are read
 _NO_DAYS = np.zeros(0, dtype="datetime64[D]")  # the local days of a column not a time
-_Times = tuple[np.ndarray, np.ndarray, np.ndarray]  # where plain, the UTC time, the local date
+# where plain, the UTC time, the local date, and where the time was given in UTC or without a zone
+_Times = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_IN_UTC = r"(Z|[+-]00:00)$"
 
 
 def _zoned_times(array: pa.Array, pending: np.ndarray) -> _Times | None:
@@ -390,7 +395,7 @@ def _zoned_times(array: pa.Array, pending: np.ndarray) -> _Times | None:
     # the fraction of a second is dropped, as the text's own parse below drops it
     utc = np.asarray(instants.to_numpy(zero_copy_only=False), dtype="datetime64[s]")
     days = np.asarray(dates.to_numpy(zero_copy_only=False), dtype="datetime64[D]")
-    return plain, utc, days
+    return plain, utc, days, _matches(chosen, _IN_UTC)
 
 
 def _plain_time_texts(array: pa.Array, pending: np.ndarray) -> _Times:
@@ -406,7 +411,7 @@ def _plain_time_texts(array: pa.Array, pending: np.ndarray) -> _Times:
     offsets = np.array([_offset_seconds(zone) for zone in zones], dtype=np.int64)[codes]
     utc = local - offsets.astype("timedelta64[s]")
     plain &= ~np.isnat(local)
-    return plain, utc, local.astype("datetime64[D]")
+    return plain, utc, local.astype("datetime64[D]"), offsets == 0
 
 
 def _plain_texts(path: str, array: pa.Array, values: np.ndarray, pending: np.ndarray) -> None:
@@ -476,13 +481,13 @@ def _offset_seconds(zone: str | None) -> int:
 
 
 def _times_of(results: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """UTC instants and local dates of validated screening times (None where not valid)."""
+    """UTC instants and screening dates of validated screening times (None where not valid)."""
     aware = [
         None if value is None else value if value.tzinfo else value.replace(tzinfo=UTC)
         for value in results
     ]
     utc = column_of(aware, "datetime")
-    days = np.array([None if v is None else v.date() for v in aware], dtype="datetime64[D]")
+    days = np.array([None if v is None else screening_day(v) for v in aware], dtype="datetime64[D]")
     return utc, days
 
 

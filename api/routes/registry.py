@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta, timezone
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +12,7 @@ from api.problems import Invalid, NotFound
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import activation, database
+from engine.case import screening_day
 from engine.errors import RegistryError
 from engine.registry import AgencyRegistry, registry_text
 
@@ -52,9 +53,6 @@ async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONRe
     return JSONResponse(stored, status_code=201)
 
 
-WIB = timezone(timedelta(hours=7), "WIB")  # Jakarta's time, no daylight saving
-
-
 # `path`: a licence number may hold a slash (B.123/SIP3MI/2020), sent as it is or as %2F
 @router.get("/licences/{license_no:path}", summary="Look up an agency licence")
 def lookup(
@@ -72,7 +70,7 @@ def lookup(
     licence = service.current().registry.lookup(license_no)
     if licence is None:
         raise NotFound("no licence with this number in the registry", "license_no")
-    day = on or now().astimezone(WIB).date()
+    day = on or screening_day(now())  # a screening's rule: the time is UTC's, the day WIB's
     return JSONResponse(
         {
             "license_no": licence.license_no,

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from engine.case_input import parse_case
 from engine.errors import CaseError
+from engine.frame import SCREENED_ON, frame_from_cases
 
 
 def problems(record: dict) -> list[str]:
@@ -89,6 +91,40 @@ def test_naive_screening_time_is_utc_and_absent_ids_are_generated() -> None:
     assert second.case_id
     assert first.case_id != second.case_id
     assert second.screened_at.tzinfo is not None
+
+
+def test_a_case_without_a_screening_time_is_screened_now_in_wib() -> None:
+    """The decision echoes it, and its date is Jakarta's, as the licence lookup's today is."""
+    for record in ({"channel": "port_desk"}, {"channel": "port_desk", "screened_at": ""}):
+        at = parse_case(record).screened_at
+        assert at.utcoffset() == timedelta(hours=7)
+        assert abs(at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("screened_at", "day"),
+    [
+        ("2025-09-13T18:00:00Z", date(2025, 9, 14)),  # 01:00 WIB: already the 14th in Jakarta
+        ("2025-09-13T18:00:00+00:00", date(2025, 9, 14)),
+        ("2025-09-13T18:00:00", date(2025, 9, 14)),  # no zone: UTC, so the same instant
+        ("2025-09-13T16:59:59Z", date(2025, 9, 13)),  # 23:59:59 WIB
+        ("2025-09-14T01:00:00+07:00", date(2025, 9, 14)),
+        ("2025-09-13T23:30:00+08:00", date(2025, 9, 13)),  # a WITA desk keeps its own date
+        ("2025-09-14T00:30:00+09:00", date(2025, 9, 14)),  # a WIT desk: 22:30 WIB the 13th
+    ],
+)
+def test_a_time_in_utc_is_judged_on_jakartas_date(screened_at: str, day: date) -> None:
+    case = parse_case({"channel": "port_desk", "screened_at": screened_at})
+    assert frame_from_cases([case])[SCREENED_ON][0] == np.datetime64(day)
+
+
+def test_a_birth_date_on_jakartas_date_is_not_after_a_utc_screening() -> None:
+    record = {
+        "channel": "port_desk",
+        "screened_at": "2025-09-13T18:00:00Z",
+        "person": {"birth_date": "2025-09-14"},
+    }
+    assert parse_case(record).person.birth_date == date(2025, 9, 14)
 
 
 def test_a_blank_case_id_is_generated_like_an_absent_one() -> None:

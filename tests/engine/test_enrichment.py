@@ -112,6 +112,26 @@ def test_licence_status_comes_from_the_registry_on_the_screening_date(enricher: 
 
 
 @pytest.mark.parametrize(
+    ("screened_at", "expected"),
+    [
+        ("2025-09-13T18:00:00Z", "expired"),  # 01:00 WIB the 14th: expired since midnight
+        ("2025-09-13T18:00:00", "expired"),  # no zone: the same UTC instant
+        ("2025-09-14T01:00:00+07:00", "expired"),
+        ("2025-09-13T16:59:59Z", "active"),  # 23:59:59 WIB, its last day
+        ("2025-09-13T23:30:00+08:00", "active"),  # a WITA desk on its own last day
+    ],
+)
+def test_a_licence_is_judged_on_jakartas_date_for_a_time_in_utc(
+    enricher: Enricher, screened_at: str, expected: str
+) -> None:
+    """SIP3MI-0010-2020 is valid until 2025-09-13: the licence lookup's today is Jakarta's."""
+    record = documented_worker(
+        screened_at=screened_at, placement={"agency_license_no": "SIP3MI-0010-2020"}
+    )
+    assert facts(enricher, record)["agency_licence_status"] == expected
+
+
+@pytest.mark.parametrize(
     ("travel", "expected"),
     [
         ({"exit_point": "BTM", "mode": "sea", "destination_country": "MY"}, True),

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -299,6 +299,51 @@ def test_the_local_date_at_the_desk_judges_ages_and_licences() -> None:
     frame = cases_from_table(_table(rows), first_row=1).frame
     assert frame["screened_on"][0] == np.datetime64("2026-03-01")
     assert frame["screened_at"][0] == np.datetime64("2026-03-02T04:30:00")
+
+
+_TIMES = [  # as text: the same instant in UTC, without a zone, and at desks in WIB and WITA
+    "2025-09-13T18:00:00Z",
+    "2025-09-13T18:00:00+00:00",
+    "2025-09-13T18:00:00",
+    "2025-09-13T18:00:00.5Z",
+    "2025-09-14T01:00:00+07:00",
+    "2025-09-13T23:30:00+08:00",
+    "2025-09-13 18:00:00Z",
+]
+
+
+@pytest.mark.parametrize(
+    "times", [_TIMES, _TIMES[:2] + _TIMES[4:6], ["2025-09-13T18:00Z", "2025-09-13T23:30+08:00"]]
+)
+def test_a_time_in_utc_is_judged_on_jakartas_date_as_one_case_is(times: list[str]) -> None:
+    rows = [{"channel": "port_desk", "screened_at": time} for time in times]
+    frame = cases_from_table(_table(rows), first_row=1).frame
+    one_by_one = [parse_case(row) for row in rows]
+    assert list(frame["screened_on"]) == list(frame_from_cases(one_by_one)["screened_on"])
+    wita = [row for row, time in enumerate(times) if time.endswith("+08:00")]
+    assert [day == np.datetime64("2025-09-13") for day in frame["screened_on"]] == [
+        row in wita for row in range(len(times))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "hour", "day"),
+    [
+        (None, 18, "2025-09-14"),  # 01:00 WIB the 14th
+        ("UTC", 18, "2025-09-14"),
+        ("+00:00", 18, "2025-09-14"),
+        ("Asia/Jakarta", 16, "2025-09-13"),  # 16:30 UTC: 23:30 WIB the 13th
+        ("Asia/Makassar", 16, "2025-09-14"),  # 00:30 WITA the 14th: the desk's own date
+    ],
+)
+def test_a_time_column_is_judged_on_jakartas_date_where_it_is_in_utc(
+    zone: str | None, hour: int, day: str
+) -> None:
+    instant = datetime(2025, 9, 13, hour, 30 if hour == 16 else 0, tzinfo=UTC)
+    stamps = pa.array([instant], pa.timestamp("s", "UTC")).cast(pa.timestamp("s", zone))
+    table = pa.table({"channel": ["port_desk"], "screened_at": stamps})
+    frame = cases_from_table(table, first_row=1).frame
+    assert frame["screened_on"][0] == np.datetime64(day)
 
 
 def test_columns_that_are_not_case_fields_are_refused_whole() -> None:

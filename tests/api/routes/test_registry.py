@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -9,10 +9,10 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.routes import registry as registry_routes
-from api.routes.registry import WIB
 from api.settings import SAMPLE_REGISTRY, Settings, bundled
 from api.storage import activation, database, tables
 from api.storage.keys import CLI
+from engine.case import WIB
 from engine.registry import AgencyRegistry
 from tests.api.calls import Headers, rows
 from tests.factories import documented_worker
@@ -80,6 +80,33 @@ def test_today_is_jakartas_day_as_a_screening_at_the_same_moment_judges_it(
         screened_at="2026-12-07T06:24:00+07:00", placement={"agency_license_no": "T-1"}
     )
     assert "unlicensed_agency" in flags_of(client, desk, case)
+
+
+@pytest.mark.parametrize(
+    "screened_at", ["2026-12-06T18:00:00Z", "2026-12-06T18:00:00", "2026-12-07T01:00:00+07:00"]
+)
+def test_a_screening_time_in_utc_judges_the_licence_on_jakartas_day_as_the_lookup_does(
+    client: TestClient, desk: Headers, admin: Headers, screened_at: str
+) -> None:
+    """18:00 UTC on 6 December is 01:00 WIB on the 7th: a licence valid until the 6th has
+    expired, whichever way the desk sends that moment; the decision echoes the time as sent."""
+    ending = HEADER + "B.123/SIP3MI/2020,PT Slash (fiktif),active,2020-01-01,2026-12-06\n"
+    assert upload(client, admin, ending).status_code == 201
+    assert lookup(client, desk, "B.123/SIP3MI/2020", on="2026-12-07").json()["status_on"] == (
+        "expired"
+    )
+    case = documented_worker(
+        screened_at=screened_at, placement={"agency_license_no": "B.123/SIP3MI/2020"}
+    )
+    answer = client.post("/v1/screenings", json=case, headers=desk)
+    assert answer.status_code == 201, answer.text
+    decision = answer.json()
+    assert "unlicensed_agency" in {flag["rule_id"] for flag in decision["flags"]}
+    assert decision["tier"] == "high"
+    echoed = datetime.fromisoformat(decision["screened_at"])
+    given = datetime.fromisoformat(screened_at)
+    assert echoed == (given if given.tzinfo else given.replace(tzinfo=UTC))
+    assert echoed.utcoffset() == (given.utcoffset() or timedelta(0))
 
 
 def test_a_licence_number_with_a_slash_is_looked_up_as_written(

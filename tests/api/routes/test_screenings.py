@@ -57,6 +57,17 @@ def test_a_desk_screens_a_case_and_gets_the_decision_the_cli_gives(
     assert decision["flags"], "a tourist on a one-way ferry who cannot explain the trip is flagged"
 
 
+def test_a_case_sent_without_a_time_is_screened_now_and_echoed_in_wib(
+    client: TestClient, desk: dict[str, str]
+) -> None:
+    case = {key: value for key, value in STRANDED_ON_FERRY.items() if key != "screened_at"}
+    answer = client.post("/v1/screenings", json=case, headers=desk)
+    assert answer.status_code == 201, answer.text
+    screened_at = datetime.fromisoformat(answer.json()["screened_at"])
+    assert screened_at.utcoffset() == timedelta(hours=7)
+    assert abs(screened_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
 def test_the_decision_is_stored_with_its_pseudonymised_input(
     client: TestClient, desk: dict[str, str], engine: Engine
 ) -> None:
