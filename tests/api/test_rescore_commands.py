@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from tests.api.servers import alive
 from tests.api.test_cli import LINDUNG, environment, run
 from tests.conftest import DEFAULT_PACK
 
@@ -629,15 +630,6 @@ def children(pid: int) -> set[int]:
     }
 
 
-def running(pid: int) -> bool:
-    """Whether `pid` runs (a zombie has ended)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_a_killed_rescore_leaves_no_worker_behind(tmp_path: Path) -> None:
     """Killed (a scheduler's timeout, kill -9), the command cannot stop its worker processes:
     they notice and end, rather than live on, idle, each holding a model."""
@@ -658,10 +650,10 @@ def test_a_killed_rescore_leaves_no_worker_behind(tmp_path: Path) -> None:
         os.kill(rescoring.pid, signal.SIGKILL)
         assert rescoring.wait() == -signal.SIGKILL
     deadline = time.monotonic() + 30
-    while alive := [pid for pid in workers if running(pid)]:
+    while left := [pid for pid in workers if alive(pid)]:
         if time.monotonic() > deadline:
-            for pid in alive:
+            for pid in left:
                 os.kill(pid, signal.SIGKILL)
-            raise AssertionError(f"worker processes {alive} outlived their command by 30 s")
+            raise AssertionError(f"worker processes {left} outlived their command by 30 s")
         time.sleep(0.1)
     assert not out.exists()

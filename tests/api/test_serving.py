@@ -9,12 +9,20 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.api.servers import LINDUNG, Server, create_key, free_port, server_env
+from tests.api.servers import (
+    LINDUNG,
+    Server,
+    alive,
+    create_key,
+    free_port,
+    server_env,
+    wait_for,
+)
 from tests.factories import tourist
 
 
@@ -73,14 +81,6 @@ def sockets_held(pid: int, port: int, state: str | None = ESTABLISHED) -> int:
         if int(fields[1].split(":")[1], 16) == port and state in (None, fields[3]):
             held += fields[9] in inodes
     return held
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s")
-        time.sleep(0.2)
 
 
 def desks_per_worker(server: Server, desks: int = 40) -> dict[int, int]:
@@ -184,20 +184,12 @@ def test_a_flood_of_desks_while_the_workers_are_held_up_leaves_both_in_service(
     assert status == 201
 
 
-def running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_workers_stop_when_the_supervisor_is_killed(served: Server) -> None:
     started = workers(served.process.pid)
     assert len(started) == 2
     served.process.kill()
     served.process.wait()
-    wait_for(lambda: not any(running(pid) for pid in started))
+    wait_for(lambda: not any(alive(pid) for pid in started))
 
 
 def test_stopping_the_service_stops_every_worker(served: Server) -> None:

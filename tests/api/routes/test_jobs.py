@@ -40,6 +40,7 @@ from tests.api.routes.test_activation import (
 )
 from tests.api.routes.test_registry import NEW_LICENCE, NEW_REGISTRY
 from tests.api.routes.test_registry import upload as upload_registry
+from tests.api.servers import alive, wait_for
 from tests.api.test_in_use import flat
 from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
 from tests.conftest import DEFAULT_PACK
@@ -676,23 +677,8 @@ def sleeping_jobs(monkeypatch: pytest.MonkeyPatch, pids: Path) -> None:
 
 
 def workers_alive(pids: Path) -> list[int]:
-    """Those of the jobs' worker processes that still run (a zombie has ended)."""
-    alive = []
-    for pid in map(int, pids.read_text().split()):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
-def until(ended: Any, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not ended():
-        assert time.monotonic() < deadline, "not within a minute (the command sleeps 600 s)"
-        time.sleep(0.05)
+    """Those of the jobs' worker processes that still run."""
+    return [pid for pid in map(int, pids.read_text().split()) if alive(pid)]
 
 
 def test_a_cancelled_job_stops_and_keeps_no_file(
@@ -706,7 +692,7 @@ def test_a_cancelled_job_stops_and_keeps_no_file(
     sleeping_jobs(monkeypatch, tmp_path / "pids")
     body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
     running, queued = (upload(client, analyst, body).json()["job_id"] for _ in range(2))
-    until(lambda: stored(engine, running)["status"] == "running")
+    wait_for(lambda: stored(engine, running)["status"] == "running")
     assert stored(engine, queued)["status"] == "queued"  # one job at a time per process
     for job_id in (queued, running):
         answer = cancel(client, analyst, job_id)
@@ -717,10 +703,10 @@ def test_a_cancelled_job_stops_and_keeps_no_file(
         assert job["finished_at"] is not None
         assert job["links"] == {"self": f"/v1/rescore-jobs/{job_id}"}
     # the upload (names and identity numbers in clear) and anything written are deleted
-    until(lambda: not any((settings.job_dir / job_id).exists() for job_id in (running, queued)))
+    wait_for(lambda: not any((settings.job_dir / job_id).exists() for job_id in (running, queued)))
     assert stored(engine, running)["status"] == "cancelled"  # not failed once its command stops
     assert stored(engine, queued)["started_at"] is None  # it never started
-    until(lambda: not workers_alive(tmp_path / "pids"))  # stopped with the command
+    wait_for(lambda: not workers_alive(tmp_path / "pids"))  # stopped with the command
     assert cancel(client, analyst, running).status_code == 409
     result = client.get(f"/v1/rescore-jobs/{running}/result", headers=analyst)
     assert result.status_code == 409
@@ -739,12 +725,12 @@ def test_a_job_cancelled_at_another_server_process_stops_at_its_runners_next_bea
     monkeypatch.setattr(runners, "BEAT", 0.05)
     body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
     job_id = upload(client, analyst, body).json()["job_id"]
-    until(lambda: stored(engine, job_id)["status"] == "running")
+    wait_for(lambda: stored(engine, job_id)["status"] == "running")
     with TestClient(create_app(settings)) as elsewhere:  # another worker, one database
         assert cancel(elsewhere, analyst, job_id).json()["status"] == "cancelled"
-    until(lambda: not (settings.job_dir / job_id).exists())
+    wait_for(lambda: not (settings.job_dir / job_id).exists())
     assert stored(engine, job_id)["status"] == "cancelled"
-    until(lambda: not workers_alive(tmp_path / "pids"))
+    wait_for(lambda: not workers_alive(tmp_path / "pids"))
 
 
 def test_only_a_queued_or_running_job_can_be_cancelled(
