@@ -118,10 +118,12 @@ _WORK: Rescorers | None = None  # a local worker's rescorers, set once when it s
 ORPHAN_CHECK = 1.0  # seconds between a local worker's looks at whether its command is alive
 
 
-def _install(work: Rescorers) -> None:
+def _install(work: Rescorers, command: int) -> None:
     global _WORK
     _WORK = work
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    # `command`: its pid as the command knew it. Read here, the parent could already be the
+    # process that adopted this worker: a command killed before its worker got this far.
+    threading.Thread(target=_exit_when_orphaned, args=(command,), daemon=True).start()
     # what a worker keeps for the whole run (rule engine, model, pack) is never garbage: left
     # out of collections, which a chunk's many small objects otherwise set off over and over
     gc.freeze()
@@ -270,7 +272,9 @@ class LocalEngine:
 
     def __init__(self, work: Rescorers, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(self.workers, initializer=_install, initargs=(work,))
+        self._pool = ProcessPoolExecutor(
+            self.workers, initializer=_install, initargs=(work, os.getpid())
+        )
 
     def submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
         return self._pool.submit(task, None, *args)

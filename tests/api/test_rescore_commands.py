@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from tests.api.servers import alive
+from tests.api.servers import alive, wait_for
 from tests.api.test_cli import LINDUNG, environment, run
 from tests.conftest import DEFAULT_PACK
 
@@ -657,3 +658,40 @@ def test_a_killed_rescore_leaves_no_worker_behind(tmp_path: Path) -> None:
             raise AssertionError(f"worker processes {left} outlived their command by 30 s")
         time.sleep(0.1)
     assert not out.exists()
+
+
+# A command that starts a worker and ends before the worker has set itself up (killed): the
+# worker's parent is already the process that adopted it when it looks.
+ENDED_BEFORE_SET_UP = """
+import os, sys, time
+from api import rescore
+command = os.getpid()
+worker = os.fork()
+if worker == 0:
+    while os.getppid() == command:
+        time.sleep(0.01)
+    rescore._install(None, command)
+    time.sleep(60)
+    os._exit(0)
+print(worker, flush=True)
+"""
+
+
+def test_a_worker_whose_command_was_killed_before_it_set_itself_up_ends_too() -> None:
+    """Under load, a worker can be slower to start than its command is to be killed (seen in
+    a loaded run: a worker lived on past the test above)."""
+    ran = subprocess.run(
+        [sys.executable, "-c", ENDED_BEFORE_SET_UP],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=30,  # the answer ends when the worker does: it holds the same pipes
+        check=True,
+    )
+    assert not ran.stderr  # such as the worker failing to set itself up
+    worker = int(ran.stdout)
+    try:
+        wait_for(lambda: not alive(worker), seconds=20)
+    finally:
+        if alive(worker):
+            os.kill(worker, signal.SIGKILL)
