@@ -39,7 +39,7 @@ from api.routes import (
 from api.service import Service
 from api.settings import Settings
 from api.storage.database import connect
-from engine.case import Case
+from engine.case_input import record_schema
 from engine.errors import CaseError
 from engine.screening import service_version
 
@@ -241,7 +241,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
-    case = Case.model_json_schema(ref_template="#/components/schemas/{model}")
+    case = record_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(case.pop("$defs", {}))
     components["CaseRecordV1"] = case

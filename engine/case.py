@@ -21,8 +21,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 IDENTIFIER_FIELDS = frozenset(
     {"person.full_name", "person.nik", "person.passport_no", "links.escort_ref", "links.group_ref"}
@@ -120,6 +124,24 @@ def _group(value: Any) -> Any:
     return {} if value is None else value  # a null group means nothing in it is known
 
 
+@dataclass(frozen=True)
+class _NullIsEmpty:
+    """A group's marker: null is read as an empty group, and its JSON schema allows null."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_group, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [handler(schema), {"type": "null"}]}
+
+
+NullIsEmpty = _NullIsEmpty()
+
+
 def _in_range(low: date, high: date) -> Any:
     def check(value: Any) -> Any:
         day = value.date() if isinstance(value, datetime) else value
@@ -147,7 +169,28 @@ Day = Annotated[
     date | None, BeforeValidator(_blank_is_none), _in_range(date(1900, 1, 1), date(2100, 1, 1))
 ]
 
-Unknown = BeforeValidator(_unknown_is_none)  # enumerations read "unknown" as null
+
+@dataclass(frozen=True)
+class _UnknownIsNull:
+    """An enumeration's marker: "unknown" is read as null, and its JSON schema lists it, so that
+    a client validating against /openapi.json sends what the service accepts."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_unknown_is_none, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        found = handler(schema)
+        for option in found.get("anyOf", [found]):
+            if "enum" in option:
+                option["enum"] = [*option["enum"], "unknown"]
+        return found
+
+
+Unknown = _UnknownIsNull()  # enumerations read "unknown" as null
 Channel = Literal["immigration_desk", "port_desk", "ltsa_counter", "batch"]
 Sex = Annotated[Literal["F", "M"] | None, Unknown]
 Education = Annotated[
@@ -279,7 +322,7 @@ class Placement(_Part):
     employer_type: EmployerType = None
     occupation: Occupation = None
     offered_monthly_salary_usd: Amount = None
-    documents: Annotated[Documents, BeforeValidator(_group)] = Field(default_factory=Documents)
+    documents: Annotated[Documents, NullIsEmpty] = Field(default_factory=Documents)
 
 
 class Recruitment(_Part):
@@ -353,21 +396,21 @@ CLOCK_SKEW = timedelta(minutes=15)
 class Case(_Part):
     """One screening case: a traveller at a desk, or a candidate's placement file."""
 
-    case_id: Annotated[str, BeforeValidator(_case_id), Field(max_length=200)] = Field(
-        default_factory=_new_case_id
-    )
+    case_id: Annotated[
+        str, BeforeValidator(_case_id, json_schema_input_type=str | None), Field(max_length=200)
+    ] = Field(default_factory=_new_case_id)
     channel: Channel
     screened_at: Annotated[
-        datetime, BeforeValidator(_screened_at), _in_range(date(2000, 1, 1), date(2100, 1, 1))
+        datetime,
+        BeforeValidator(_screened_at, json_schema_input_type=datetime | None),
+        _in_range(date(2000, 1, 1), date(2100, 1, 1)),
     ] = Field(default_factory=_now)
-    person: Annotated[Person, BeforeValidator(_group)] = Field(default_factory=Person)
-    travel: Annotated[Travel, BeforeValidator(_group)] = Field(default_factory=Travel)
-    placement: Annotated[Placement, BeforeValidator(_group)] = Field(default_factory=Placement)
-    recruitment: Annotated[Recruitment, BeforeValidator(_group)] = Field(
-        default_factory=Recruitment
-    )
-    interview: Annotated[Interview, BeforeValidator(_group)] = Field(default_factory=Interview)
-    links: Annotated[Links, BeforeValidator(_group)] = Field(default_factory=Links)
+    person: Annotated[Person, NullIsEmpty] = Field(default_factory=Person)
+    travel: Annotated[Travel, NullIsEmpty] = Field(default_factory=Travel)
+    placement: Annotated[Placement, NullIsEmpty] = Field(default_factory=Placement)
+    recruitment: Annotated[Recruitment, NullIsEmpty] = Field(default_factory=Recruitment)
+    interview: Annotated[Interview, NullIsEmpty] = Field(default_factory=Interview)
+    links: Annotated[Links, NullIsEmpty] = Field(default_factory=Links)
 
     @model_validator(mode="after")
     def _dates_make_sense(self) -> Case:

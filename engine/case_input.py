@@ -34,6 +34,34 @@ def parse_case(data: Mapping[str, Any], most: int = MOST_PROBLEMS) -> Case:
         raise CaseError(_problems(error, most)) from None
 
 
+def record_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The JSON schema of what `parse_case` accepts: the case record, nested or with flat dotted
+    keys at the top level (`travel.visa_type`, `placement.documents.bpjs`, `placement.documents`).
+    A field given both ways is refused, which the schema cannot say."""
+    schema = Case.model_json_schema(ref_template=ref_template)
+    schema["patternProperties"] = _dotted("", schema["properties"], schema.get("$defs", {}))
+    schema["description"] = (
+        f"{schema.get('description', '')} Its fields may also be sent flat at the top level, "
+        "nested names joined with a dot as in a table's columns (`travel.visa_type`); a field "
+        'sent both ways is refused. Any field but channel may be null or absent; "unknown" in '
+        "an enumeration is read as null."
+    ).strip()
+    return schema
+
+
+def _dotted(prefix: str, properties: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """Each field inside a group, by its dotted name as a pattern (`^travel\\.visa_type$`)."""
+    found: dict[str, Any] = {}
+    for name, field in properties.items():
+        if prefix:
+            found[f"^{re.escape(prefix + name)}$"] = field
+        for option in field.get("anyOf", [field]):  # a group: {"$ref": ...} or null
+            if "$ref" in option:
+                group = defs[option["$ref"].rsplit("/", 1)[-1]]
+                found |= _dotted(f"{prefix}{name}.", group["properties"], defs)
+    return found
+
+
 def _problems(error: ValidationError, most: int) -> list[FieldProblem]:
     """The first `most` problems in words and the rest counted: a case of thousands of unknown
     fields is refused about as fast as one (naming each, with a hint, costs)."""

@@ -1,13 +1,19 @@
-"""The app as a whole: what its start-up sets for the serving process."""
+"""The app as a whole: what its start-up sets for the serving process, what it publishes."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import SWITCH_INTERVAL_S
+from engine.case import CASE_FIELDS
+from engine.case_input import parse_case
+from engine.errors import CaseError
+from tests.json_schema import problems
 
 
 def test_serving_threads_take_turns_at_the_interpreter_lock_often(app: FastAPI) -> None:
@@ -33,3 +39,75 @@ def test_an_unknown_path_or_method_is_answered_in_the_error_shape(
     wrong = client.delete("/v1/screenings", headers=desk)
     assert (wrong.status_code, wrong.json()["error"]) == (405, "MethodNotAllowed")
     assert wrong.headers["allow"] == "POST"
+
+
+EVERY_ENUMERATION_UNKNOWN = {
+    "channel": "batch",
+    **{path: "unknown" for path, spec in CASE_FIELDS.items() if spec.values and path != "channel"},
+}
+ACCEPTED = {
+    "nested": {
+        "channel": "port_desk",
+        "travel": {"visa_type": "tourist", "transit_countries": ["SG"]},
+        "person": {"age": 23},
+        "placement": {"documents": {"bpjs": False}},
+    },
+    "flat, dotted keys": {
+        "channel": "batch",
+        "travel.visa_type": "tourist",
+        "person.age": 23,
+        "placement.documents.bpjs": False,
+        "placement.documents": {"work_contract": True},
+        "travel": {"mode": "sea"},
+    },
+    "unknown values": {
+        "channel": "immigration_desk",
+        "travel": {"visa_type": "unknown", "destination_country": "unknown"},
+        "person.education": "unknown",
+    },
+    "every enumeration unknown": EVERY_ENUMERATION_UNKNOWN,
+    "nulls": {
+        "channel": "ltsa_counter",
+        "case_id": None,
+        "screened_at": None,
+        "person": None,
+        "travel.visa_type": None,
+        "placement": {"documents": None, "occupation": None},
+        "links.escort_ref": None,
+    },
+}
+REFUSED = {
+    "no channel": {"travel": {"visa_type": "tourist"}},
+    "channel unknown": {"channel": "unknown"},
+    "a misspelt value": {"channel": "batch", "travel.visa_type": "tourst"},
+    "an unknown dotted key": {"channel": "batch", "travel.visa": "tourist"},
+    "an unknown nested field": {"channel": "batch", "travel": {"visa": "tourist"}},
+    "a dotted key inside a group": {"channel": "batch", "placement": {"documents.bpjs": True}},
+    "a field under a value": {"channel": "batch", "case_id.x": "1"},
+    "an age below 0": {"channel": "batch", "person.age": -1},
+    "a group given as text": {"channel": "batch", "person": "F"},
+    "a yes or no given as a number": {"channel": "batch", "interview.visible_injury": 2},
+}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("record", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_the_published_case_record_allows_what_a_screening_accepts(
+    app: FastAPI, record: dict[str, Any]
+) -> None:
+    # A client generating code from /openapi.json, or validating a case against it before
+    # sending, must not refuse a case the service screens.
+    published = TestClient(app).get("/openapi.json").json()
+    parse_case(record)
+    assert problems(record, published["components"]["schemas"]["CaseRecordV1"], published) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("record", REFUSED.values(), ids=REFUSED.keys())
+def test_the_published_case_record_refuses_what_a_screening_refuses(
+    app: FastAPI, record: dict[str, Any]
+) -> None:
+    published = TestClient(app).get("/openapi.json").json()
+    with pytest.raises(CaseError):
+        parse_case(record)
+    assert problems(record, published["components"]["schemas"]["CaseRecordV1"], published) != []
