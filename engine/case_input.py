@@ -163,8 +163,22 @@ def _describe(item: Mapping[str, Any]) -> tuple[str, str]:
     return path, str(item.get("msg", "is not valid"))
 
 
+_KNOWN = [*CASE_FIELDS, *sorted(GROUPS)]
+
+
+def _own_name(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
+
+
+_BY_NAME = {name: [p for p in _KNOWN if _own_name(p) == name] for name in map(_own_name, _KNOWN)}
+
+
 def _unknown_field(path: str) -> str:
-    hint = _closest(path, [*CASE_FIELDS, *sorted(GROUPS)])
+    """The words for an unknown field, with the field meant: first one of the same name in
+    another group (`age`, `travel.age`: person.age), else the closest path (`travel.visa_typ`)."""
+    named = _BY_NAME.get(_own_name(path), [])
+    hint = difflib.get_close_matches(path, named, n=1, cutoff=0)[0] if named else ""
+    hint = hint or _closest(path, _KNOWN)
     return "unknown field" + (f", did you mean {hint}?" if hint else "")
 
 

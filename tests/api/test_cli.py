@@ -103,6 +103,15 @@ def test_bad_case_is_named_on_stderr_without_a_traceback() -> None:
     assert [d["case_id"] for d in decisions(result.stdout)] == ["T-1", "W-1"]
 
 
+def test_a_field_in_the_wrong_group_is_named_with_the_one_meant() -> None:
+    # the same words as the HTTP API's (tests/api/routes/test_screenings.py): one parser
+    result = run("screen", stdin=json.dumps(dict(tourist(), travel={"age": 23})))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "case 1: travel.age: unknown field, did you mean person.age?"
+    )
+
+
 def test_input_that_is_not_json_is_refused_clearly() -> None:
     result = run("screen", stdin='{"channel": "batch"}\n{"channel": \n')
     assert result.returncode == 1

@@ -30,6 +30,28 @@ def test_unknown_top_level_group_is_refused_with_a_suggestion() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"age": 23}, "age: unknown field, did you mean person.age?"),
+        ({"travel": {"age": 23}}, "travel.age: unknown field, did you mean person.age?"),
+        ({"travel.age": 23}, "travel.age: unknown field, did you mean person.age?"),
+        ({"bpjs": True}, "bpjs: unknown field, did you mean placement.documents.bpjs?"),
+        ({"documents": {}}, "documents: unknown field, did you mean placement.documents?"),
+        # two fields are named channel: the closer path
+        (
+            {"interview": {"channel": "ltsa"}},
+            "interview.channel: unknown field, did you mean recruitment.channel?",
+        ),
+    ],
+)
+def test_unknown_field_suggests_the_field_of_the_same_name_in_another_group(
+    record: dict[str, Any], problem: str
+) -> None:
+    # travel.age read as a typo of travel.mode; the desk meant the traveller's age
+    assert problems({"channel": "port_desk", **record}) == [problem]
+
+
 def test_bad_enumeration_value_lists_the_allowed_values() -> None:
     [problem] = problems({"channel": "port_desk", "travel": {"visa_type": "tourst"}})
     assert problem.startswith("travel.visa_type: 'tourst' is not allowed; expected one of work, ")

@@ -301,6 +301,17 @@ def test_a_bulk_checks_the_key_first_and_reads_its_body_as_a_single_case_is_read
     assert rows(engine, tables.decisions) == 0
 
 
+def test_a_field_in_the_wrong_group_is_named_with_the_one_meant(
+    client: TestClient, desk: dict[str, str]
+) -> None:
+    # the same words as the command line's (tests/api/test_cli.py): one parser
+    answer = client.post("/v1/screenings", json=dict(tourist(), travel={"age": 23}), headers=desk)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [
+        {"field": "travel.age", "problem": "unknown field, did you mean person.age?"}
+    ]
+
+
 def misnamed(count: int, case_id: str) -> dict[str, Any]:
     return tourist(case_id=case_id, person={f"passport_number_{n}": "x" for n in range(count)})
 
