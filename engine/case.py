@@ -6,6 +6,7 @@ Every field but `channel` may be absent or null, meaning "not known"; enumeratio
 
 from __future__ import annotations
 
+import numbers
 import re
 import unicodedata
 import uuid
@@ -142,6 +143,27 @@ class _NullIsEmpty:
 NullIsEmpty = _NullIsEmpty()
 
 
+# How a date and a time are written (ISO 8601), in the words every problem with one uses.
+DATE_FORM = "a date as YYYY-MM-DD, like 2026-12-07"
+TIME_FORM = "an ISO 8601 date and time, like 2026-12-07T08:00:00+07:00"
+_NUMERAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(form: str) -> BeforeValidator:
+    """Refuses a number, or a numeral in text, where a date or a time is expected: pydantic
+    would read it as seconds since 1970 (1765065600 as 2025-12-07), and "20261207" as such a
+    count too, not as the day it spells. A desk or a table sends ISO 8601 (case-v1.md)."""
+
+    def check(value: Any) -> Any:
+        text = value.decode("latin-1") if isinstance(value, bytes | bytearray) else value
+        number = isinstance(value, numbers.Number) and not isinstance(value, bool)
+        if number or (isinstance(text, str) and _NUMERAL.fullmatch(text)):
+            raise ValueError(f"expected {form}, not a number")
+        return value
+
+    return BeforeValidator(check)
+
+
 def _in_range(low: date, high: date) -> Any:
     def check(value: Any) -> Any:
         day = value.date() if isinstance(value, datetime) else value
@@ -166,7 +188,10 @@ Amount = Annotated[
     BeforeValidator(_number),
 ]
 Day = Annotated[
-    date | None, BeforeValidator(_blank_is_none), _in_range(date(1900, 1, 1), date(2100, 1, 1))
+    date | None,
+    _not_a_number(DATE_FORM),
+    BeforeValidator(_blank_is_none),
+    _in_range(date(1900, 1, 1), date(2100, 1, 1)),
 ]
 
 
@@ -402,6 +427,7 @@ class Case(_Part):
     channel: Channel
     screened_at: Annotated[
         datetime,
+        _not_a_number(TIME_FORM),
         BeforeValidator(_screened_at, json_schema_input_type=datetime | None),
         _in_range(date(2000, 1, 1), date(2100, 1, 1)),
     ] = Field(default_factory=_now)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.case import CASE_FIELDS, GROUPS, IDENTIFIER_FIELDS, Case
+from engine.case import CASE_FIELDS, DATE_FORM, GROUPS, IDENTIFIER_FIELDS, TIME_FORM, Case
 from engine.errors import CaseError, FieldProblem
 
 _MANY_DIGITS = re.compile(r"\d{6}")
@@ -149,9 +149,9 @@ def _describe(item: Mapping[str, Any]) -> tuple[str, str]:
     if kind in {"string_too_long", "too_long"}:
         return path, f"is too long (at most {item.get('ctx', {}).get('max_length')} characters)"
     if kind.startswith("date") and spec is not None and spec.kind == "date":
-        return path, f"expected a date as YYYY-MM-DD{got}"
+        return path, f"expected {DATE_FORM}{got}"
     if kind.startswith("datetime"):
-        return path, f"expected an ISO 8601 date and time{got}"
+        return path, f"expected {TIME_FORM}{got}"
     if kind == "list_type":
         return path, "expected a list of country codes"
     if kind in {"value_error", "assertion_error"}:

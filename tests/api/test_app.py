@@ -87,6 +87,8 @@ REFUSED = {
     "an age below 0": {"channel": "batch", "person.age": -1},
     "a group given as text": {"channel": "batch", "person": "F"},
     "a yes or no given as a number": {"channel": "batch", "interview.visible_injury": 2},
+    "a screening time as a number": {"channel": "batch", "screened_at": 1765065600},
+    "a birth date as a number": {"channel": "batch", "person": {"birth_date": 631152000}},
 }
 
 

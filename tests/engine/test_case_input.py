@@ -198,7 +198,6 @@ def test_null_groups_mean_unknown() -> None:
     [
         ({"travel..mode": "sea"}, "travel..mode: is not a field path (empty part)"),
         ({"person": {"age": True}}, "person.age: expected a number, not true or false"),
-        ({"screened_at": 0}, "screened_at: must be between 2000-01-01"),
         ({"case_id": 0}, "case_id: expected text"),
         ({"screened_at": "9999-12-31T23:00:00Z"}, "screened_at: must be between 2000-01-01"),
         ({"person": {"birth_date": "0001-01-01"}}, "person.birth_date: must be between 1900-01-01"),
@@ -216,6 +215,49 @@ def test_null_groups_mean_unknown() -> None:
 def test_bad_values_are_named_clearly(record: dict[str, Any], expected: str) -> None:
     [problem] = problems({"channel": "batch", **record})
     assert problem.startswith(expected)
+
+
+_A_DATE = "expected a date as YYYY-MM-DD, like 2026-12-07, not a number"
+_A_TIME = "expected an ISO 8601 date and time, like 2026-12-07T08:00:00+07:00, not a number"
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"screened_at": 1765065600}, f"screened_at: {_A_TIME}"),  # read as 2025-12-07T00:00Z
+        ({"screened_at": "1765065600"}, f"screened_at: {_A_TIME}"),
+        ({"screened_at": 1765065600.5}, f"screened_at: {_A_TIME}"),
+        ({"screened_at": 0}, f"screened_at: {_A_TIME}"),
+        ({"person.birth_date": 631152000}, f"person.birth_date: {_A_DATE}"),  # 1990-01-01
+        ({"person.birth_date": "19900101"}, f"person.birth_date: {_A_DATE}"),
+        ({"person.birth_date": " 631152000 "}, f"person.birth_date: {_A_DATE}"),
+        ({"travel.passport_issued_on": "20261207"}, f"travel.passport_issued_on: {_A_DATE}"),
+        ({"travel.passport_issued_on": 1.7e12}, f"travel.passport_issued_on: {_A_DATE}"),
+    ],
+)
+def test_a_number_for_a_date_or_a_time_is_refused_not_read_as_seconds_since_1970(
+    record: dict[str, Any], expected: str
+) -> None:
+    assert problems({"channel": "batch", **record}) == [expected]
+
+
+def test_a_date_or_a_time_given_as_such_is_read() -> None:
+    # as a Parquet file's date and timestamp columns give them
+    case = parse_case(
+        {
+            "channel": "batch",
+            "screened_at": datetime(2026, 3, 1, 10, tzinfo=UTC),
+            "person.birth_date": date(1990, 1, 1),
+            "travel.passport_issued_on": datetime(2024, 5, 2),
+        }
+    )
+    assert case.screened_at == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    assert case.person.birth_date == date(1990, 1, 1)
+    assert case.travel.passport_issued_on == date(2024, 5, 2)
+    [problem] = problems({"channel": "batch", "person.birth_date": "1990-13-01"})
+    assert problem == (
+        "person.birth_date: expected a date as YYYY-MM-DD, like 2026-12-07, got '1990-13-01'"
+    )
 
 
 def test_identifier_like_values_in_the_wrong_column_are_never_echoed() -> None:

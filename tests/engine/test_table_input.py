@@ -35,6 +35,8 @@ _ODD = [
     "1e400",
     "abc",
     "2026-02-30",
+    "1765065600",  # as a date or a time: a number, refused, not read as seconds since 1970
+    "20261207",
     "x" * 300,
     "a\x00b",  # a control character: refused
     "2099-01-01T00:00:00+00:00",  # as a screening time: in the future, refused
@@ -372,6 +374,67 @@ def test_a_day_that_is_not_in_the_calendar_is_refused_not_rolled_over() -> None:
         (3, "screened_at"),
     ]
     assert checked.frame["person.birth_date"][0] == np.datetime64("2000-02-29")
+
+
+def test_a_number_in_a_date_or_time_column_is_refused_as_one_case_is() -> None:
+    """Text (CSV) or a Parquet integer column alike: one case's words, not a day in 1970."""
+    at = "2026-03-01T10:00:00Z"
+    text = _table(
+        [
+            {"channel": "batch", "screened_at": "1765065600"},
+            {"channel": "batch", "screened_at": at, "person.birth_date": "19900101"},
+        ]
+    )
+    typed = pa.table(
+        {
+            "channel": ["batch", "batch"],
+            "screened_at": [at, at],
+            "travel.passport_issued_on": pa.array([None, 1765065600], pa.int64()),
+        }
+    )
+    for table, refused in (
+        (text, [(1, "screened_at", 1765065600), (2, "person.birth_date", "19900101")]),
+        (typed, [(2, "travel.passport_issued_on", 1765065600)]),
+    ):
+        one_case = [
+            _problems_of_one_case({"channel": "batch", "screened_at": at, field: value})[0]
+            for _, field, value in refused
+        ]
+        rejects = cases_from_table(table, first_row=1).rejects
+        assert [f"{r.field}: {r.problem}" for r in rejects] == one_case
+        assert [r.row for r in rejects] == [row for row, _, _ in refused]
+        assert all(r.problem.endswith(", not a number") for r in rejects)
+
+
+def test_date_and_timestamp_columns_are_read() -> None:
+    """As Parquet keeps them: date32, date64 and timestamps, with a zone or without."""
+    table = pa.table(
+        {
+            "channel": ["batch"],
+            "screened_at": pa.array([datetime(2026, 3, 1, 3)], pa.timestamp("ms")),
+            "person.birth_date": pa.array([date(1990, 1, 1)], pa.date64()),
+            "travel.passport_issued_on": pa.array(
+                [datetime(2024, 5, 2, tzinfo=UTC)], pa.timestamp("us", "UTC")
+            ),
+        }
+    )
+    checked = cases_from_table(table, first_row=1)
+    assert checked.rejects == []
+    one_case = {
+        "case_id": "row-1",
+        "channel": "batch",
+        "screened_at": "2026-03-01T03:00:00Z",
+        "person.birth_date": "1990-01-01",
+        "travel.passport_issued_on": "2024-05-02",
+    }
+    expected = row_values(frame_from_cases([parse_case(one_case)]), 0)
+    assert row_values(checked.frame, 0) == expected
+
+
+def _problems_of_one_case(record: dict[str, Any]) -> list[str]:
+    with pytest.raises(CaseError) as caught:
+        parse_case(record)
+    return [str(problem) for problem in caught.value.problems]
 
 
 @pytest.mark.parametrize("blank", ["", "  ", "\t", "\u00a0", "\u3000"])

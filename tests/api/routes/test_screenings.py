@@ -312,6 +312,27 @@ def test_a_field_in_the_wrong_group_is_named_with_the_one_meant(
     ]
 
 
+def test_a_screening_time_sent_as_a_number_is_refused_as_the_cli_refuses_it(
+    client: TestClient, desk: dict[str, str], engine: Engine, app: Any
+) -> None:
+    # 1765065600 would be read as seconds since 1970: 2025-12-07T00:00Z, judged on that day
+    bad = tourist(screened_at=1765065600)
+    answer = client.post("/v1/screenings", json=bad, headers=desk)
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [
+        {
+            "field": "screened_at",
+            "problem": "expected an ISO 8601 date and time, like 2026-12-07T08:00:00+07:00, "
+            "not a number",
+        }
+    ]
+    with_cli = io.StringIO()
+    screener = app.state.service.parts.screener
+    screen_stream(screener, io.StringIO(json.dumps(bad)), io.StringIO(), with_cli)
+    assert answer.json()["detail"] in with_cli.getvalue()
+    assert rows(engine, tables.decisions) == 0
+
+
 def misnamed(count: int, case_id: str) -> dict[str, Any]:
     return tourist(case_id=case_id, person={f"passport_number_{n}": "x" for n in range(count)})
 
