@@ -173,11 +173,52 @@ def _own_name(path: str) -> str:
 _BY_NAME = {name: [p for p in _KNOWN if _own_name(p) == name] for name in map(_own_name, _KNOWN)}
 
 
+# Other names a desk's form or spreadsheet gives a field, in English and Bahasa Indonesia, that
+# spelling alone would not lead to (name is closest to age, gender to age). None: the record has
+# no such field, and the closest name would mislead (nationality is not education).
+_OTHER_NAMES: dict[str, str | None] = {
+    "name": "person.full_name",
+    "nama": "person.full_name",
+    "nama_lengkap": "person.full_name",
+    "gender": "person.sex",
+    "jenis_kelamin": "person.sex",
+    "umur": "person.age",
+    "usia": "person.age",
+    "dob": "person.birth_date",
+    "date_of_birth": "person.birth_date",
+    "tanggal_lahir": "person.birth_date",
+    "tgl_lahir": "person.birth_date",
+    "passport": "person.passport_no",
+    "passport_number": "person.passport_no",
+    "paspor": "person.passport_no",
+    "no_paspor": "person.passport_no",
+    "nomor_paspor": "person.passport_no",
+    "destination": "travel.destination_country",
+    "tujuan": "travel.destination_country",
+    "negara_tujuan": "travel.destination_country",
+    "nationality": None,
+    "kewarganegaraan": None,
+    "phone": None,  # the traveller's, or an escort's (links.escort_ref)? not for a guess
+}
+# A name alone or in person is the traveller's; in another group (placement.name, the agency's?)
+# it is left to spelling.
+_PERSON_ONLY = {"name", "nama", "nama_lengkap"}
+
+
 def _unknown_field(path: str) -> str:
     """The words for an unknown field, with the field meant: first one of the same name in
-    another group (`age`, `travel.age`: person.age), else the closest path (`travel.visa_typ`)."""
+    another group (`age`, `travel.age`: person.age), then one a desk calls otherwise (`nama`,
+    `person.gender`: person.sex), else the closest path (`travel.visa_typ`)."""
     named = _BY_NAME.get(_own_name(path), [])
     hint = difflib.get_close_matches(path, named, n=1, cutoff=0)[0] if named else ""
+    group, _, name = path.rpartition(".")
+    key = re.sub(r"[\s-]+", "_", name.strip().lower())
+    if not hint and key in _OTHER_NAMES:
+        meant = _OTHER_NAMES[key]
+        if meant is None:
+            return "unknown field"
+        if key not in _PERSON_ONLY or group in {"", "person"}:
+            hint = meant
     hint = hint or _closest(path, _KNOWN)
     return "unknown field" + (f", did you mean {hint}?" if hint else "")
 

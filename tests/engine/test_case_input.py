@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.case_input import parse_case
+from engine.case import CASE_FIELDS
+from engine.case_input import _OTHER_NAMES, parse_case
 from engine.errors import CaseError
 from engine.frame import SCREENED_ON, frame_from_cases
 
@@ -50,6 +51,59 @@ def test_unknown_field_suggests_the_field_of_the_same_name_in_another_group(
 ) -> None:
     # travel.age read as a typo of travel.mode; the desk meant the traveller's age
     assert problems({"channel": "port_desk", **record}) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        # spelling alone led elsewhere: name and gender are closest to age
+        (
+            {"person": {"name": "Siti"}},
+            "person.name: unknown field, did you mean person.full_name?",
+        ),
+        ({"person.gender": "F"}, "person.gender: unknown field, did you mean person.sex?"),
+        ({"nama": "Siti"}, "nama: unknown field, did you mean person.full_name?"),
+        ({"Nama Lengkap": "Siti"}, "Nama Lengkap: unknown field, did you mean person.full_name?"),
+        ({"jenis_kelamin": "F"}, "jenis_kelamin: unknown field, did you mean person.sex?"),
+        ({"usia": 23}, "usia: unknown field, did you mean person.age?"),
+        ({"person": {"umur": 23}}, "person.umur: unknown field, did you mean person.age?"),
+        ({"dob": "1990-01-01"}, "dob: unknown field, did you mean person.birth_date?"),
+        (
+            {"person.tanggal_lahir": "1990-01-01"},
+            "person.tanggal_lahir: unknown field, did you mean person.birth_date?",
+        ),
+        # travel.passport_number read as a typo of travel.passport_issued_on
+        (
+            {"travel": {"passport_number": "C1"}},
+            "travel.passport_number: unknown field, did you mean person.passport_no?",
+        ),
+        ({"paspor": "C1"}, "paspor: unknown field, did you mean person.passport_no?"),
+        ({"tujuan": "MY"}, "tujuan: unknown field, did you mean travel.destination_country?"),
+        (
+            {"travel.destination": "MY"},
+            "travel.destination: unknown field, did you mean travel.destination_country?",
+        ),
+        # no such field: no hint, rather than a wrong one (nationality is not education)
+        ({"person": {"nationality": "ID"}}, "person.nationality: unknown field"),
+        ({"kewarganegaraan": "WNI"}, "kewarganegaraan: unknown field"),
+        ({"person.phone": "0812"}, "person.phone: unknown field"),
+    ],
+)
+def test_unknown_field_suggests_the_field_a_desk_calls_by_another_name(
+    record: dict[str, Any], problem: str
+) -> None:
+    assert problems({"channel": "port_desk", **record}) == [problem]
+
+
+def test_a_name_in_another_group_is_not_taken_for_the_travellers() -> None:
+    [problem] = problems({"channel": "port_desk", "placement": {"name": "PT Maju"}})
+    assert "person.full_name" not in problem  # the agency's name, most likely
+
+
+def test_the_other_names_are_of_real_fields_and_none_is_a_field_of_its_own() -> None:
+    own_names = {path.rsplit(".", 1)[-1] for path in CASE_FIELDS}
+    assert set(_OTHER_NAMES.values()) - {None} <= set(CASE_FIELDS)
+    assert not set(_OTHER_NAMES) & own_names
 
 
 def test_bad_enumeration_value_lists_the_allowed_values() -> None:
