@@ -27,5 +27,9 @@ class Invalid(Problem):
     status = 422
 
 
+class UnsupportedMedia(Problem):
+    status = 415
+
+
 class Unavailable(Problem):
     status = 503

@@ -128,11 +128,7 @@ class AgencyRegistry:
                 )
             missing = [name for name in COLUMNS if name not in header]
             if missing:
-                raise RegistryError(
-                    f"missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}",
-                    file=source,
-                    line=1,
-                )
+                raise RegistryError(_missing_columns(header, missing), file=source, line=1)
             records = _records(lines, header, source, stored)
             return cls._from_records(records, source=source, stored=stored)
         except csv.Error as error:  # a value over the csv module's limit (131,072 characters)
@@ -169,6 +165,21 @@ class AgencyRegistry:
                 )
             licences[key] = line, licence
         return cls((licence for _, licence in licences.values()), source=source)
+
+
+# Another separator than the comma leaves the header one name; Excel saves its "CSV" with the
+# computer's list separator, which is ';' in an Indonesian (or most European) locale.
+SEPARATORS = {";": "';' (as Excel saves CSV in an Indonesian locale)", "\t": "tabs"}
+
+
+def _missing_columns(header: tuple[str, ...], missing: list[str]) -> str:
+    for separator, received in SEPARATORS.items():
+        if any(separator in name for name in header):
+            return (
+                f"the file's columns are separated by {received}, not commas: send "
+                f"comma-separated CSV, the header reading {','.join(COLUMNS)}"
+            )
+    return f"missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}"
 
 
 def _records(

@@ -15,7 +15,7 @@ from api import in_use, library
 from api.batch_files import BatchFileError, column_names
 from api.deps import Analyst, ServiceDep
 from api.jobs import REGISTRY_FILE, now
-from api.problems import Conflict, Invalid, NotFound, Problem
+from api.problems import Conflict, Invalid, NotFound, Problem, UnsupportedMedia
 from api.responses import JSONResponse
 from api.runners import runner
 from api.service import Service
@@ -31,10 +31,6 @@ FORMATS = {
     "application/x-parquet": "parquet",
 }
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
-
-
-class UnsupportedMedia(Problem):
-    status = 415
 
 
 class TooLarge(Problem):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from api.deps import Admin, AnyKey, ServiceDep
-from api.problems import Invalid, NotFound
+from api.problems import Invalid, NotFound, UnsupportedMedia
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import activation, database
@@ -40,6 +41,7 @@ async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONRe
     """Replace the registry for every server process: the file is used whole or refused whole,
     with the line and column at fault."""
     raw = await request.body()
+    _refuse_a_form(request.headers.get("content-type", ""), raw)
     try:
         content = registry_text(raw, source="upload")
         registry = AgencyRegistry.from_text(content, source="upload")
@@ -51,6 +53,32 @@ async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONRe
         stored = activation.upload_registry(connection, content, registry, caller, now())
         service.active(connection)
     return JSONResponse(stored, status_code=201)
+
+
+# A form's first part names itself: Content-Disposition: form-data; name="file"; filename="..."
+_FORM_PART = re.compile(
+    rb'content-disposition:[ \t]*form-data;[ \t]*name="([^"\r\n]{0,100})"'
+    rb'(?:;[ \t]*filename="([^"\r\n]{0,200})")?',
+    re.IGNORECASE,
+)
+
+
+def _refuse_a_form(content_type: str, raw: bytes) -> None:
+    """A browser form's or `curl -F` upload wraps the file in a part: read as the CSV, its
+    boundary line would be taken for the header."""
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        return
+    part = _FORM_PART.search(raw[:4096])
+    inside = ""
+    if part:
+        name, filename = (group.decode(errors="replace") for group in part.groups(b""))
+        inside = f", the file in its part {name!r}" + (f" ({filename!r})" if filename else "")
+    raise UnsupportedMedia(
+        f"received a form upload (multipart/form-data{inside}): send the CSV as the request "
+        "body (Content-Type text/csv), not as a form upload, e.g. curl --data-binary "
+        "@registry.csv -H 'Content-Type: text/csv'",
+        "Content-Type",
+    )
 
 
 # `path`: a licence number may hold a slash (B.123/SIP3MI/2020), sent as it is or as %2F

@@ -125,6 +125,24 @@ def test_missing_columns_are_named() -> None:
     assert "missing column(s) status, valid_from, valid_until" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("separator", "received"),
+    [(";", "';' (as Excel saves CSV in an Indonesian locale)"), ("\t", "tabs")],
+)
+def test_a_file_separated_by_another_character_than_the_comma_is_refused_saying_so(
+    separator: str, received: str
+) -> None:
+    """Excel in an Indonesian locale saves "CSV" with semicolons: the header is then one name."""
+    text = HEADER + "A-1,PT A,active,2021-01-01,2025-12-31\n"
+    error = registry_error(text.replace(",", separator))
+    assert error.line == 1
+    assert str(error) == (
+        f"upload.csv, line 1: the file's columns are separated by {received}, not commas: "
+        "send comma-separated CSV, the header reading "
+        "license_no,agency_name,status,valid_from,valid_until"
+    )
+
+
 def test_unreadable_file_is_a_registry_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot read the registry"):
         AgencyRegistry.from_csv(tmp_path / "absent.csv")

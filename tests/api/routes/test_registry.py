@@ -264,6 +264,47 @@ def test_a_registry_without_the_columns_or_licences_is_422_and_only_admins_uploa
     assert rows(engine, tables.registries) == 0
 
 
+def test_a_semicolon_separated_registry_is_422_saying_to_send_commas(
+    client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    """As Excel saves "CSV" in an Indonesian locale."""
+    answer = upload(client, admin, NEW_REGISTRY.replace(",", ";"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "body"
+    assert answer.json()["detail"] == (
+        "upload, line 1: the file's columns are separated by ';' (as Excel saves CSV in an "
+        "Indonesian locale), not commas: send comma-separated CSV, the header reading "
+        "license_no,agency_name,status,valid_from,valid_until"
+    )
+    assert rows(engine, tables.registries) == 0
+    assert client.get("/v1/registry", headers=desk).json()["source"] == "settings"
+
+
+def test_a_registry_sent_as_a_form_upload_is_415_saying_to_send_it_as_the_body(
+    client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    """As a browser form or `curl -F file=@registry.csv` sends it: the part's boundary line was
+    read as the header, and the error named missing columns."""
+    files = {"file": ("registry.csv", NEW_REGISTRY.encode(), "text/csv")}
+    answer = client.put("/v1/registry", files=files, headers=admin)
+    assert answer.status_code == 415, answer.text
+    assert answer.json()["field"] == "Content-Type"
+    assert answer.json()["detail"] == (
+        "received a form upload (multipart/form-data, the file in its part 'file' "
+        "('registry.csv')): send the CSV as the request body (Content-Type text/csv), not as "
+        "a form upload, e.g. curl --data-binary @registry.csv -H 'Content-Type: text/csv'"
+    )
+    empty_form = client.put(
+        "/v1/registry", content=b"", headers={**admin, "Content-Type": "multipart/form-data"}
+    )
+    assert empty_form.status_code == 415
+    assert empty_form.json()["detail"].startswith(
+        "received a form upload (multipart/form-data): send the CSV as the request body"
+    )
+    assert rows(engine, tables.registries) == 0
+    assert client.get("/v1/registry", headers=desk).json()["source"] == "settings"
+
+
 def test_a_registry_stored_before_the_checks_it_fails_still_serves_after_an_upgrade(
     settings: Settings, client: TestClient, desk: Headers, admin: Headers, engine: Engine
 ) -> None:
