@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import _csv
 
 COLUMNS = ("license_no", "agency_name", "status", "valid_from", "valid_until")
+BYTE_ORDER_MARK = "\ufeff"  # Excel's "CSV UTF-8" begins with one
 STATUSES = ("active", "suspended", "revoked")
 
 
@@ -31,12 +32,13 @@ def normalise_licence(number: str) -> str:
 
 
 def registry_text(data: bytes, *, source: str) -> str:
-    """A registry file's bytes as text: UTF-8, a byte-order mark (as Excel writes) dropped. A
+    """A registry file's bytes as text: UTF-8, a byte-order mark (as Excel writes) kept, so that
+    the text encodes back to the very bytes (and SHA-256) received; `from_text` skips it. A
     byte that is not UTF-8 (Excel's plain CSV is Windows-1252) is refused naming its line."""
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        before = error.object[: error.start]  # after the byte-order mark, if any
+        before = error.object[: error.start]  # a byte-order mark holds no line end
         line = len(_LINE_END.findall(before)) + 1
         byte = error.object[error.start]
         raise RegistryError(
@@ -107,12 +109,14 @@ class AgencyRegistry:
     def from_text(
         cls, text: str, *, source: str = "(upload)", stored: bool = False
     ) -> AgencyRegistry:
-        """A registry CSV's text, read whole or refused naming the line and column. `stored`:
-        a registry the service accepted before and kept, read as it was accepted, rather than
-        keep the service from starting: the checks uploads gained on 2026-12-06 are skipped (a
-        header naming a column twice: the last column's values; a row short of a value: empty,
-        or with one too many: dropped; a control character, or a value over MAX_TEXT, kept; a
-        licence number without letter or digit, which no desk can look up)."""
+        """A registry CSV's text (past a byte-order mark), read whole or refused naming the
+        line and column. `stored`: a registry the service accepted before and kept, read as it
+        was accepted, rather than keep the service from starting: the checks uploads gained on
+        2026-12-06 are skipped (a header naming a column twice: the last column's values; a row
+        short of a value: empty, or with one too many: dropped; a control character, or a value
+        over MAX_TEXT, kept; a licence number without letter or digit, which no desk can look
+        up)."""
+        text = text.removeprefix(BYTE_ORDER_MARK)
         # newline="": the csv module finds the line ends itself, old Mac CR-only ones too
         lines = csv.reader(io.StringIO(text, newline=""))
         try:

@@ -91,7 +91,9 @@ def activate(
 def upload_registry(
     connection: Connection, content: str, registry: AgencyRegistry, caller: Caller, at: datetime
 ) -> dict[str, Any]:
-    """Store a registry that has been read whole (`AgencyRegistry.from_text`)."""
+    """Store a registry that has been read whole (`AgencyRegistry.from_text`). `content` is
+    the file's text as received (`registry_text`, a byte-order mark kept): its SHA-256 is the
+    uploaded file's, as `sha256sum` gives it, and the audit checks the stored text by it."""
     digest = hashlib.sha256(content.encode()).hexdigest()
     body = {"sha256": digest, "licences": len(registry)}
     [seq] = audit.append(

@@ -164,3 +164,13 @@ def test_a_file_not_in_utf8_is_refused_naming_the_line_and_byte(tmp_path: Path, 
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert len(AgencyRegistry.from_csv(path)) == 2
     assert registry_text(text.encode(), source="upload") == text
+
+
+def test_a_files_text_encodes_back_to_its_bytes_and_is_read_past_its_byte_order_mark() -> None:
+    """An uploaded registry is stored as text and recorded by its SHA-256: the file's own."""
+    data = b"\xef\xbb\xbf" + (HEADER + "A-1,PT Café,active,,\r\n").encode()
+    text = registry_text(data, source="upload")
+    assert text.encode() == data
+    licence = AgencyRegistry.from_text(text).lookup("A-1")
+    assert licence is not None
+    assert licence.agency_name == "PT Café"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.routes import registry as registry_routes
 from api.settings import SAMPLE_REGISTRY, Settings, bundled
-from api.storage import activation, database, tables
+from api.storage import activation, audit, database, tables
 from api.storage.keys import CLI
 from engine.case import WIB
 from engine.registry import AgencyRegistry
@@ -170,6 +171,25 @@ def test_an_uploaded_registry_replaces_the_old_one_for_lookups_and_screening(
     assert summary["source"] == "uploaded"
     assert summary["licences"] == 2
     assert summary["sha256"] == stored["sha256"]
+
+
+def test_an_uploaded_registry_is_recorded_by_the_sha256_of_the_file_as_sent(
+    settings: Settings, client: TestClient, desk: Headers, admin: Headers, engine: Engine
+) -> None:
+    """Excel's CSV UTF-8 begins with a byte-order mark, and Windows ends lines with CRLF: the
+    SHA-256 the service reports is what `sha256sum registry.csv` says of the file. Before, it
+    was the SHA-256 of the text after the mark, which no tool of the admin's gives."""
+    sent = b"\xef\xbb\xbf" + NEW_REGISTRY.replace("\n", "\r\n").encode()
+    answer = client.put("/v1/registry", content=sent, headers={**admin, **CSV})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["sha256"] == hashlib.sha256(sent).hexdigest()
+    assert client.get("/v1/registry", headers=desk).json()["sha256"] == answer.json()["sha256"]
+    assert lookup(client, desk, NEW_LICENCE).json()["license_no"] == NEW_LICENCE
+    with engine.connect() as connection:
+        assert audit.verify(connection).problems == []
+    with TestClient(create_app(settings)) as restarted:  # reads the stored file back
+        assert restarted.get("/v1/registry", headers=desk).json()["licences"] == 2
+        assert lookup(restarted, desk, NEW_LICENCE).status_code == 200
 
 
 def test_a_registry_with_a_bad_row_is_refused_whole_naming_line_and_column(
