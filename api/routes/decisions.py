@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +11,7 @@ from sqlalchemy import Connection
 
 from api.deps import Analyst, DeskOrAnalyst, ServiceDep, body_as, body_schema
 from api.problems import Invalid
+from api.query import Moment
 from api.responses import JSONResponse
 from api.service import Service, now
 from api.storage import database, decisions, outcomes
@@ -38,8 +38,8 @@ def list_decisions(
     tier: Annotated[list[Tier] | None, Query(description="any of these (repeat it)")] = None,
     rule_id: Annotated[str | None, Query(max_length=100)] = None,
     channel: Annotated[list[Channel] | None, Query(description="any of these (repeat it)")] = None,
-    screened_from: datetime | None = None,
-    screened_to: datetime | None = None,
+    screened_from: Moment | None = None,
+    screened_to: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=decisions.MAX_PAGE)] = 100,
     after: Annotated[str | None, Query(description="the `next` cursor of the last page")] = None,
 ) -> JSONResponse:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from api.deps import Admin, AnyKey, ServiceDep
 from api.problems import Invalid, NotFound, UnsupportedMedia
+from api.query import Day
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import activation, database
@@ -88,7 +88,7 @@ def lookup(
     service: ServiceDep,
     caller: AnyKey,
     on: Annotated[
-        date | None,
+        Day | None,
         Query(description="the day to judge it on (default: today in WIB, Jakarta's time)"),
     ] = None,
 ) -> JSONResponse:

@@ -245,6 +245,22 @@ def test_bad_list_parameters_and_forged_cursors_are_422_naming_them(
         assert answer.json()["field"] == field, params
 
 
+@pytest.mark.parametrize("field", ["screened_from", "screened_to"])
+@pytest.mark.parametrize("number", ["0", "1765065600", "20261207"])
+def test_a_time_given_as_a_number_is_422_naming_it(
+    client: TestClient, analyst: Headers, field: str, number: str
+) -> None:
+    """Pydantic reads a number as Unix time: screened_from=0 was 1970-01-01T00:00Z, and
+    screened_to=20261207 (a date without dashes) 1970-08-23, an empty page."""
+    answer = client.get("/v1/decisions", params={field: number}, headers=analyst)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert answer.json()["detail"] == (
+        f"{field}: expected a date like 2026-12-07 or a time like 2026-12-07T08:00:00+07:00, "
+        f"got {number}"
+    )
+
+
 def test_times_without_a_zone_in_filters_or_cursors_are_not_a_server_error(
     client: TestClient, desk: Headers, analyst: Headers
 ) -> None:

@@ -138,6 +138,18 @@ def test_a_licence_typed_with_spaces_or_in_lowercase_is_still_found(
     assert lookup(client, {}, "SIP3MI-0001-2021").status_code == 401
 
 
+@pytest.mark.parametrize("on", ["0", "1765065600", "-1", "20261207"])
+def test_a_day_given_as_a_number_is_422_naming_on(
+    client: TestClient, desk: Headers, on: str
+) -> None:
+    """Pydantic reads a number as Unix time: on=0 was 1970-01-01, and the licence not yet
+    valid; 20261207 (the date without dashes) was 1970-08-23 as a time, and a 422 of no use."""
+    answer = lookup(client, desk, "SIP3MI-0001-2021", on=on)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "on"
+    assert answer.json()["detail"] == f"on: expected a date like 2026-12-07, got {on}"
+
+
 def test_an_uploaded_registry_replaces_the_old_one_for_lookups_and_screening(
     client: TestClient, desk: Headers, admin: Headers, engine: Engine
 ) -> None:
