@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.rule_pack import DEADLINE_TEXT, deadline_is_sound
+from engine.deadline import DEADLINE_TEXT, deadline_is_sound
 
 DEVELOPMENT_KEY = "development-only-pseudonym-key"
 SAMPLE_REGISTRY = ("registry", "sample.csv")

@@ -12,21 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from engine.case import CASE_FIELDS
+from engine.deadline import DEADLINE_TEXT, deadline_is_sound
 from engine.errors import RulePackError
 from engine.reference import ReferenceData, load_reference, reference_files
 from engine.rule import Rule, read_rule, read_yaml, unknown_field_text
 from engine.wording import Labels, Text, text_from
-
-DEADLINE_HOURS = (1 / 60, 720.0)  # a referral's deadline: from a minute to 30 days
-DEADLINE_TEXT = "expected a number of hours from 1/60 (a minute) to 720 (30 days)"
-
-
-def deadline_is_sound(hours: object) -> TypeGuard[float]:
-    low, high = DEADLINE_HOURS
-    return isinstance(hours, int | float) and not isinstance(hours, bool) and low <= hours <= high
 
 
 @dataclass(frozen=True)
