@@ -7,19 +7,18 @@ import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from api.cli_common import components_in_use, load_pack, settings_from_env
-from api.model_commands import model
-from api.rescore_commands import rescore
+from api.cli_common import LazyGroup, components_in_use, load_pack, settings_from_env
 from api.service_commands import audit_group, keys_group, outcomes_group, serve
 from engine.case_input import parse_case
-from engine.decision import Decision
 from engine.errors import CaseError, LindungError
-from engine.examples import run_examples
-from engine.screening import Screener
+
+if TYPE_CHECKING:
+    from engine.decision import Decision
+    from engine.screening import Screener
 
 
 class InputError(LindungError):
@@ -85,7 +84,12 @@ rule_pack_option = click.option(
 )
 
 
-@click.group()
+# model and rescore are imported only when run or listed (--help): their modules load pandas and
+# scikit-learn, which keys, audit and outcomes do without
+@click.group(
+    cls=LazyGroup,
+    lazy={"model": "api.model_commands:model", "rescore": "api.rescore_commands:rescore"},
+)
 def main() -> None:
     """Lindung: screening departures and placement files of Indonesian migrant workers."""
 
@@ -228,6 +232,8 @@ def list_rules(rule_pack: Path | None, output: str) -> None:
 @click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
 def check_rules(folder: Path | None) -> None:
     """Validate a rule pack and run every example it carries."""
+    from engine.examples import run_examples
+
     pack = load_pack(folder or settings_from_env().rule_pack)
     results = run_examples(pack)
     failed = [result for result in results if not result.ok]
@@ -241,8 +247,6 @@ def check_rules(folder: Path | None) -> None:
         sys.exit(1)
 
 
-main.add_command(model)
-main.add_command(rescore)
 main.add_command(serve)
 main.add_command(keys_group)
 main.add_command(audit_group)

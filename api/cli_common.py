@@ -1,25 +1,63 @@
 """Helpers every command shares: settings with command-line overrides, loading a rule pack,
-building the screener."""
+building the screener.
+
+The rule engine and the model's libraries (pandas, scikit-learn, shap: a second to import) are
+imported by the helpers that use them, so that a command needing none (`lindung keys list`,
+`lindung audit verify`) starts without them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import components
 from api.problems import Problem
 from api.settings import Settings
 from api.storage import database
 from engine.errors import LindungError, RegistryError, RulePackError
-from engine.rule_pack import RulePack, load_rule_pack
-from models.artifact import ModelError
+
+if TYPE_CHECKING:
+    from api import components
+    from engine.rule_pack import RulePack
+
+
+class LazyGroup(click.Group):
+    """A group whose commands in `lazy` (name: "module:attribute") are imported only when one is
+    run or listed (--help), not with the group."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, _, name = self.lazy[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), name)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+        return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.NoSuchCommand as error:  # click suggests from the loaded commands alone
+            raise click.NoSuchCommand(
+                error.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
 
 
 def settings_from_env(**overrides: Any) -> Settings:
@@ -43,6 +81,8 @@ def settings_problem(error: ValidationError) -> str:
 
 
 def load_pack(path: Path) -> RulePack:
+    from engine.rule_pack import load_rule_pack
+
     try:
         return load_rule_pack(path)
     except LindungError as error:
@@ -64,6 +104,8 @@ def components_in_use(
 def components_from(settings: Settings) -> components.Components:
     """The settings' pack, registry and model built into a screener, or the first problem as
     a command's error."""
+    from api import components
+
     with command_errors():
         return components.build(settings)
 
@@ -86,13 +128,15 @@ def command_errors() -> Iterator[None]:
 
 
 def _part(error: LindungError) -> str:
-    for kind, part in (
-        (components.ReferralHoursError, "settings"),
+    parts: list[tuple[type[LindungError], str]] = [
         (database.DatabaseProblem, "database"),
         (RegistryError, "registry"),
         (RulePackError, "rule pack"),
-        (ModelError, "model"),
-    ):
-        if isinstance(error, kind):
-            return f"{part}: "
-    return ""
+    ]
+    if not any(isinstance(error, kind) for kind, _ in parts):
+        # raised only by a command that built a screener, so its modules are loaded already
+        from api.components import ReferralHoursError
+        from models.artifact import ModelError
+
+        parts += [(ReferralHoursError, "settings"), (ModelError, "model")]
+    return next((f"{part}: " for kind, part in parts if isinstance(error, kind)), "")

@@ -258,6 +258,51 @@ def test_a_command_starts_without_loading_the_model_cards_plotting() -> None:
     assert "'fairlearn'" not in loaded
 
 
+# A command run through `lindung`'s entry point, then the model's libraries it loaded on stderr.
+LOADED_AFTER = """
+import sys
+from api.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    heavy = ("pandas", "pyarrow", "numpy", "scipy", "sklearn", "shap", "durable", "matplotlib")
+    print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)
+"""
+
+
+def test_admin_commands_start_without_the_model_and_rule_engine(tmp_path: Path) -> None:
+    # they cost a second of each keys, audit and outcomes command, which use none of them
+    env = environment({"LINDUNG_DATABASE_URL": f"sqlite:///{tmp_path / 'lindung.db'}"})
+
+    def loaded(*args: str) -> tuple[str, str]:
+        result = subprocess.run(
+            [sys.executable, "-c", LOADED_AFTER, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        *said, modules = result.stderr.splitlines()
+        assert modules == "[]", f"lindung {' '.join(args)} loaded {modules}"
+        return result.stdout, "\n".join(said)
+
+    _secret, made = loaded("keys", "create", "--role", "admin", "--name", "Batam desk")
+    key_id = made.split()[2]
+    assert key_id in loaded("keys", "list")[0]
+    assert "audit trail intact" in loaded("audit", "verify")[0]
+    assert "0 labelled cases" in loaded("outcomes", "export", "--out", "-")[1]
+    assert loaded("keys", "revoke", key_id)[0] == f"revoked {key_id}\n"
+
+
+def test_a_mistyped_command_is_told_the_nearest_one_loaded_or_not() -> None:
+    for typed, meant in (("rescor", "rescore"), ("mdel", "model"), ("kyes", "keys")):
+        result = run(typed)
+        assert result.returncode == 2
+        assert f"No such command '{typed}'. Did you mean '{meant}'?" in result.stderr
+
+
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
 def test_a_number_json_has_not_is_not_json_as_over_http(number: str) -> None:
     case = '{"channel": "port_desk", "recruitment": {"fee_paid_idr": ' + number + "}}"
