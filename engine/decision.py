@@ -6,7 +6,7 @@ reasons in Bahasa Indonesia and English), what to ask next, and where to refer a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,17 @@ class Flag:
             "action": self.action.as_dict(),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Flag:
+        return cls(
+            data["rule_id"],
+            data["severity"],
+            Text(**data["title"]),
+            Text(**data["reason"]),
+            data["basis"],
+            Text(**data["action"]),
+        )
+
 
 @dataclass(frozen=True)
 class Question:
@@ -52,6 +63,10 @@ class Question:
 
     def as_dict(self) -> dict[str, Any]:
         return {"field": self.field, **self.text.as_dict(), "rule_ids": list(self.rule_ids)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Question:
+        return cls(data["field"], Text(data["id"], data["en"]), tuple(data["rule_ids"]))
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,16 @@ class Referral:
             "also_notify": list(self.also_notify),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Referral:
+        return cls(
+            data["agency"],
+            Text(**data["name"]),
+            datetime.fromisoformat(data["deadline"]),
+            tuple(data["rule_ids"]),
+            tuple(data["also_notify"]),
+        )
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -87,6 +112,8 @@ class Decision:
     # the pseudonym under which its traveller was linked to the escort the case names: kept in
     # the audit trail (so that a changed link is caught), not part of the decision clients get
     escort_traveller: str | None = field(default=None, compare=False, repr=False)
+    # given again from storage: the same case was sent again (a retry), nothing new was stored
+    replayed: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +128,24 @@ class Decision:
             "referral": self.referral.as_dict() if self.referral else None,
             "versions": dict(self.versions),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, replayed: bool = False) -> Decision:
+        """The decision `as_dict` gave (as the audit trail keeps it), read back."""
+        referral = data["referral"]
+        return cls(
+            data["decision_id"],
+            data["case_id"],
+            datetime.fromisoformat(data["screened_at"]),
+            data["tier"],
+            data["risk_score"],
+            tuple(Flag.from_dict(flag) for flag in data["flags"]),
+            data["explanation"],
+            tuple(Question.from_dict(question) for question in data["questions"]),
+            Referral.from_dict(referral) if referral is not None else None,
+            dict(data["versions"]),
+            replayed=replayed,
+        )
 
 
 def tier_for(severities: Iterable[str], score: float | None, thresholds: Thresholds | None) -> str:
