@@ -23,11 +23,12 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from desk_cases import desk_cases
+from desk_cases import desk_cases, sent_once
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,8 @@ class Load:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
         deadline = time.monotonic() + self.seconds
         while time.monotonic() < deadline:
-            self.bulks.append(self.post(connection, "/v1/screenings/bulk", self.bulk))
+            bulk = sent_once(self.bulk, uuid.uuid4().hex[:12])  # cases of its own
+            self.bulks.append(self.post(connection, "/v1/screenings/bulk", bulk))
             time.sleep(pause)
 
     def desk(self, seed: int, rate: float) -> None:
@@ -74,7 +76,8 @@ class Load:
             time.sleep(rng.expovariate(rate))
             if time.monotonic() >= deadline:
                 return
-            self.latencies.append(self.post(connection, "/v1/screenings", rng.choice(self.bodies)))
+            body = sent_once(rng.choice(self.bodies), uuid.uuid4().hex[:12])
+            self.latencies.append(self.post(connection, "/v1/screenings", body))
 
 
 def stored(url: str) -> int:

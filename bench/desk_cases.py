@@ -84,3 +84,13 @@ def desk_cases(count: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         if rng.random() < 0.1:
             case["links"] = {"escort_ref": f"+62 812 {rng.randrange(200):04d}"}
         yield case
+
+
+def sent_once(body: bytes, serial: object) -> bytes:
+    """`body` (the JSON of desk cases) with case_ids of its own for this send, `B-<serial>-N`.
+    A desk's case sent again with its case_id and screened_at is a retry, answered from storage
+    rather than screened (README, Retries): a benchmark cycling through its cases would measure
+    that instead."""
+    for before in (b'"case_id":"B-', b'"case_id": "B-'):
+        body = body.replace(before, before + f"{serial}-".encode())
+    return body

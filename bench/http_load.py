@@ -4,7 +4,8 @@ fixed rate.
 1. Starts `lindung serve --workers W` on a fresh PostgreSQL schema (default) or a SQLite file,
    waits for GET /readyz, and creates a desk key.
 2. Writes a wrk Lua script that cycles through N distinct desk cases (bench/desk_cases.py),
-   POSTs each to /v1/screenings, counts the answers by status and prints latency percentiles.
+   each request with a case_id of its own (a case sent again would be a desk's retry, answered
+   from storage: README, Retries), POSTs each to /v1/screenings, counts the answers by status and prints latency percentiles.
    Every connection stops sending a moment before wrk stops, so no request is in flight at
    the end and each 201 can be matched with a stored decision.
 3. Runs a short warm-up; requests one at a time on one connection (a lone request's time: the
@@ -50,6 +51,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +73,7 @@ GRACE_SECONDS = 3  # wrk runs this much longer than the connections send, to dra
 # wrk runs one copy of this script per thread (init, request, delay, response) and one more for
 # setup and done. Arguments after `--`: bodies file, API key, mean pause (ms, 0: none; for
 # poisson, between one thread's arrivals), pacing (poisson | exponential | fixed | none), seconds
-# to send for, wrk threads, connections per thread.
+# to send for, wrk threads, connections per thread, the run's tag for its case_ids.
 WRK_SCRIPT = r"""
 local ffi = require("ffi")
 ffi.cdef[[
@@ -94,22 +96,27 @@ end
 -- each thread's state (globals, so that done() can read them with thread:get)
 sent, answered, first_sent, last_answer = 0, 0, 0, 0
 statuses = {}
-local requests, cursor, mean_pause, pacing, send_until, stagger = {}, 0, 0, "none", 0, 0
-local next_due = 0
+local heads, tails, cursor, mean_pause, pacing, send_until, stagger = {}, {}, 0, 0, "none", 0, 0
+local next_due, headers, tag, serial = 0, {}, "", 0
 
 function init(args)
-  local headers = {
+  headers = {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. args[2],
   }
+  -- each request a case of its own (case_id B-<run>-<thread>-<serial>-N): a case sent again
+  -- with its case_id and screened_at is a desk's retry, answered from storage, not screened
+  local mark = '"case_id":"B-'
   for line in io.lines(args[1]) do
-    requests[#requests + 1] = wrk.format("POST", "/v1/screenings", headers, line)
+    local at = line:find(mark, 1, true) + #mark - 1
+    heads[#heads + 1], tails[#tails + 1] = line:sub(1, at), line:sub(at + 1)
   end
+  tag = args[8] .. "-" .. id .. "-"
   mean_pause, pacing = tonumber(args[3]), args[4]
   send_until = now() + tonumber(args[5])
   stagger = tonumber(args[7])  -- the first pause of each connection: a random phase
   math.randomseed(7919 * id)
-  cursor = math.floor((id - 1) * #requests / tonumber(args[6]))  -- threads start apart
+  cursor = math.floor((id - 1) * #heads / tonumber(args[6]))  -- threads start apart
 end
 
 function delay()
@@ -141,8 +148,9 @@ function delay()
 end
 
 function request()
-  cursor = cursor % #requests + 1
-  return requests[cursor]
+  cursor, serial = cursor % #heads + 1, serial + 1
+  local body = heads[cursor] .. tag .. serial .. "-" .. tails[cursor]
+  return wrk.format("POST", "/v1/screenings", headers, body)
 end
 
 function response(status, headers, body)
@@ -519,6 +527,7 @@ class Bench:
             f"{seconds:g}",
             str(threads),
             str(per_thread if pacing == "fixed" else 0),
+            uuid.uuid4().hex[:8],  # this run's cases' own (the database may hold earlier runs')
         ]
         shown = " ".join(command).replace(self.key, "<key>")
         print(f"\n[{name}] $ {shown}", flush=True)
