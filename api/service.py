@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from api import components, in_use, library
 from api.group_commit import GroupCommit
 from api.jobs import JobRunner
 from api.problems import Conflict
 from api.settings import Settings
-from api.storage import activation, database, decisions
+from api.storage import activation, audit, database, decisions
 from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
 from api.storage.keys import Caller
 from engine.case import Case
@@ -131,7 +133,10 @@ class Service:
         """Screen and store `cases` in a transaction of their own (bulk requests, tests). Their
         escorts' travellers are counted beforehand, outside the write lock (`PreviewHistory`):
         the transaction counts again only the escorts someone linked meanwhile."""
-        [made] = self._store_group([(cases, caller)], preview=True)
+        try:
+            [made] = self._store_group([(cases, caller)], preview=True)
+        except SentWithOtherAnswers as error:  # named within the bulk
+            raise Conflict(error.detail, f"cases.{error.number}.case_id") from None
         return made
 
     def _store_group(
@@ -139,6 +144,60 @@ class Service:
     ) -> list[list[Decision]]:
         """Screen and store the cases each caller asked about in one transaction; their
         decisions, in order.
+
+        A case its desk sent before (the same case_id and screened_at: a retry after a lost
+        answer) is not screened or stored again: its stored decision is the answer (`replayed`).
+        Sent with other answers, it is refused (`SentWithOtherAnswers`). The database's unique
+        index finds them: a group's transaction fails, those are read, and the rest is stored
+        (a group without any costs nothing more).
+        """
+        cases = [(case, caller) for group, caller in asked for case in group]
+        replayed: dict[int, Decision] = {}
+        while True:
+            rest = [i for i in range(len(cases)) if i not in replayed]
+            try:
+                stored = self._store_cases([cases[i] for i in rest], preview) if rest else []
+                break
+            except IntegrityError:
+                before = self._sent_before(cases, rest)
+                if not before:
+                    raise
+                replayed.update(before)  # then the rest again: each round has fewer
+        made = iter(stored)
+        found = [replayed[i] if i in replayed else next(made) for i in range(len(cases))]
+        answers, done = [], iter(found)
+        for group, _caller in asked:
+            answers.append([next(done) for _case in group])
+        return answers
+
+    def _sent_before(
+        self, cases: Sequence[tuple[Case, Caller]], rows: Sequence[int]
+    ) -> dict[int, Decision]:
+        """The stored decisions of those of `rows` their desk sent before, by row."""
+        sent = {
+            i: decisions.sent_once(cases[i][0].case_id, cases[i][0].screened_at, cases[i][1])
+            for i in rows
+        }
+        with database.reading(self.engine) as connection:
+            stored = decisions.stored_before(connection, list(sent.values()))
+        found: dict[int, Decision] = {}
+        for i, key in sent.items():
+            if (body := stored.get(key)) is None:
+                continue
+            case = cases[i][0]
+            record = pseudonymised_record(case, self.pseudonymiser)
+            if orjson.loads(audit.canonical(record)) != body["input"]:
+                raise SentWithOtherAnswers(
+                    f"case {case.case_id} screened at {case.screened_at.isoformat()} was sent"
+                    f" before with other answers (decision {body['decision_id']}); a case"
+                    " screened again needs the time it was screened again",
+                    i,
+                )
+            found[i] = Decision.from_dict(body, replayed=True)
+        return found
+
+    def _store_cases(self, cases: Sequence[tuple[Case, Caller]], preview: bool) -> list[Decision]:
+        """Screen and store `cases` in one transaction; their decisions, in order.
 
         Only what must be is done while holding the write lock (SQLite's, or on PostgreSQL the
         audit head's and the escorts'): cases that name no escort are screened before the
@@ -154,7 +213,6 @@ class Service:
         """
         at = now()
         parts = self.parts  # as last seen: checked against the database in the transaction
-        cases = [(case, caller) for group, caller in asked for case in group]
         made: list[decisions.Screened | None] = [None] * len(cases)
         escorts = {
             i: self.pseudonymiser.token("escort_ref", str(case.links.escort_ref))
@@ -201,11 +259,7 @@ class Service:
                 decisions.store(connection, screened, at, head=head, commit=True)  # the last
             return screened
 
-        screened = database.once_more_if_lost(commit)
-        answers, done = [], iter(screened)
-        for group, _caller in asked:
-            answers.append([next(done).decision for _case in group])
-        return answers
+        return [item.decision for item in database.once_more_if_lost(commit)]
 
     def _screen(
         self,
@@ -224,6 +278,14 @@ class Service:
             case, caller = cases[i]
             record = pseudonymised_record(case, self.pseudonymiser)
             made[i] = decisions.screened(decision, record, caller)
+
+
+class SentWithOtherAnswers(Conflict):
+    """A case its desk sent before (the same case_id and screened_at) with other answers."""
+
+    def __init__(self, detail: str, number: int) -> None:
+        super().__init__(detail, "case_id")
+        self.number = number  # the case's place among those asked together
 
 
 class _NoHistory:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,11 +16,13 @@ from api.service import Service
 from api.storage.keys import Caller
 from engine.case import Case
 from engine.case_input import MOST_PROBLEMS, parse_case
+from engine.decision import Decision
 from engine.errors import CaseError, FieldProblem
 
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
 BULK_LIMIT = 1_000
 ONE_CASE_BYTES = 64_000  # far more than any case's JSON (a full one is a few kB)
+REPLAYED = "Idempotent-Replayed"  # as Stripe's API names it
 
 CASE_EXAMPLE = {
     "channel": "port_desk",
@@ -36,9 +39,10 @@ CASE_EXAMPLE = {
 }
 
 
-def _count(decisions: list[Any], cases: list[Case]) -> None:
+def _count(decisions: list[Decision], cases: list[Case]) -> None:
     for case, decision in zip(cases, decisions, strict=True):
-        SCREENINGS.labels(decision.tier, case.channel).inc()
+        if not decision.replayed:  # a case sent again was screened once
+            SCREENINGS.labels(decision.tier, case.channel).inc()
 
 
 @router.post(
@@ -64,7 +68,10 @@ async def screen(request: Request, service: ServiceDep, caller: Desk) -> JSONRes
         case = await run_in_threadpool(parse_case, record)
     [decision] = await service.screen_together([case], caller)
     _count([decision], [case])
-    return JSONResponse(decision.as_dict(), status_code=201)
+    # a retry (the case_id and screened_at this desk sent before) gets the decision it was
+    # given, as first sent; the header says nothing new was stored
+    replayed = {REPLAYED: "true"} if decision.replayed else None
+    return JSONResponse(decision.as_dict(), status_code=201, headers=replayed)
 
 
 @router.post(
@@ -97,7 +104,12 @@ def _screen_bulk(service: Service, records: list[dict[str, Any]], caller: Caller
     cases = _parse_all(records)
     decisions = service.screen(cases, caller)
     _count(decisions, cases)
-    return JSONResponse({"decisions": [d.as_dict() for d in decisions]}, status_code=201)
+    replayed = [number for number, decision in enumerate(decisions) if decision.replayed]
+    return JSONResponse(
+        {"decisions": [d.as_dict() for d in decisions], "replayed": replayed},
+        status_code=201,
+        headers={REPLAYED: "true"} if len(replayed) == len(decisions) else None,
+    )
 
 
 def _within(field: str) -> str:
@@ -116,6 +128,31 @@ def _parse_all(records: list[dict[str, Any]]) -> list[Case]:
                 FieldProblem(f"cases.{number}" + _within(p.field), p.problem)
                 for p in error.problems
             ]
+    if not problems:
+        problems = _sent_twice(cases)
     if problems:
         raise CaseError(problems)
     return cases
+
+
+def _sent_twice(cases: list[Case]) -> list[FieldProblem]:
+    """A case_id with the same screened_at twice in one bulk: one case sent twice, or two
+    cases one desk numbered alike; either way, which decision is whose could not be told."""
+    first: dict[tuple[str, datetime], int] = {}
+    problems = []
+    for number, case in enumerate(cases):
+        at = case.screened_at
+        sent = (case.case_id, at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC))
+        if sent in first:
+            problems.append(
+                FieldProblem(
+                    f"cases.{number}.case_id",
+                    f"case {case.case_id} screened at {at.isoformat()} is also case"
+                    f" {first[sent]}: send each case once",
+                )
+            )
+        first.setdefault(sent, number)
+    if len(problems) > MOST_PROBLEMS:
+        more = len(problems) - MOST_PROBLEMS
+        problems[MOST_PROBLEMS:] = [FieldProblem("cases", f"{more:,} more problems, not listed")]
+    return problems

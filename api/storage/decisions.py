@@ -90,6 +90,7 @@ def _write(
                 "screened_at": decision.screened_at,
                 "recorded_at": at,
                 "key_id": item.caller.key_id,
+                "holder": item.caller.holder,
                 "rule_pack": decision.versions["rule_pack"],
                 "model": decision.versions["model"],
             }
@@ -131,6 +132,36 @@ def _why_referred(flags: Sequence[Flag], referral: Referral) -> list[dict[str, A
         for flag in flags
         if flag.rule_id in referral.rule_ids
     ]
+
+
+# A desk's case, once: its keys' holder, case_id and screening time (in UTC).
+SentOnce = tuple[str, str, datetime]
+
+
+def sent_once(case_id: str, screened_at: datetime, caller: Caller) -> SentOnce:
+    return caller.holder, case_id, as_utc(screened_at, "screened_at")
+
+
+def stored_before(
+    connection: Connection, sent: Sequence[SentOnce]
+) -> dict[SentOnce, dict[str, Any]]:
+    """The stored audit bodies (decision, input and who asked) of those of `sent` stored
+    before, by their desk, case_id and screening time."""
+    d = tables.decisions.c
+    found: dict[SentOnce, dict[str, Any]] = {}
+    wanted = set(sent)
+    case_ids = sorted({case_id for _holder, case_id, _at in wanted})
+    for start in range(0, len(case_ids), 500):
+        rows = connection.execute(
+            select(d.holder, d.case_id, d.screened_at, d.audit_seq).where(
+                d.case_id.in_(case_ids[start : start + 500]), d.holder.is_not(None)
+            )
+        )
+        for row in rows:
+            key = (row.holder, row.case_id, row.screened_at)
+            if key in wanted:
+                found[key] = audit.body_of(connection, row.audit_seq)
+    return found
 
 
 def find(connection: Connection, decision_id: str, caller: Caller) -> dict[str, Any]:

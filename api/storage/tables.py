@@ -113,10 +113,15 @@ decisions = Table(
     Column("key_id", String(ID), nullable=False),
     Column("rule_pack", String(200), nullable=False),
     Column("model", String(200)),
+    # The desk that asked (its keys' holder): a case it sends again with the same case_id and
+    # screened_at (a retry after a lost answer) is answered from here, never stored twice.
+    # Empty for the later copies of a case stored twice before revision 0011.
+    Column("holder", String(ID)),
     Index(None, "screened_at"),
     Index(None, "key_id", "screened_at"),
     Index(None, "tier", "screened_at"),
     Index(None, "case_id"),
+    Index(None, "holder", "case_id", "screened_at", unique=True),
 )
 
 decision_flags = Table(

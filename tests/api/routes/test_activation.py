@@ -298,7 +298,8 @@ def test_what_an_admin_changes_through_one_process_another_sees_at_its_next_requ
     assert screen(second_process, desk, tourist())["versions"]["rule_pack"] == DEFAULT.label
     assert activate(client, admin, next_pack, trained.version).status_code == 201
     assert second_process.get("/v1/activation", headers=admin).json()["rule_pack"] == next_pack
-    assert screen(second_process, desk, tourist())["versions"]["rule_pack"] == next_pack
+    next_case = tourist(case_id="T-2")  # T-1 sent again would get the decision it was given
+    assert screen(second_process, desk, next_case)["versions"]["rule_pack"] == next_pack
     assert second_process.get("/readyz").json()["rule_pack"] == next_pack
 
     csv = (
@@ -357,12 +358,12 @@ def test_a_process_whose_copy_of_the_active_pack_differs_refuses_to_screen_with_
     with TestClient(create_app(elsewhere)) as other:
         assert screen(other, desk, tourist())["versions"]["rule_pack"] == DEFAULT.label
         assert activate(client, admin, next_pack, trained.version).status_code == 201
-        refused = other.post("/v1/screenings", json=tourist(), headers=desk)
+        refused = other.post("/v1/screenings", json=tourist(case_id="T-2"), headers=desk)
         assert refused.status_code == 503
         assert refused.json()["field"] == "rule_pack"
         assert f"rule pack {next_pack} in LINDUNG_PACK_LIBRARY/next " in refused.json()["detail"]
         assert str(other_library) not in refused.json()["detail"]
-    assert screen(client, desk, tourist())["versions"]["rule_pack"] == next_pack
+    assert screen(client, desk, tourist(case_id="T-2"))["versions"]["rule_pack"] == next_pack
 
 
 def test_a_server_started_with_a_pack_changed_in_place_is_refused(

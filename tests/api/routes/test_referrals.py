@@ -123,8 +123,11 @@ def test_any_desk_working_a_referral_sees_whom_else_to_tell_and_why_it_was_refer
 
 def test_each_agency_gets_the_deadline_the_pack_gives_it(client: TestClient, desk: Headers) -> None:
     screened_at = "2026-11-23T09:00:00+00:00"
-    for case, agency in ((FORMER_VICTIM, "bp3mi"), (UNOFFICIAL_EXIT, "immigration")):
-        decision = screen(client, desk, tourist(screened_at=screened_at, **case))
+    for number, (case, agency) in enumerate(
+        ((FORMER_VICTIM, "bp3mi"), (UNOFFICIAL_EXIT, "immigration"))
+    ):
+        sent = tourist(case_id=f"T-{number}", screened_at=screened_at, **case)
+        decision = screen(client, desk, sent)
         opened = referral(client, desk, decision["decision_id"])
         assert opened["agency"] == agency
         hours = AGENCIES[agency]["deadline_hours"]
@@ -146,12 +149,15 @@ def test_referral_hours_in_the_settings_override_the_packs_deadlines(
     desk = make_key("desk")
     screened_at = "2026-11-23T09:00:00+00:00"
     start = datetime.fromisoformat(screened_at)
-    for case, agency, hours in (
-        (FORMER_VICTIM, "bp3mi", 6),
-        (UNOFFICIAL_EXIT, "immigration", 3),
-        (COERCED, "police_tppo", AGENCIES["police_tppo"]["deadline_hours"]),  # not overridden
+    for number, (case, agency, hours) in enumerate(
+        (
+            (FORMER_VICTIM, "bp3mi", 6),
+            (UNOFFICIAL_EXIT, "immigration", 3),
+            (COERCED, "police_tppo", AGENCIES["police_tppo"]["deadline_hours"]),  # as it was
+        )
     ):
-        decision = screen(custom_hours_client, desk, tourist(screened_at=screened_at, **case))
+        sent = tourist(case_id=f"T-{number}", screened_at=screened_at, **case)
+        decision = screen(custom_hours_client, desk, sent)
         assert decision["referral"]["agency"] == agency
         opened = referral(custom_hours_client, desk, decision["decision_id"])
         assert datetime.fromisoformat(opened["deadline"]) == start + timedelta(hours=hours), agency

@@ -171,6 +171,9 @@ def test_an_uploaded_registry_replaces_the_old_one_for_lookups_and_screening(
     assert len(stored["sha256"]) == 64
     assert rows(engine, tables.registries) == 1
 
+    # screened again after the upload: the same cases, as a desk screens them later
+    later = "2026-11-23T10:00:00+00:00"
+    newly_licensed["screened_at"] = formerly_fine["screened_at"] = later
     assert "unlicensed_agency" not in flags_of(client, desk, newly_licensed)
     answer = client.post("/v1/screenings", json=formerly_fine, headers=desk)
     [flag] = [f for f in answer.json()["flags"] if f["rule_id"] == "unlicensed_agency"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
@@ -16,8 +17,9 @@ from api.cli import screen_stream
 from api.routes import screenings
 from api.storage import database, keys, tables
 from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
+from engine.case_input import parse_case
 from models.artifact import TrainedModel
-from tests.api.calls import rows
+from tests.api.calls import rows, screen
 from tests.api.routes.test_activation import next_pack  # noqa: F401
 from tests.factories import tourist
 
@@ -427,3 +429,132 @@ def test_a_desk_screening_its_case_1_again_after_its_key_is_rotated_counts_it_on
         decision = client.post("/v1/screenings", json=unidentified(34, hour), headers=headers)
         assert decision.status_code == 201, decision.text
         assert "escort_network" not in flagged(decision.json())
+
+
+COERCED = tourist(
+    case_id="BTM-0412",
+    person={"passport_no": "C0000412"},
+    travel={"destination_country": "KH", "documents_held_by_other": True},
+    interview={"reports_coercion": True, "wants_to_go_home": True},
+)
+
+
+def test_a_desk_sending_a_case_again_gets_its_decision_and_nothing_is_stored_twice(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    """A retry after a lost answer (the same case_id and screened_at): the decision first given,
+    marked replayed; one decision, one audit entry, one referral for the agency to work."""
+    first = client.post("/v1/screenings", json=COERCED, headers=desk)
+    assert first.status_code == 201, first.text
+    assert first.json()["tier"] == "urgent"
+    assert "Idempotent-Replayed" not in first.headers
+    entries = rows(engine, tables.audit_log)
+    again = client.post("/v1/screenings", json=COERCED, headers=desk)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert (rows(engine, tables.decisions), rows(engine, tables.audit_log)) == (1, entries)
+    assert rows(engine, tables.referrals) == 1
+
+
+def test_a_case_sent_again_with_other_answers_is_refused_naming_the_case_id(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    first = screen(client, desk, COERCED)
+    changed = {**COERCED, "interview": {**COERCED["interview"], "visible_injury": True}}
+    refused = client.post("/v1/screenings", json=changed, headers=desk)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["field"] == "case_id"
+    assert first["decision_id"] in refused.json()["detail"]
+    assert rows(engine, tables.decisions) == 1
+    later = {**changed, "screened_at": "2026-11-23T09:20:00+00:00"}  # screened again
+    assert screen(client, desk, later)["decision_id"] != first["decision_id"]
+    assert rows(engine, tables.decisions) == 2
+
+
+def test_another_desks_case_of_the_same_number_and_time_is_its_own(
+    client: TestClient, desk: dict[str, str], make_key: Any, engine: Engine
+) -> None:
+    mine = screen(client, desk, tourist(case_id="1"))
+    theirs = screen(client, make_key("desk"), tourist(case_id="1"))
+    assert mine["decision_id"] != theirs["decision_id"]
+    assert rows(engine, tables.decisions) == 2
+
+
+def test_a_rotated_key_sending_its_desks_case_again_gets_the_decision_given(
+    client: TestClient, engine: Engine
+) -> None:
+    at = datetime.now(UTC)
+    with database.transaction(engine) as connection:
+        first, secret = keys.create(connection, "desk", "Entikong desk", at)
+        _second, rotated = keys.create(connection, "desk", None, at, replaces=first.key_id)
+    made = screen(client, {"Authorization": f"Bearer {secret}"}, COERCED)
+    again = screen(client, {"Authorization": f"Bearer {rotated}"}, COERCED)
+    assert again["decision_id"] == made["decision_id"]
+
+
+def test_a_bulk_sent_again_after_a_lost_answer_is_answered_from_storage(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    """A desk syncing after an outage sends its first three cases, loses the answer, and sends
+    them again with two more: the three get their decisions, the two are screened."""
+    cases = [tourist(case_id=f"T-{i}") for i in range(5)]
+    first = client.post("/v1/screenings/bulk", json={"cases": cases[:3]}, headers=desk)
+    assert first.status_code == 201
+    assert first.json()["replayed"] == []
+    again = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert again.status_code == 201, again.text
+    assert again.json()["replayed"] == [0, 1, 2]
+    assert "Idempotent-Replayed" not in again.headers  # two cases are new
+    ids = [d["decision_id"] for d in again.json()["decisions"]]
+    assert ids[:3] == [d["decision_id"] for d in first.json()["decisions"]]
+    assert [d["case_id"] for d in again.json()["decisions"]] == [f"T-{i}" for i in range(5)]
+    assert rows(engine, tables.decisions) == 5
+    whole = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert whole.headers["Idempotent-Replayed"] == "true"
+    assert [d["decision_id"] for d in whole.json()["decisions"]] == ids
+
+
+def test_a_bulk_holding_a_case_sent_before_with_other_answers_stores_nothing(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    screen(client, desk, tourist(case_id="T-1"))
+    cases = [tourist(case_id="T-0"), tourist(case_id="T-1", person={"age": 35})]
+    refused = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["field"] == "cases.1.case_id"
+    assert rows(engine, tables.decisions) == 1
+
+
+def test_a_bulk_holding_one_case_twice_is_refused_naming_the_second(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    cases = [tourist(case_id="T-1"), tourist(case_id="T-2"), tourist(case_id="T-1")]
+    refused = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "cases.2.case_id"
+    assert "case 0" in refused.json()["detail"]
+    assert rows(engine, tables.decisions) == 0
+    # the same case_id screened twice, at two times (a re-screening), is two cases
+    cases[2]["screened_at"] = "2026-11-23T10:00:00+00:00"
+    again = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert again.status_code == 201, again.text
+
+
+def test_a_case_sent_twice_at_once_is_stored_once_and_both_get_its_decision(
+    app: Any, client: TestClient, engine: Engine
+) -> None:
+    """A double submit: both requests reach the loop together (one group) or one after the
+    other; either way one decision is stored, and both answers carry it."""
+    svc: service.Service = app.state.service
+    desk_key = keys.Caller("k1", "Batam desk", "desk")
+    case = parse_case(COERCED)
+
+    async def twice() -> list[list[Any]]:
+        return await asyncio.gather(*(svc.screen_together([case], desk_key) for _ in range(2)))
+
+    [[one], [two]] = asyncio.run(twice())
+    assert one.decision_id == two.decision_id
+    assert sorted([one.replayed, two.replayed]) == [False, True]
+    assert rows(engine, tables.decisions) == 1
+    assert rows(engine, tables.referrals) == 1

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from api.settings import Settings
@@ -18,6 +20,8 @@ from engine.case_input import parse_case
 from engine.pseudonym import Pseudonymiser, pseudonymised_record
 from engine.rule_pack import load_rule_pack
 from engine.screening import Screener
+from tests.api.calls import screen
+from tests.api.storage.test_audit_body import migrate
 from tests.factories import tourist
 
 DESK = Caller("d" * 32, "desk", "desk")
@@ -32,11 +36,11 @@ def engine(settings: Settings) -> Iterator[Engine]:
     made.dispose()
 
 
-def screened(count: int) -> list[decisions.Screened]:
+def screened(count: int, first: int = 0) -> list[decisions.Screened]:
     pseudonymiser = Pseudonymiser("k" * 32)
     screener = Screener(load_rule_pack(Settings().rule_pack), pseudonymiser=pseudonymiser)
     made = []
-    for n in range(count):
+    for n in range(first, first + count):
         case = parse_case(tourist(case_id=f"T-{n}"))
         record = pseudonymised_record(case, pseudonymiser)
         made.append(decisions.screened(screener.screen(case), record, DESK))
@@ -60,7 +64,7 @@ def store_group(engine: Engine, group: list[decisions.Screened]) -> None:
 
 def test_a_group_ending_its_transaction_is_stored_whole_and_chained(engine: Engine) -> None:
     store_group(engine, screened(3))
-    store_group(engine, screened(2))
+    store_group(engine, screened(2, first=3))
     assert stored(engine) == (5, 5)
     with engine.connect() as connection:
         result = audit.verify(connection)
@@ -105,3 +109,31 @@ def test_the_head_read_with_the_generation_is_locked_until_the_group_is_stored(
             head_waiting_at_most(engine, "200ms")
     store_group(engine, screened(1))  # once the holder ended, the head is free again
     assert stored(engine) == (1, 1)
+
+
+def test_a_case_stored_twice_before_revision_0011_answers_a_retry_with_the_first_decision(
+    client: TestClient, make_key: Any
+) -> None:
+    """Before 0011 a retry stored the case again: the upgrade gives the first of the copies its
+    desk, leaves the later ones without, and a new retry gets the first decision."""
+    desk = make_key("desk")
+    first = screen(client, desk, tourist(case_id="T-7"))
+    copy = screen(client, make_key("desk"), tourist(case_id="T-7"))
+    served = client.app.state.service.engine  # type: ignore[attr-defined]
+    migrate(served, "0010", down=True)
+    d = tables.decisions.c
+    with database.transaction(served) as connection:  # as if the first desk had sent it twice
+        first_key = connection.execute(
+            select(d.key_id).where(d.decision_id == first["decision_id"])
+        ).scalar_one()
+        connection.execute(
+            update(tables.decisions)
+            .where(d.decision_id == copy["decision_id"])
+            .values(key_id=first_key)
+        )
+    migrate(served, "head")
+    with served.connect() as connection:
+        holders = dict(connection.execute(select(d.decision_id, d.holder)).all())
+    assert holders == {first["decision_id"]: first_key, copy["decision_id"]: None}
+    assert screen(client, desk, tourist(case_id="T-7"))["decision_id"] == first["decision_id"]
+    assert stored(served)[0] == 2

@@ -46,6 +46,7 @@ def decision_rows(seqs: list[int], prefix: str) -> list[dict[str, object]]:
             "key_id": "k",
             "rule_pack": "default@1",
             "model": None if n % 3 else "lindung-risk@1",
+            "holder": None,  # one case in both calls: a desk's would be unique
         }
         for n, seq in enumerate(seqs)
     ]
