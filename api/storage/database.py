@@ -8,9 +8,7 @@ on PostgreSQL, row and advisory locks serialise only what conflicts (the audit c
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from api.storage import write_lock
 from api.storage.rows import driver_errors
 from engine.errors import LindungError
 
@@ -160,7 +159,7 @@ class WalCheckpoints:
                 if after == before:  # nobody committed since the pass began
                     return True
                 before = after
-            with _sqlite_writer(self.engine):
+            with write_lock.held(self.engine):
                 busy, frames, copied = self._pass(raw)
             return not busy and copied == frames
 
@@ -217,7 +216,7 @@ def is_postgres(connection: Connection | Engine) -> bool:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction: committed if the block ends normally, rolled back otherwise."""
-    with _sqlite_writer(engine), engine.begin() as connection:
+    with write_lock.held(engine), engine.begin() as connection:
         yield connection
 
 
@@ -238,38 +237,6 @@ def reading(engine: Engine) -> Iterator[Connection]:
         with connection.begin() as began:
             yield connection
             began.rollback()
-
-
-@contextmanager
-def _sqlite_writer(engine: Engine) -> Iterator[None]:
-    """On a SQLite file, writers of every process queue on a lock file next to it: SQLite's own
-    wait for its write lock sleeps and retries (up to 100 ms a try), which a desk would notice;
-    the kernel wakes the next writer as soon as the lock is free. Elsewhere, nothing."""
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not path or path == ":memory:":
-        yield
-        return
-    lock = _lock_file(f"{path}.lock")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-_lock_files = threading.local()
-
-
-def _lock_file(path: str) -> int:
-    """The lock file, opened once per thread (a lock is held by an open file, so threads of one
-    process exclude each other only with files of their own)."""
-    opened: dict[str, int] | None = getattr(_lock_files, "opened", None)
-    if opened is None:
-        opened = _lock_files.opened = {}
-    descriptor = opened.get(path)
-    if descriptor is None:
-        descriptor = opened[path] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    return descriptor
 
 
 def upgrade(engine: Engine) -> None:
