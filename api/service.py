@@ -48,7 +48,7 @@ class Service:
         self._generation: activation.Generation | None = None
         self._parts: components.Components | None = None
         self.registry_summary: dict[str, Any] = {}
-        self.group = GroupCommit(self._store_group)
+        self.group = GroupCommit(self._store_at_once)
         self.jobs = JobRunner(settings, engine)
         self._checkpoints: database.WalCheckpoints | None = None
 
@@ -139,8 +139,18 @@ class Service:
             raise Conflict(error.detail, f"cases.{error.number}.case_id") from None
         return made
 
+    def _store_at_once(
+        self, asked: Sequence[tuple[Sequence[Case], Caller]]
+    ) -> list[list[Decision]]:
+        """`_store_group` for the event loop: Busy, nothing stored, where another process holds
+        the write lock (`GroupCommit` waits for it in a thread)."""
+        return self._store_group(asked, at_once=True)
+
     def _store_group(
-        self, asked: Sequence[tuple[Sequence[Case], Caller]], preview: bool = False
+        self,
+        asked: Sequence[tuple[Sequence[Case], Caller]],
+        preview: bool = False,
+        at_once: bool = False,
     ) -> list[list[Decision]]:
         """Screen and store the cases each caller asked about in one transaction; their
         decisions, in order.
@@ -234,7 +244,7 @@ class Service:
 
         def commit() -> list[decisions.Screened]:
             nonlocal parts
-            with database.transaction(self.engine) as connection:
+            with database.transaction(self.engine, at_once=at_once) as connection:
                 head = None
                 if escorts:  # the audit head is locked later, once the escorts' cases are in
                     newest = self.active(connection)

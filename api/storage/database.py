@@ -9,6 +9,7 @@ on PostgreSQL, row and advisory locks serialise only what conflicts (the audit c
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,7 +80,8 @@ def connect(url: str, *, serving: bool = False) -> Engine:
     )
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info[_BUSY_MS] = SQLITE_BUSY_SECONDS * 1000  # the driver's timeout, as connected
         dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event starts transactions
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -92,8 +94,20 @@ def connect(url: str, *, serving: bool = False) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         # on the driver: SQLAlchemy's own execution would cost more than the statement
-        begin = "BEGIN" if connection.get_execution_options().get(_READING) else "BEGIN IMMEDIATE"
-        connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+        options = connection.get_execution_options()
+        raw: Any = connection.connection.driver_connection
+        at_once = options.get(_AT_ONCE, False)
+        busy_ms = 0 if at_once else SQLITE_BUSY_SECONDS * 1000
+        info = connection.connection.info
+        if info.get(_BUSY_MS) != busy_ms:  # set only when it changes (8 us): the event loop's
+            raw.execute(f"PRAGMA busy_timeout = {busy_ms}")  # commits reuse one connection
+            info[_BUSY_MS] = busy_ms
+        try:
+            raw.execute("BEGIN" if options.get(_READING) else "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if at_once and write_lock.busy(error):
+                raise write_lock.Busy(write_lock.Turn.of(engine)) from None
+            raise
 
     return engine
 
@@ -214,13 +228,23 @@ def is_postgres(connection: Connection | Engine) -> bool:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction: committed if the block ends normally, rolled back otherwise."""
-    with write_lock.held(engine), engine.begin() as connection:
-        yield connection
+def transaction(engine: Engine, *, at_once: bool = False) -> Iterator[Connection]:
+    """One transaction: committed if the block ends normally, rolled back otherwise.
+
+    `at_once`, for the event loop, which must not wait long: where another process holds a
+    SQLite file's write lock longer than `write_lock.LOOP_WAIT_SECONDS` (a command, a migration,
+    a sqlite3 shell), `write_lock.Busy` is raised before anything is written, instead of
+    waiting for the lock up to SQLITE_BUSY_SECONDS."""
+    with write_lock.held(engine, at_once), engine.connect() as connection:
+        if at_once:
+            connection.execution_options(**{_AT_ONCE: True})
+        with connection.begin():
+            yield connection
 
 
 _READING = "lindung_reading"
+_AT_ONCE = "lindung_at_once"
+_BUSY_MS = "lindung_busy_ms"  # a SQLite connection's busy timeout, as last set
 
 
 @contextmanager

@@ -1,31 +1,160 @@
-"""The lock file next to a SQLite file, on which writers of every process queue."""
+"""The lock file next to a SQLite file, on which writers of every process queue, and the event
+loop's way of waiting for it and for SQLite's own lock without stopping.
+
+A thread may wait for a lock file as long as it takes. The event loop may not: while it waits,
+every request of its worker waits, /healthz included. So it waits on the loop only as long as
+another worker's commits take (`LOOP_WAIT_SECONDS`); where another process holds the lock
+longer (a command, a migration, a sqlite3 shell), it is told `Busy`, with a `Turn` that waits
+for the lock in another thread and then hands it to the loop.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import queue
+import sqlite3
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from engine.errors import LindungError
+
+# The longest the event loop waits for the lock file: other workers' commits (a few ms each)
+# are waited for as before, a command's transaction is not.
+LOOP_WAIT_SECONDS = 0.05
+
+
+class Busy(LindungError):
+    """Another process holds the write lock, and the transaction was begun `at_once`: nothing
+    was written. `turn` waits for the lock, in another thread."""
+
+    def __init__(self, turn: Turn) -> None:
+        super().__init__("another process holds the database's write lock")
+        self.turn = turn
 
 
 @contextmanager
-def held(engine: Engine) -> Iterator[None]:
+def held(engine: Engine, at_once: bool = False) -> Iterator[None]:
     """On a SQLite file, writers of every process queue on a lock file next to it: SQLite's own
     wait for its write lock sleeps and retries (up to 100 ms a try), which a desk would notice;
-    the kernel wakes the next writer as soon as the lock is free. Elsewhere, nothing."""
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not path or path == ":memory:":
+    the kernel wakes the next writer as soon as the lock is free. Elsewhere, nothing.
+
+    `at_once`: Busy where the lock is not had within LOOP_WAIT_SECONDS (at once where the
+    thread's `Turn` came: the lock is held for it already)."""
+    lock = _lock_file_of(engine)
+    if lock is None:
         yield
         return
-    lock = _lock_file(f"{path}.lock")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not at_once:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    else:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # flock cannot be told to give up: a thread waits on this thread's file instead
+            taken = _taker(lock).take()
+            try:
+                taken.result(LOOP_WAIT_SECONDS)
+            except TimeoutError:
+                raise Busy(Turn(engine, lock, taken)) from None
     try:
         yield
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class Turn:
+    """The write lock of a SQLite file, waited for in another thread on behalf of the thread
+    that found it taken (the event loop's). Once `wait` has returned, the lock file is held for
+    that thread's next transaction, which finds it taken already (and lets it go at its end),
+    and SQLite's own lock was free a moment before. `give_back` lets it go if no transaction
+    came."""
+
+    def __init__(self, engine: Engine, lock: int | None, taken: Future[None] | None) -> None:
+        self.engine, self.lock, self.taken = engine, lock, taken
+
+    @classmethod
+    def of(cls, engine: Engine) -> Turn:
+        """The calling thread's turn, not waited for yet."""
+        return cls(engine, _lock_file_of(engine), None)
+
+    def wait(self) -> None:
+        """Wait until the lock is this turn's (in a thread: not on the event loop); Busy where
+        SQLite's own wait runs out."""
+        if self.taken is not None:  # a thread waits for the lock file already
+            self.taken.result()
+        elif self.lock is not None:  # this thread's lock file: a lock is held by a file
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+        try:
+            with self.engine.begin():  # BEGIN IMMEDIATE, waiting up to its busy timeout
+                pass
+        except BaseException as error:
+            self.give_back()
+            if busy(error):
+                raise Busy(self) from None
+            raise
+
+    def give_back(self) -> None:
+        if self.lock is not None:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+
+
+def busy(error: BaseException) -> bool:
+    """Whether `error` is SQLite's: another connection holds the lock it waited for."""
+    found = error.orig if isinstance(error, DBAPIError) else error
+    return isinstance(found, sqlite3.OperationalError) and (
+        found.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    )
+
+
+class _Taker:
+    """A thread that takes a lock file for the thread whose file it is, which may stop waiting
+    for it meanwhile (one thread per file, kept: starting one costs up to half a millisecond).
+    A daemon: a lock that never comes does not keep the process from exiting."""
+
+    def __init__(self, lock: int) -> None:
+        self.lock = lock
+        self.asked: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
+
+    def take(self) -> Future[None]:
+        taken: Future[None] = Future()
+        self.asked.put(taken)
+        return taken
+
+    def run(self) -> None:
+        while True:
+            taken = self.asked.get()
+            try:
+                fcntl.flock(self.lock, fcntl.LOCK_EX)
+            except OSError as error:
+                taken.set_exception(error)
+            else:
+                taken.set_result(None)
+
+
+_takers: dict[int, _Taker] = {}
+_takers_started = threading.Lock()
+
+
+def _taker(lock: int) -> _Taker:
+    with _takers_started:
+        taker = _takers.get(lock)
+        if taker is None:
+            taker = _takers[lock] = _Taker(lock)
+            threading.Thread(target=taker.run, name="lindung-lock-file", daemon=True).start()
+    return taker
+
+
+def _lock_file_of(engine: Engine) -> int | None:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        return None
+    return _lock_file(f"{path}.lock")
 
 
 _lock_files = threading.local()

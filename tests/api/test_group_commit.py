@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -8,10 +13,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from api.group_commit import GroupCommit
+from api.problems import Unavailable
 from api.service import Service
 from api.settings import Settings
 from api.storage import audit, database, tables
 from api.storage.keys import Caller
+from api.storage.write_lock import Busy
 from engine.case import Case
 from engine.case_input import parse_case
 from engine.decision import Decision
@@ -34,6 +41,34 @@ class Store:
             raise RuntimeError("the database refused the group")
         # the case ids stand in for decisions: what a store returns is passed on as it is
         return [[case.case_id for case in cases] for cases, _caller in asked]  # type: ignore[misc]
+
+
+class Turn:
+    """A wait for the write lock another process holds, which ends when the test frees it."""
+
+    def __init__(self) -> None:
+        self.free = threading.Event()
+        self.given_back = 0
+
+    def wait(self) -> None:
+        assert self.free.wait(10), "the lock was never freed"
+
+    def give_back(self) -> None:
+        self.given_back += 1
+
+
+class BusyStore(Store):
+    """A store that finds the write lock taken (Busy, nothing stored) until `turn` is freed."""
+
+    def __init__(self, turn: Turn) -> None:
+        super().__init__()
+        self.turn = turn
+
+    def __call__(self, asked: Asked) -> list[list[Decision]]:
+        if not self.turn.free.is_set():
+            self.groups.append([case.case_id for cases, _caller in asked for case in cases])
+            raise Busy(self.turn)  # type: ignore[arg-type]
+        return super().__call__(asked)
 
 
 def cases(*ids: str) -> list[Case]:
@@ -96,6 +131,86 @@ def test_a_request_whose_client_left_is_not_stored() -> None:
     assert store.groups == [["here"]]
 
 
+async def heartbeat(stop: asyncio.Event) -> float:
+    """The longest the loop was kept from running this, in seconds, until `stop`."""
+    longest, last = 0.0, time.monotonic()
+    while not stop.is_set():
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+    return longest
+
+
+def test_a_group_that_finds_the_lock_taken_waits_for_it_off_the_loop() -> None:
+    turn = Turn()
+    store = BusyStore(turn)
+    group = GroupCommit(store)
+
+    async def run() -> tuple[list[Any], float]:
+        stop = asyncio.Event()
+        beating = asyncio.ensure_future(heartbeat(stop))
+        first = asyncio.ensure_future(screen_all(group, "a", "b"))
+        await asyncio.sleep(0.3)  # the lock is still taken: "c" queues behind "a" and "b"
+        later = asyncio.ensure_future(screen_all(group, "c"))
+        await asyncio.sleep(0.3)
+        assert not first.done()
+        assert not later.done()
+        turn.free.set()
+        answers = await first + await later
+        stop.set()
+        return answers, await beating
+
+    answers, longest = asyncio.run(run())
+    assert answers == [["a"], ["b"], ["c"]]
+    assert store.groups == [["a", "b"], ["a", "b", "c"]], "tried at once, then once the lock came"
+    assert turn.given_back == 1
+    assert longest < 0.2, f"the loop was held up {longest:.2f} s"
+
+
+def test_a_request_that_waits_too_long_for_the_lock_gets_503_and_is_not_stored() -> None:
+    turn = Turn()
+    store = BusyStore(turn)
+    group = GroupCommit(store, most_wait=0.5)
+
+    async def run() -> list[Any]:
+        early = asyncio.ensure_future(screen_all(group, "early"))
+        await asyncio.sleep(0.3)
+        late = asyncio.ensure_future(screen_all(group, "late"))
+        await asyncio.sleep(0.4)  # "early" has waited 0.7 s, "late" 0.4 s
+        turn.free.set()
+        return await early + await late
+
+    [early, late] = asyncio.run(run())
+    assert isinstance(early, Unavailable)
+    assert early.status == 503
+    assert early.field == "database"
+    assert "the database is busy" in early.detail
+    assert late == ["late"]
+    assert store.groups == [["early"], ["late"]]
+
+
+def hold_lock(database_file: str, lock_file: bool, seconds: float) -> None:
+    """SQLite's write lock held for `seconds` by another connection, in a thread, as a sqlite3
+    shell's BEGIN IMMEDIATE holds it; with `lock_file`, Lindung's lock file too, as a command
+    of another process holds it (a file opened apart is locked apart)."""
+    held = threading.Event()
+
+    def hold() -> None:
+        descriptor = os.open(f"{database_file}.lock", os.O_RDWR | os.O_CREAT)
+        if lock_file:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        other = sqlite3.connect(database_file, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        other.execute("ROLLBACK")
+        other.close()
+        os.close(descriptor)
+
+    threading.Thread(target=hold, daemon=True).start()
+    assert held.wait(10)
+
+
 @pytest.fixture
 def service(settings: Settings) -> Any:
     service = Service(settings, database.connect(settings.database_url, serving=True))
@@ -126,4 +241,33 @@ def test_desks_screening_at_once_are_stored_in_one_transaction_and_chained(
         stored = connection.execute(select(func.count()).select_from(tables.decisions))
         assert stored.scalar_one() == 12
         assert times == 1, "one transaction records every entry of its group at one time"
+        assert audit.verify(connection).ok
+
+
+@pytest.mark.parametrize("lock_file", [False, True], ids=["sqlite3-shell", "lindung-command"])
+def test_another_process_holding_the_lock_holds_up_only_the_screenings_waiting_for_it(
+    service: Service, lock_file: bool
+) -> None:
+    file = service.engine.url.database
+    if service.engine.dialect.name != "sqlite" or file is None:
+        pytest.skip("a SQLite file's write lock")
+    before = asyncio.run(service.screen_together([parse_case(tourist())], DESK))  # warm
+
+    async def run() -> tuple[list[Decision], float, float]:
+        stop = asyncio.Event()
+        beating = asyncio.ensure_future(heartbeat(stop))
+        hold_lock(file, lock_file, seconds=3)
+        released = time.monotonic() + 3
+        made = await service.screen_together([parse_case(tourist(case_id="held-up"))], DESK)
+        late = time.monotonic() - released
+        stop.set()
+        return made, await beating, late
+
+    made, longest, late = asyncio.run(run())
+    assert made[0].case_id == "held-up"
+    assert before[0].case_id != "held-up"
+    assert longest < 0.5, f"the loop was held up {longest:.2f} s"
+    assert -0.5 < late < 2, f"stored {late:.2f} s after the lock came free"
+    with service.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(tables.decisions)).scalar() == 2
         assert audit.verify(connection).ok

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from engine.rule_pack import RulePack
 from models.artifact import TrainedModel
+from tests.api.calls import screen
+from tests.api.test_group_commit import hold_lock
 from tests.factories import tourist
 
 Headers = dict[str, str]
@@ -32,6 +38,31 @@ def test_healthz_and_readyz_answer_without_a_key(
     answer = client.get("/readyz")
     assert answer.status_code == 200
     assert answer.json() == {"status": "ready", "rule_pack": pack.label, "model": trained.version}
+
+
+def test_the_server_answers_while_another_process_holds_the_database_write_lock(
+    client: TestClient, engine: Engine, desk: Headers, analyst: Headers
+) -> None:
+    if engine.dialect.name != "sqlite" or engine.url.database is None:
+        pytest.skip("a SQLite file's write lock")
+    stored = screen(client, desk, tourist())
+    hold_lock(engine.url.database, lock_file=False, seconds=3)
+    held = time.monotonic()
+    with ThreadPoolExecutor(1) as desks:
+        screening = desks.submit(
+            client.post, "/v1/screenings", json=tourist(case_id="held-up"), headers=desk
+        )
+        time.sleep(0.5)  # the screening waits for the lock now
+        asked = time.monotonic()
+        assert client.get("/healthz").status_code == 200
+        read = client.get(f"/v1/decisions/{stored['decision_id']}", headers=analyst)
+        assert read.status_code == 200
+        assert time.monotonic() - asked < 0.5
+        assert not screening.done()
+        answer = screening.result(timeout=30)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["case_id"] == "held-up"
+    assert time.monotonic() - held > 2.5, "stored only once the lock came free"
 
 
 def test_metrics_count_screenings_by_tier_and_time_requests(
