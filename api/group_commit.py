@@ -137,8 +137,9 @@ class GroupCommit:
             if now - request.since >= self._most_wait:
                 request.answer.set_exception(
                     Unavailable(
-                        "the database is busy: another process has held its write lock for "
-                        f"{now - request.since:.0f} s; nothing was stored, send the case again",
+                        "the database is busy: another process held its write lock for the "
+                        f"{now - request.since:.0f} s this screening waited; nothing was stored, "
+                        "send the case again",
                         "database",
                     )
                 )

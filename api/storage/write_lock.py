@@ -94,6 +94,7 @@ class Turn:
             with self.engine.begin():  # BEGIN IMMEDIATE, waiting up to its busy timeout
                 pass
         except BaseException as error:
+            self.taken = None  # a wait again takes the lock file anew
             self.give_back()
             if busy(error):
                 raise Busy(self) from None

@@ -46,11 +46,17 @@ class Store:
 class Turn:
     """A wait for the write lock another process holds, which ends when the test frees it."""
 
-    def __init__(self) -> None:
+    def __init__(self, runs_out: int = 0) -> None:
         self.free = threading.Event()
         self.given_back = 0
+        self.runs_out = runs_out  # waits that end Busy, as SQLite's own wait runs out
+        self.waits = 0
 
     def wait(self) -> None:
+        self.waits += 1
+        if self.runs_out:
+            self.runs_out -= 1
+            raise Busy(self)  # type: ignore[arg-type]
         assert self.free.wait(10), "the lock was never freed"
 
     def give_back(self) -> None:
@@ -209,6 +215,21 @@ def hold_lock(database_file: str, lock_file: bool, seconds: float) -> None:
 
     threading.Thread(target=hold, daemon=True).start()
     assert held.wait(10)
+
+
+def test_a_wait_for_the_lock_that_runs_out_begins_again_for_the_requests_still_waiting() -> None:
+    turn = Turn(runs_out=1)
+    store = BusyStore(turn)
+
+    async def run() -> list[Any]:
+        waiting = asyncio.ensure_future(screen_all(GroupCommit(store), "a"))
+        await asyncio.sleep(0.3)
+        turn.free.set()
+        return await waiting
+
+    assert asyncio.run(run()) == [["a"]]
+    assert turn.waits == 2
+    assert store.groups == [["a"], ["a"]]
 
 
 @pytest.fixture
