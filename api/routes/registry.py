@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Admin, AnyKey, ServiceDep
 from api.problems import Invalid, NotFound, UnsupportedMedia
 from api.query import Day
 from api.responses import JSONResponse
-from api.service import now
+from api.service import Service, now
 from api.storage import activation, database
+from api.storage.keys import Caller
 from engine.case import screening_day
 from engine.errors import RegistryError
 from engine.registry import AgencyRegistry, registry_text
@@ -42,6 +44,13 @@ async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONRe
     with the line and column at fault."""
     raw = await request.body()
     _refuse_a_form(request.headers.get("content-type", ""), raw)
+    # in a worker thread: the write may wait for another process's lock (up to 30 s), and the
+    # components are rebuilt on the new registry, neither of which the desks' loop can afford
+    stored = await run_in_threadpool(_upload, service, raw, caller)
+    return JSONResponse(stored, status_code=201)
+
+
+def _upload(service: Service, raw: bytes, caller: Caller) -> dict[str, Any]:
     try:
         content = registry_text(raw, source="upload")
         registry = AgencyRegistry.from_text(content, source="upload")
@@ -52,7 +61,7 @@ async def upload(request: Request, service: ServiceDep, caller: Admin) -> JSONRe
     with database.transaction(service.engine) as connection:
         stored = activation.upload_registry(connection, content, registry, caller, now())
         service.active(connection)
-    return JSONResponse(stored, status_code=201)
+    return stored
 
 
 # A form's first part names itself: Content-Disposition: form-data; name="file"; filename="..."

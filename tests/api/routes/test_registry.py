@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from api.storage.keys import CLI
 from engine.case import WIB
 from engine.registry import AgencyRegistry
 from tests.api.calls import Headers, rows
+from tests.api.test_group_commit import hold_lock
 from tests.factories import documented_worker
 
 CSV = {"Content-Type": "text/csv"}
@@ -205,6 +208,22 @@ def test_an_uploaded_registry_is_recorded_by_the_sha256_of_the_file_as_sent(
     with TestClient(create_app(settings)) as restarted:  # reads the stored file back
         assert restarted.get("/v1/registry", headers=desk).json()["licences"] == 2
         assert lookup(restarted, desk, NEW_LICENCE).status_code == 200
+
+
+def test_an_upload_waiting_for_another_processs_write_lock_holds_up_no_other_request(
+    client: TestClient, admin: Headers, engine: Engine
+) -> None:
+    if engine.dialect.name != "sqlite" or engine.url.database is None:
+        pytest.skip("a SQLite file's write lock")
+    hold_lock(engine.url.database, lock_file=False, seconds=2)
+    with ThreadPoolExecutor(1) as admins:
+        uploading = admins.submit(upload, client, admin, NEW_REGISTRY)
+        time.sleep(0.5)  # the upload waits for the lock now
+        assert client.get("/healthz").status_code == 200
+        assert not uploading.done()  # answered while the upload waits, not after it
+        answer = uploading.result(timeout=30)
+    assert answer.status_code == 201, answer.text
+    assert rows(engine, tables.registries) == 1
 
 
 def test_a_registry_with_a_bad_row_is_refused_whole_naming_line_and_column(
