@@ -166,7 +166,8 @@ class Service:
         while True:
             rest = [i for i in range(len(cases)) if i not in replayed]
             try:
-                stored = self._store_cases([cases[i] for i in rest], preview) if rest else []
+                rows = [cases[i] for i in rest]
+                stored = self._store_cases(rows, preview, at_once) if rest else []
                 break
             except IntegrityError:
                 before = self._sent_before(cases, rest)
@@ -206,7 +207,9 @@ class Service:
             found[i] = Decision.from_dict(body, replayed=True)
         return found
 
-    def _store_cases(self, cases: Sequence[tuple[Case, Caller]], preview: bool) -> list[Decision]:
+    def _store_cases(
+        self, cases: Sequence[tuple[Case, Caller]], preview: bool, at_once: bool
+    ) -> list[Decision]:
         """Screen and store `cases` in one transaction; their decisions, in order.
 
         Only what must be is done while holding the write lock (SQLite's, or on PostgreSQL the
