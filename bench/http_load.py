@@ -5,9 +5,9 @@ fixed rate.
    waits for GET /readyz, and creates a desk key.
 2. Writes a wrk Lua script that cycles through N distinct desk cases (bench/desk_cases.py),
    each request with a case_id of its own (a case sent again would be a desk's retry, answered
-   from storage: README, Retries), POSTs each to /v1/screenings, counts the answers by status and prints latency percentiles.
-   Every connection stops sending a moment before wrk stops, so no request is in flight at
-   the end and each 201 can be matched with a stored decision.
+   from storage: README, Retries), POSTs each to /v1/screenings, counts the answers by status
+   and prints latency percentiles. Every connection stops sending a moment before wrk stops,
+   so no request is in flight at the end and each 201 can be matched with a stored decision.
 3. Runs a short warm-up; requests one at a time on one connection (a lone request's time: the
    machine's speed that hour sets it, and latency at a fixed rate is built on it), back to back
    and then with the pause each worker has between requests at the fixed rate (a request after
