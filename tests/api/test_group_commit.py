@@ -156,9 +156,9 @@ def test_a_group_that_finds_the_lock_taken_waits_for_it_off_the_loop() -> None:
         stop = asyncio.Event()
         beating = asyncio.ensure_future(heartbeat(stop))
         first = asyncio.ensure_future(screen_all(group, "a", "b"))
-        await asyncio.sleep(0.3)  # the lock is still taken: "c" queues behind "a" and "b"
+        await asyncio.sleep(1)  # the lock is still taken: "c" queues behind "a" and "b"
         later = asyncio.ensure_future(screen_all(group, "c"))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(1)
         assert not first.done()
         assert not later.done()
         turn.free.set()
@@ -170,7 +170,7 @@ def test_a_group_that_finds_the_lock_taken_waits_for_it_off_the_loop() -> None:
     assert answers == [["a"], ["b"], ["c"]]
     assert store.groups == [["a", "b"], ["a", "b", "c"]], "tried at once, then once the lock came"
     assert turn.given_back == 1
-    assert longest < 0.2, f"the loop was held up {longest:.2f} s"
+    assert longest < 0.5, f"the loop was held up {longest:.2f} s (the lock was held 2 s)"
 
 
 def test_a_request_that_waits_too_long_for_the_lock_gets_503_and_is_not_stored() -> None:
@@ -287,7 +287,7 @@ def test_another_process_holding_the_lock_holds_up_only_the_screenings_waiting_f
     made, longest, late = asyncio.run(run())
     assert made[0].case_id == "held-up"
     assert before[0].case_id != "held-up"
-    assert longest < 0.5, f"the loop was held up {longest:.2f} s"
+    assert longest < 1.5, f"the loop was held up {longest:.2f} s (the lock was held 3 s)"
     assert -0.5 < late < 2, f"stored {late:.2f} s after the lock came free"
     with service.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(tables.decisions)).scalar() == 2
