@@ -455,6 +455,8 @@ def test_a_desk_sending_a_case_again_gets_its_decision_and_nothing_is_stored_twi
     assert again.json() == first.json()
     assert (rows(engine, tables.decisions), rows(engine, tables.audit_log)) == (1, entries)
     assert rows(engine, tables.referrals) == 1
+    in_wib = {**COERCED, "screened_at": "2026-11-23T16:00:00+07:00"}  # the same instant
+    assert client.post("/v1/screenings", json=in_wib, headers=desk).json() == first.json()
 
 
 def test_a_case_sent_again_with_other_answers_is_refused_naming_the_case_id(
