@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,12 +160,14 @@ class Service:
         answer) is not screened or stored again: its stored decision is the answer (`replayed`).
         Sent with other answers, it is refused (`SentWithOtherAnswers`). The database's unique
         index finds them: a group's transaction fails, those are read, and the rest is stored
-        (a group without any costs nothing more).
+        (a group without any costs nothing more). A case sent twice within the group (a double
+        submit) is stored once, the second answered with the first's decision.
         """
         cases = [(case, caller) for group, caller in asked for case in group]
+        copies = _copies(cases)
         replayed: dict[int, Decision] = {}
         while True:
-            rest = [i for i in range(len(cases)) if i not in replayed]
+            rest = [i for i in range(len(cases)) if i not in replayed and i not in copies]
             try:
                 rows = [cases[i] for i in rest]
                 stored = self._store_cases(rows, preview, at_once) if rest else []
@@ -174,9 +177,10 @@ class Service:
                 if not before:
                     raise
                 replayed.update(before)  # then the rest again: each round has fewer
-        made = iter(stored)
-        found = [replayed[i] if i in replayed else next(made) for i in range(len(cases))]
-        answers, done = [], iter(found)
+        made = dict(zip(rest, stored, strict=True)) | replayed
+        for i, first in copies.items():
+            made[i] = replace(made[first], replayed=True)
+        answers, done = [], iter(made[i] for i in range(len(cases)))
         for group, _caller in asked:
             answers.append([next(done) for _case in group])
         return answers
@@ -292,6 +296,26 @@ class Service:
             case, caller = cases[i]
             record = pseudonymised_record(case, self.pseudonymiser)
             made[i] = decisions.screened(decision, record, caller)
+
+
+def _copies(cases: Sequence[tuple[Case, Caller]]) -> dict[int, int]:
+    """The cases sent again within a group of requests (a double submit: one case, its desk,
+    case_id and screening time), each with the place of its first; a copy with other answers
+    is refused (`SentWithOtherAnswers`)."""
+    first: dict[decisions.SentOnce, int] = {}
+    copies: dict[int, int] = {}
+    for i, (case, caller) in enumerate(cases):
+        sent = decisions.sent_once(case.case_id, case.screened_at, caller)
+        if (j := first.setdefault(sent, i)) == i:
+            continue
+        if case != cases[j][0]:  # the time is the same instant, whatever its offset
+            raise SentWithOtherAnswers(
+                f"case {case.case_id} screened at {case.screened_at.isoformat()} was sent"
+                " twice at once with other answers",
+                i,
+            )
+        copies[i] = j
+    return copies
 
 
 def _answers(record: dict[str, Any]) -> dict[str, Any]:

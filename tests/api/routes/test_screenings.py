@@ -544,19 +544,36 @@ def test_a_bulk_holding_one_case_twice_is_refused_naming_the_second(
 
 
 def test_a_case_sent_twice_at_once_is_stored_once_and_both_get_its_decision(
-    app: Any, client: TestClient, engine: Engine
+    app: Any, client: TestClient, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A double submit: both requests reach the loop together (one group) or one after the
-    other; either way one decision is stored, and both answers carry it."""
+    """A double submit whose requests reach the loop together, among other desks': one group,
+    stored once and whole (not split into a transaction a request), both answers carrying the
+    one decision. Sent twice with other answers, the second alone is refused."""
     svc: service.Service = app.state.service
     desk_key = keys.Caller("k1", "Batam desk", "desk")
+    others = [keys.Caller(f"k{n}", f"desk {n}", "desk") for n in range(2, 6)]
     case = parse_case(COERCED)
 
-    async def twice() -> list[list[Any]]:
-        return await asyncio.gather(*(svc.screen_together([case], desk_key) for _ in range(2)))
+    async def together(*sent: tuple[Any, keys.Caller]) -> list[Any]:
+        return await asyncio.gather(
+            *(svc.screen_together([one], caller) for one, caller in sent),
+            return_exceptions=True,
+        )
 
-    [[one], [two]] = asyncio.run(twice())
+    other_cases = [(parse_case(tourist(case_id="T-9")), caller) for caller in others]
+    [[one], [two], *theirs] = asyncio.run(
+        together((case, desk_key), (case, desk_key), *other_cases)
+    )
+    assert [len({d.decision_id for d in answer}) for answer in theirs] == [1] * len(others)
     assert one.decision_id == two.decision_id
-    assert sorted([one.replayed, two.replayed]) == [False, True]
-    assert rows(engine, tables.decisions) == 1
+    assert [one.replayed, two.replayed] == [False, True]
+    assert rows(engine, tables.decisions) == 1 + len(others)
     assert rows(engine, tables.referrals) == 1
+    assert "storing them one by one" not in caplog.text
+
+    changed = parse_case({**COERCED, "case_id": "BTM-0413"})
+    other = parse_case({**COERCED, "case_id": "BTM-0413", "person": {"age": 40}})
+    first, refused = asyncio.run(together((changed, desk_key), (other, desk_key)))
+    assert first[0].case_id == "BTM-0413"
+    assert isinstance(refused, service.SentWithOtherAnswers)
+    assert rows(engine, tables.decisions) == 2 + len(others)
