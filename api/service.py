@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,25 +88,40 @@ class Service:
         self, connection: Connection, seen: activation.Generation | None = None
     ) -> components.Components:
         """The components of the newest activation and registry (`seen`, if the transaction
-        has read it), rebuilt when either changed."""
+        has read it), rebuilt when either changed. Those of a change committed after the
+        transaction read `seen` (put in use by the change itself) are kept: on PostgreSQL, a
+        group that waited for the audit head an admin's change held reads what was committed
+        before it, and rebuilding that, then the change again, would hold up the loop twice."""
         if seen is None:
             seen = activation.generation(connection)
-        if seen == self._generation and self._parts is not None:
+        if self._parts is not None and (seen == self._generation or seen.before(self._generation)):
             return self._parts
         with self._lock:
             if seen != self._generation or self._parts is None:
-                self._parts = self._build(connection)
-                self._generation = seen
-                # The components are hundreds of thousands of long-lived objects: left to the
-                # collector, each full collection walks them all (100-300 ms, a desk waiting).
-                gc.collect()
-                gc.freeze()
-        return self._parts
+                self._put_in_use(seen, in_use.build(self.settings, in_use.choice(connection)))
+        return self.parts
 
-    def _build(self, connection: Connection) -> components.Components:
-        used = in_use.build(self.settings, in_use.choice(connection))
+    def _put_in_use(self, seen: activation.Generation, used: in_use.InUse) -> None:
+        self._parts, self._generation = used.parts, seen
         self.registry_summary = used.registry_summary
-        return used.parts
+        # The components are hundreds of thousands of long-lived objects: left to the
+        # collector, each full collection walks them all (100-300 ms, a desk waiting).
+        gc.collect()
+        gc.freeze()
+
+    @contextmanager
+    def changing(self) -> Iterator[Connection]:
+        """A transaction that changes what is in use (an activation, a registry upload). The
+        components it makes are built inside it, by the caller's thread (not the event loop's),
+        and put in use once it has committed: put in use before, a group on the loop could
+        read the generation committed before and build that again."""
+        with database.transaction(self.engine) as connection:
+            yield connection
+            seen = activation.generation(connection)
+            used = in_use.build(self.settings, in_use.choice(connection))
+        with self._lock:
+            if self._parts is None or not seen.before(self._generation):
+                self._put_in_use(seen, used)
 
     def activate(self, rule_pack: str, model: str, caller: Caller) -> dict[str, Any]:
         """Check that the pack loads, its examples pass and the model fits it; then record it."""
@@ -119,11 +135,11 @@ class Service:
         except artifact.ModelError as error:  # an outdated one is a Conflict of its own
             raise Conflict(f"model {model} does not load: {error}", "model") from None
         at = now()
-        with database.transaction(self.engine) as connection:
+        with self.changing() as connection:
             activation.pin(connection, pack, caller, at)
             activation.activate(connection, pack.label, model, caller, at)
-            self.active(connection)
-            return activation.current(connection) or {}
+            current = activation.current(connection) or {}
+        return current
 
     async def screen_together(self, cases: Sequence[Case], caller: Caller) -> list[Decision]:
         """The decisions for `cases` (in their order), stored in one transaction with the other

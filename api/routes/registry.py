@@ -13,7 +13,7 @@ from api.problems import Invalid, NotFound, UnsupportedMedia
 from api.query import Day
 from api.responses import JSONResponse
 from api.service import Service, now
-from api.storage import activation, database
+from api.storage import activation
 from api.storage.keys import Caller
 from engine.case import screening_day
 from engine.errors import RegistryError
@@ -58,9 +58,8 @@ def _upload(service: Service, raw: bytes, caller: Caller) -> dict[str, Any]:
         raise Invalid(str(error), error.field or "body") from None
     if not len(registry):
         raise Invalid("the registry has no licences", "body")
-    with database.transaction(service.engine) as connection:
+    with service.changing() as connection:
         stored = activation.upload_registry(connection, content, registry, caller, now())
-        service.active(connection)
     return stored
 
 

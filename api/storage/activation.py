@@ -26,6 +26,16 @@ class Generation:
     activation: int
     registry: int
 
+    def before(self, other: Generation | None) -> bool:
+        """Whether `other` holds this and something newer: an activation or upload this one
+        was read before."""
+        return (
+            other is not None
+            and self != other
+            and self.activation <= other.activation
+            and self.registry <= other.registry
+        )
+
 
 _NEWEST = (
     select(func.coalesce(func.max(tables.activations.c.activation_id), 0))

@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api import in_use
+from api.routes import registry
 from api.service import Service
 from api.settings import Settings
 from api.storage import database, keys
 from engine.case_input import parse_case
+from tests.api.routes.test_registry import NEW_REGISTRY as REGISTRY
 from tests.api.storage.test_database import postgres_url, terminate_connections  # noqa: F401
 from tests.factories import tourist
 
@@ -36,3 +47,38 @@ def test_a_bulk_with_escorts_is_stored_after_the_database_restarted(
     finally:
         service.stop()
         service.engine.dispose()
+
+
+def test_an_upload_puts_its_registry_in_use_once_and_off_the_loop_with_a_desk_screening_meanwhile(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin's change (here a registry upload, in its worker thread) builds the components
+    inside its transaction and puts them in use once committed. A desk's screening that waited
+    for it meanwhile (on PostgreSQL for the audit head, reading what was committed before) does
+    not build the old components again on the loop, nor the next one the new ones again."""
+    service: Service = app.state.service
+    built: list[str] = []
+    build = in_use.build
+
+    def recorded(*args: Any, **kwargs: Any) -> in_use.InUse:
+        made = build(*args, **kwargs)
+        built.append(threading.current_thread().name)
+        if threading.current_thread().name == "admin":
+            time.sleep(1.5)  # the upload's transaction still open: the desk's group waits
+        return made
+
+    monkeypatch.setattr(in_use, "build", recorded)
+    admin = keys.Caller("a" * 32, "admin", "admin")
+    desk = keys.Caller("d" * 32, "desk", "desk")
+    upload = threading.Thread(
+        target=registry._upload, args=(service, REGISTRY.encode(), admin), name="admin"
+    )
+    upload.start()
+    time.sleep(0.5)
+    [during] = asyncio.run(service.screen_together([parse_case(tourist(case_id="T-1"))], desk))
+    upload.join()
+    [after] = asyncio.run(service.screen_together([parse_case(tourist(case_id="T-2"))], desk))
+    assert built == ["admin"]
+    assert service.registry_summary["source"] == "uploaded"
+    assert during.case_id == "T-1"
+    assert after.case_id == "T-2"
