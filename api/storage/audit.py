@@ -544,11 +544,42 @@ def _order_check(connection: Connection, walk: Walk) -> Iterator[str]:
                 latest = row
 
 
+def _holders_check(connection: Connection, walk: Walk) -> Iterator[str]:
+    """Each decision's desk (by which a case sent again is found) is its key's holder; only a
+    copy stored before revision 0011, after a first with the desk, has none. A holder edited
+    would let a desk's retry be stored again, or answer another desk's with this decision."""
+    d, k = tables.decisions.c, tables.api_keys.c
+    desk = func.coalesce(k.holder, k.key_id, d.key_id)
+    first = tables.decisions.alias("first")
+    earlier = (
+        select(first.c.decision_id)
+        .where(
+            first.c.holder == desk,
+            first.c.case_id == d.case_id,
+            first.c.screened_at == d.screened_at,
+            first.c.audit_seq < d.audit_seq,
+        )
+        .exists()
+    )
+    query = (
+        select(d.audit_seq, d.holder)
+        .join_from(tables.decisions, tables.api_keys, k.key_id == d.key_id, isouter=True)
+        .where((d.holder != desk) | (d.holder.is_(None) & ~earlier))
+        .order_by(d.audit_seq)
+    )
+    for row in connection.execute(query):
+        if row.holder is None:
+            yield f"decision of entry {row.audit_seq} has no desk, and is no copy of an earlier"
+        else:
+            yield f"decision of entry {row.audit_seq}: its desk is not its key's holder"
+
+
 INDEX_CHECKS = [
     *(_index_check(kind) for kind in INDEXED),
     _order_check,
     _actions_check,
     _escort_links_check,
+    _holders_check,
 ]
 
 

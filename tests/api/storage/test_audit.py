@@ -99,6 +99,19 @@ def test_an_edited_decision_row_is_detected(engine: Engine, screened: list[str])
     assert [p for p in result.problems if "tier differs from the audit log" in p]
 
 
+@pytest.mark.parametrize("holder", [None, "e" * 32])
+def test_a_decisions_desk_edited_is_detected(
+    engine: Engine, screened: list[str], holder: str | None
+) -> None:
+    """Emptied, a retry of the case would be stored again; another desk's, that desk's case of
+    the same number and time would be answered with this decision."""
+    assert verify(engine).ok
+    d = tables.decisions.c
+    edit(engine, update(tables.decisions).where(d.decision_id == screened[1]).values(holder=holder))
+    [problem] = verify(engine).problems
+    assert ("has no desk" if holder is None else "its desk is not its key's holder") in problem
+
+
 def test_an_upgraded_key_role_is_detected(engine: Engine, screened: list[str]) -> None:
     edit(engine, update(tables.api_keys).values(role="admin"))
     assert any("role differs" in problem for problem in verify(engine).problems)
