@@ -10,6 +10,7 @@ same whichever engine ran them and however many workers it had.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 import tempfile
 import threading
@@ -272,8 +273,13 @@ class LocalEngine:
 
     def __init__(self, work: Rescorers, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        # forked, as Python before 3.14 does by default: a worker's parent is then this command,
+        # whose end `_exit_when_orphaned` watches for (a fork server's child would see its own)
         self._pool = ProcessPoolExecutor(
-            self.workers, initializer=_install, initargs=(work, os.getpid())
+            self.workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_install,
+            initargs=(work, os.getpid()),
         )
 
     def submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
