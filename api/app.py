@@ -38,6 +38,7 @@ from api.routes import (
 )
 from api.service import Service
 from api.settings import Settings
+from api.storage import database, write_lock
 from api.storage.database import connect
 from engine.case_input import record_schema
 from engine.errors import CaseError
@@ -166,6 +167,14 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        if write_lock.busy(error):  # a request's wait in a thread (a bulk, an outcome) ran out
+            return problem(
+                503,
+                "Unavailable",
+                "the database is busy: another process held its write lock for longer than "
+                f"{database.SQLITE_BUSY_SECONDS} s; nothing was stored, send it again",
+                "database",
+            )
         log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
         return problem(500, "InternalError", "the request failed; nothing was stored", None)
 

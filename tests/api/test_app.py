@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from api.app import SWITCH_INTERVAL_S
+from api.app import SWITCH_INTERVAL_S, create_app
+from api.settings import Settings
+from api.storage import database, keys, tables
 from engine.case import CASE_FIELDS
 from engine.case_input import parse_case
 from engine.errors import CaseError
+from tests.api.test_group_commit import hold_lock
+from tests.factories import tourist
 from tests.json_schema import problems
 
 
@@ -113,3 +119,27 @@ def test_the_published_case_record_refuses_what_a_screening_refuses(
     with pytest.raises(CaseError):
         parse_case(record)
     assert problems(record, published["components"]["schemas"]["CaseRecordV1"], published) != []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_bulk_that_waited_too_long_for_another_processs_lock_gets_503_and_stores_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk waits for SQLite's write lock in a worker thread, up to the busy timeout (30 s,
+    here 1 s); then it is told the database is busy, not that the server failed."""
+    monkeypatch.setattr(database, "SQLITE_BUSY_SECONDS", 1)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        engine = client.app.state.service.engine  # type: ignore[attr-defined]
+        with database.transaction(engine) as connection:
+            _key, secret = keys.create(connection, "analyst", "busy", datetime.now(UTC))
+        hold_lock(str(engine.url.database), lock_file=False, seconds=4)
+        cases = {"cases": [tourist(case_id=f"T-{n}") for n in range(3)]}
+        answer = client.post(
+            "/v1/screenings/bulk", json=cases, headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["field"] == "database"
+        assert "nothing was stored" in answer.json()["detail"]
+        with database.reading(engine) as connection:  # beside the lock, still held
+            stored = connection.execute(select(func.count()).select_from(tables.decisions))
+            assert stored.scalar_one() == 0
