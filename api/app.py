@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import library
+from api import decision_schema, library
 from api.deps import KeyCache
 from api.metrics import ERRORS, LATENCY
 from api.problems import Problem
@@ -240,7 +240,8 @@ class _TooLarge(Exception):
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, with the case record v1 as the body of the screening endpoints."""
+    """FastAPI's schema, with the case record v1 as the body of the screening endpoints and
+    decision v1 as their answer."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -269,5 +270,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     ):
         content = paths[path]["post"]["requestBody"]["content"]["application/json"]
         content["schema"] = body
+    components.update(decision_schema.SCHEMAS)
+    for path, answer in (
+        ("/v1/screenings", "DecisionV1"),
+        ("/v1/screenings/bulk", "BulkDecisionsV1"),
+    ):
+        created = paths[path]["post"]["responses"]["201"]
+        created["content"]["application/json"]["schema"] = {
+            "$ref": f"#/components/schemas/{answer}"
+        }
+        created["headers"] = decision_schema.REPLAYED_HEADER
     app.openapi_schema = schema
     return schema

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
 from sqlalchemy import func, select
 
 from api.app import SWITCH_INTERVAL_S, create_app
@@ -18,7 +20,7 @@ from engine.case import CASE_FIELDS
 from engine.case_input import parse_case
 from engine.errors import CaseError
 from tests.api.test_group_commit import hold_lock
-from tests.factories import tourist
+from tests.factories import cases, documented_worker, tourist
 from tests.json_schema import problems
 
 
@@ -143,3 +145,50 @@ def test_a_bulk_that_waited_too_long_for_another_processs_lock_gets_503_and_stor
         with database.reading(engine) as connection:  # beside the lock, still held
             stored = connection.execute(select(func.count()).select_from(tables.decisions))
             assert stored.scalar_one() == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_answers_of_a_screening_and_a_bulk_are_the_published_decision_v1(
+    client: TestClient, desk: dict[str, str], analyst: dict[str, str]
+) -> None:
+    """A client generating code from /openapi.json reads the answers it gets: an urgent one with
+    a referral, clear ones, one with questions, a bulk and a retry answered from storage."""
+    published = client.get("/openapi.json").json()
+    schemas = published["components"]["schemas"]
+    sent = [
+        tourist(),
+        documented_worker(case_id="W-1"),
+        tourist(case_id="U-1", interview={"reports_coercion": True}, travel={"ticket": None}),
+    ]
+    answers = [client.post("/v1/screenings", json=one, headers=desk) for one in sent]
+    answers.append(client.post("/v1/screenings", json=tourist(), headers=desk))  # a retry
+    assert answers[-1].headers["Idempotent-Replayed"] == "true"
+    assert [a.status_code for a in answers] == [201] * 4
+    assert {"clear", "urgent"} <= {a.json()["tier"] for a in answers}
+    assert answers[2].json()["questions"]
+    for answer in answers:
+        assert problems(answer.json(), schemas["DecisionV1"], published) == []
+    bulk = client.post("/v1/screenings/bulk", json={"cases": sent}, headers=analyst)
+    assert bulk.status_code == 201, bulk.text
+    assert problems(bulk.json(), schemas["BulkDecisionsV1"], published) == []
+    for path in ("/v1/screenings", "/v1/screenings/bulk"):
+        assert (
+            "Idempotent-Replayed" in published["paths"][path]["post"]["responses"]["201"]["headers"]
+        )
+    assert problems({**answers[0].json(), "tier": "red"}, schemas["DecisionV1"], published)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(record=cases())
+def test_the_answer_to_any_case_is_the_published_decision_v1(
+    client: TestClient, desk: dict[str, str], record: dict[str, Any]
+) -> None:
+    published = client.get("/openapi.json").json()
+    sent = {**record, "case_id": uuid.uuid4().hex}  # each its own case, not a retry
+    answer = client.post("/v1/screenings", json=sent, headers=desk)
+    assert answer.status_code == 201, answer.text
+    decision = published["components"]["schemas"]["DecisionV1"]
+    assert problems(answer.json(), decision, published) == []
