@@ -176,12 +176,16 @@ class Service:
         answer) is not screened or stored again: its stored decision is the answer (`replayed`).
         Sent with other answers, it is refused (`SentWithOtherAnswers`). The database's unique
         index finds them: a group's transaction fails, those are read, and the rest is stored
-        (a group without any costs nothing more). A case sent twice within the group (a double
-        submit) is stored once, the second answered with the first's decision.
+        (a group without any costs nothing more). With `preview` (a bulk, which is not waited for
+        as a desk's screening is) they are looked up first, so that a bulk sent again is not
+        screened whole before its transaction finds them. A case sent twice within the group (a
+        double submit) is stored once, the second answered with the first's decision.
         """
         cases = [(case, caller) for group, caller in asked for case in group]
         copies = _copies(cases)
         replayed: dict[int, Decision] = {}
+        if preview:  # a bulk: a desk syncing again sends many cases stored before, looked up first
+            replayed = self._sent_before(cases, [i for i in range(len(cases)) if i not in copies])
         while True:
             rest = [i for i in range(len(cases)) if i not in replayed and i not in copies]
             try:

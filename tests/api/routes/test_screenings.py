@@ -496,15 +496,30 @@ def test_a_rotated_key_sending_its_desks_case_again_gets_the_decision_given(
 
 
 def test_a_bulk_sent_again_after_a_lost_answer_is_answered_from_storage(
-    client: TestClient, desk: dict[str, str], engine: Engine
+    client: TestClient,
+    desk: dict[str, str],
+    engine: Engine,
+    app: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A desk syncing after an outage sends its first three cases, loses the answer, and sends
-    them again with two more: the three get their decisions, the two are screened."""
+    them again with two more: the three get their decisions, the two are screened (only they:
+    the three are looked up before anything is screened)."""
     cases = [tourist(case_id=f"T-{i}") for i in range(5)]
     first = client.post("/v1/screenings/bulk", json={"cases": cases[:3]}, headers=desk)
     assert first.status_code == 201
     assert first.json()["replayed"] == []
+    screener = app.state.service.parts.screener
+    screened: list[str] = []
+    screen_many = screener.screen_many
+
+    def counted(sent: list[Any], *args: Any, **kwargs: Any) -> Any:
+        screened.extend(case.case_id for case in sent)
+        return screen_many(sent, *args, **kwargs)
+
+    monkeypatch.setattr(screener, "screen_many", counted)
     again = client.post("/v1/screenings/bulk", json={"cases": cases}, headers=desk)
+    assert screened == ["T-3", "T-4"]
     assert again.status_code == 201, again.text
     assert again.json()["replayed"] == [0, 1, 2]
     assert "Idempotent-Replayed" not in again.headers  # two cases are new
