@@ -213,8 +213,12 @@ class Service:
             i: decisions.sent_once(cases[i][0].case_id, cases[i][0].screened_at, cases[i][1])
             for i in rows
         }
-        with database.reading(self.engine) as connection:
-            stored = decisions.stored_before(connection, list(sent.values()))
+
+        def look_up() -> dict[decisions.SentOnce, dict[str, Any]]:
+            with database.reading(self.engine) as connection:
+                return decisions.stored_before(connection, list(sent.values()))
+
+        stored = database.once_more_if_lost(look_up)  # a bulk's first look at the database
         found: dict[int, Decision] = {}
         for i, key in sent.items():
             if (body := stored.get(key)) is None:
