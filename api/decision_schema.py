@@ -127,8 +127,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
 }
 
+REPLAYED = "Idempotent-Replayed"  # as Stripe's API names it
 REPLAYED_HEADER = {
-    "Idempotent-Replayed": {
+    REPLAYED: {
         "description": "true when the answer is a decision stored before: the same case "
         "(case_id and screened_at) sent again by the desk; nothing was stored again",
         "schema": {"type": "string", "enum": ["true"]},

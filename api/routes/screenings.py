@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.decision_schema import REPLAYED
 from api.deps import Desk, DeskOrAnalyst, ServiceDep, json_body
 from api.metrics import SCREENINGS
 from api.problems import Invalid
 from api.responses import JSONResponse
 from api.service import Service
+from api.storage import decisions
 from api.storage.keys import Caller
 from engine.case import Case
 from engine.case_input import MOST_PROBLEMS, parse_case
@@ -22,7 +24,6 @@ from engine.errors import CaseError, FieldProblem
 router = APIRouter(prefix="/v1/screenings", tags=["screenings"])
 BULK_LIMIT = 1_000
 ONE_CASE_BYTES = 64_000  # far more than any case's JSON (a full one is a few kB)
-REPLAYED = "Idempotent-Replayed"  # as Stripe's API names it
 
 CASE_EXAMPLE = {
     "channel": "port_desk",
@@ -142,7 +143,7 @@ def _sent_twice(cases: list[Case]) -> list[FieldProblem]:
     problems = []
     for number, case in enumerate(cases):
         at = case.screened_at
-        sent = (case.case_id, at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC))
+        sent = (case.case_id, decisions.as_utc(at, "screened_at"))
         if sent in first:
             problems.append(
                 FieldProblem(

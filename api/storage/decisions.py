@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select
 
 from api.problems import Invalid, NotFound
@@ -147,20 +148,21 @@ def stored_before(
 ) -> dict[SentOnce, dict[str, Any]]:
     """The stored audit bodies (decision, input and who asked) of those of `sent` stored
     before, by their desk, case_id and screening time."""
-    d = tables.decisions.c
+    d, log = tables.decisions.c, tables.audit_log.c
     found: dict[SentOnce, dict[str, Any]] = {}
     wanted = set(sent)
+    holders = sorted({holder for holder, _case_id, _at in wanted})
     case_ids = sorted({case_id for _holder, case_id, _at in wanted})
     for start in range(0, len(case_ids), 500):
-        rows = connection.execute(
-            select(d.holder, d.case_id, d.screened_at, d.audit_seq).where(
-                d.case_id.in_(case_ids[start : start + 500]), d.holder.is_not(None)
-            )
+        rows = connection.execute(  # with their bodies: one query, not one a case
+            select(d.holder, d.case_id, d.screened_at, log.body)
+            .join_from(tables.decisions, tables.audit_log, log.seq == d.audit_seq)
+            .where(d.case_id.in_(case_ids[start : start + 500]), d.holder.in_(holders))
         )
         for row in rows:
             key = (row.holder, row.case_id, row.screened_at)
             if key in wanted:
-                found[key] = audit.body_of(connection, row.audit_seq)
+                found[key] = orjson.loads(row.body)
     return found
 
 
