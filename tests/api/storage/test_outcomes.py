@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Connection, Engine, func, inspect, select
 
 from api.problems import Conflict
 from api.storage import audit, database, outcomes, tables
@@ -23,16 +23,28 @@ def confirm(
     engine: Engine, decision_id: str, caller: Caller, confirmed: str, corrects: str | None = None
 ) -> None:
     with database.transaction(engine) as connection:
-        outcomes.record(
-            connection,
-            decision_id,
-            action=None,
-            confirmed=confirmed,
-            note="checked again" if corrects else None,
-            caller=caller,
-            at=AT,
-            corrects=corrects,
-        )
+        record(connection, decision_id, caller, confirmed, corrects)
+
+
+def record(
+    connection: Connection,
+    decision_id: str,
+    caller: Caller,
+    confirmed: str,
+    corrects: str | None = None,
+    note: str | None = None,
+) -> None:
+    """A confirmation (or, with `corrects`, a correction) in the caller's transaction."""
+    outcomes.record(
+        connection,
+        decision_id,
+        action=None,
+        confirmed=confirmed,
+        note=note or ("checked again" if corrects else None),
+        caller=caller,
+        at=AT,
+        corrects=corrects,
+    )
 
 
 def test_a_second_confirmation_waiting_on_the_first_is_refused(
@@ -53,15 +65,7 @@ def test_a_second_confirmation_waiting_on_the_first_is_refused(
             refused.append(error)
 
     with database.transaction(engine) as first:
-        outcomes.record(
-            first,
-            decision_id,
-            action=None,
-            confirmed="trafficking",
-            note=None,
-            caller=caller,
-            at=AT,
-        )
+        record(first, decision_id, caller, "trafficking")
         waiting = threading.Thread(target=second)
         waiting.start()
         waiting.join(timeout=0.5)
@@ -101,16 +105,8 @@ def test_a_second_correction_waiting_on_the_first_is_refused(
             refused.append(error)
 
     with database.transaction(engine) as first:
-        outcomes.record(
-            first,
-            decision_id,
-            action=None,
-            confirmed="procedural",
-            note="the placement file checked out",
-            caller=caller,
-            at=AT,
-            corrects="trafficking",
-        )
+        checked = "the placement file checked out"
+        record(first, decision_id, caller, "procedural", "trafficking", checked)
         waiting = threading.Thread(target=second)
         waiting.start()
         waiting.join(timeout=0.5)
