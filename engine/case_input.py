@@ -122,7 +122,7 @@ def _describe(item: Mapping[str, Any]) -> tuple[str, str]:
     spec = CASE_FIELDS.get(path)
     got = "" if path in IDENTIFIER_FIELDS else _got(item.get("input"))
     if kind == "extra_forbidden":
-        return path, _unknown_field(path)
+        return path, _unknown_field(path, item.get("input"))
     if kind == "missing":
         return path, "is required"
     if kind == "literal_error" and spec is not None:
@@ -200,27 +200,42 @@ _OTHER_NAMES: dict[str, str | None] = {
     "kewarganegaraan": None,
     "phone": None,  # the traveller's, or an escort's (links.escort_ref)? not for a guess
 }
-# A name alone or in person is the traveller's; in another group (placement.name, the agency's?)
-# it is left to spelling.
+# A name alone or in person is the traveller's; in another group it is its group's own field
+# (placement.name: placement.agency_name) or, where the group has none, nobody's to guess.
 _PERSON_ONLY = {"name", "nama", "nama_lengkap"}
 
 
-def _unknown_field(path: str) -> str:
+def _unknown_field(path: str, given: Any = None) -> str:
     """The words for an unknown field, with the field meant: first one of the same name in
-    another group (`age`, `travel.age`: person.age), then one a desk calls otherwise (`nama`,
-    `person.gender`: person.sex), else the closest path (`travel.visa_typ`)."""
-    named = _BY_NAME.get(_own_name(path), [])
-    hint = difflib.get_close_matches(path, named, n=1, cutoff=0)[0] if named else ""
+    another group (`age`, `travel.age`: person.age); then the one field of its group whose name
+    ends in it (`placement.name`: placement.agency_name); then one a desk calls otherwise
+    (`nama`, `person.gender`: person.sex); for a group of its own making, a field its name and
+    a key inside it make (`agency.name`: placement.agency_name); else the closest path
+    (`travel.visa_typ`)."""
     group, _, name = path.rpartition(".")
-    key = re.sub(r"[\s-]+", "_", name.strip().lower())
+    key = _key(name)
+    named = _BY_NAME.get(key, [])
+    hint = difflib.get_close_matches(path, named, n=1, cutoff=0)[0] if named else ""
+    if not hint:
+        ending = [p for p in _KNOWN if p.rpartition(".")[0] == group and p.endswith(f"_{key}")]
+        hint = ending[0] if len(ending) == 1 else ""
     if not hint and key in _OTHER_NAMES:
         meant = _OTHER_NAMES[key]
         if meant is None:
             return "unknown field"
-        if key not in _PERSON_ONLY or group in {"", "person"}:
-            hint = meant
+        if key in _PERSON_ONLY and group not in {"", "person"}:
+            return "unknown field"  # travel.name: whose? not the mode of travel
+        hint = meant
+    if not hint and isinstance(given, Mapping):
+        joined = (_BY_NAME.get(f"{key}_{_key(str(inner))}", []) for inner in given)
+        hint = next((found[0] for found in joined if len(found) == 1), "")
     hint = hint or _closest(path, _KNOWN)
     return "unknown field" + (f", did you mean {hint}?" if hint else "")
+
+
+def _key(name: str) -> str:
+    """A field's name as a desk's form may write it, in the record's spelling."""
+    return re.sub(r"[\s-]+", "_", name.strip().lower())
 
 
 def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str:

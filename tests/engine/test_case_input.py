@@ -97,7 +97,45 @@ def test_unknown_field_suggests_the_field_a_desk_calls_by_another_name(
 
 def test_a_name_in_another_group_is_not_taken_for_the_travellers() -> None:
     [problem] = problems({"channel": "port_desk", "placement": {"name": "PT Maju"}})
-    assert "person.full_name" not in problem  # the agency's name, most likely
+    assert problem == "placement.name: unknown field, did you mean placement.agency_name?"
+    # a group with no name of its own: nobody's to guess (spelling led to travel.mode)
+    assert problems({"channel": "port_desk", "travel": {"name": "Siti"}}) == [
+        "travel.name: unknown field"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        # a group the record does not have, and a key inside it
+        ({"agency.name": "PT Maju"}, "agency: unknown field, did you mean placement.agency_name?"),
+        (
+            {"agency": {"license_no": "KEP-1"}},
+            "agency: unknown field, did you mean placement.agency_license_no?",
+        ),
+        (
+            {"placement": {"agency": {"name": "PT Maju"}}},
+            "placement.agency: unknown field, did you mean placement.agency_name?",
+        ),
+        ({"fee": {"paid_idr": 1}}, "fee: unknown field, did you mean recruitment.fee_paid_idr?"),
+        # the one field of its group whose name ends in it
+        (
+            {"placement": {"license_no": "KEP-1"}},
+            "placement.license_no: unknown field, did you mean placement.agency_license_no?",
+        ),
+        ({"id": "C-1"}, "id: unknown field, did you mean case_id?"),
+        # a spreadsheet's heading, as written
+        (
+            {"Agency Name": "PT Maju"},
+            "Agency Name: unknown field, did you mean placement.agency_name?",
+        ),
+        ({"Age": 23}, "Age: unknown field, did you mean person.age?"),
+    ],
+)
+def test_unknown_field_suggests_the_field_its_words_make(
+    record: dict[str, Any], problem: str
+) -> None:
+    assert problems({"channel": "port_desk", **record}) == [problem]
 
 
 def test_the_other_names_are_of_real_fields_and_none_is_a_field_of_its_own() -> None:
