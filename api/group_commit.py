@@ -11,13 +11,16 @@ A request is answered only after its decisions are committed, so nothing is repo
 not stored. When a group fails, its requests are tried again one at a time, so that a request
 that cannot be stored fails alone.
 
-Only a long wait for another process is left to a thread. Where another process holds a SQLite
-file's write lock for longer than another worker's commits take (a command, a migration, a
-sqlite3 shell: up to 30 s), a group does not wait for it on the loop, which would hold up every
-request of the worker, /healthz included: the store says Busy, a thread waits for the lock
-(`write_lock.Turn`), and the requests queue meanwhile. Once the lock is this process's, they
-are stored on the loop as before; a request that waited longer than `most_wait` for it gets
-503, with nothing stored.
+Only a long wait for another process is left to a thread. Where another process holds a lock
+the group needs for longer than another worker's commits take, a group does not wait for it on
+the loop, which would hold up every request of the worker, /healthz included: the store says
+Busy, with nothing stored, a thread waits for the lock (`write_lock.Turn`), and the requests
+queue meanwhile. On SQLite that is the file's write lock (a command, a migration, a sqlite3
+shell holds it: up to 30 s), which the thread then hands to the loop; on PostgreSQL the audit
+head or an escort's advisory lock (another process's transaction holds it: an admin's upload, a
+bulk), which the thread waits for and lets go, and the group takes again. Then the requests are
+stored on the loop as before; a request that waited longer than `most_wait` gets 503, with
+nothing stored.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from engine.decision import Decision
 log = logging.getLogger("lindung.api")
 
 MOST_CASES = 64  # in one group: a desk waits for its whole group
-MOST_WAIT = float(SQLITE_BUSY_SECONDS)  # for another process's write lock, as a thread waits
+MOST_WAIT = float(SQLITE_BUSY_SECONDS)  # for another process's lock, as a thread waits
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Request:
 
 
 # Screens and stores the cases of several callers in one transaction; their decisions, in order.
-# Raises Busy, having stored nothing, where another process holds the write lock.
+# Raises Busy, having stored nothing, where another process holds a lock it needs.
 StoreGroup = Callable[[Sequence[tuple[Sequence[Case], Caller]]], list[list[Decision]]]
 
 
@@ -137,8 +140,8 @@ class GroupCommit:
             if now - request.since >= self._most_wait:
                 request.answer.set_exception(
                     Unavailable(
-                        "the database is busy: another process held its write lock for the "
-                        f"{now - request.since:.0f} s this screening waited; nothing was stored, "
+                        "the database is busy: another process held a lock this screening "
+                        f"needs for the {now - request.since:.0f} s it waited; nothing was stored, "
                         "send the case again",
                         "database",
                     )

@@ -26,7 +26,7 @@ from api.jobs import JobRunner
 from api.problems import Conflict
 from api.settings import Settings
 from api.storage import activation, audit, database, decisions
-from api.storage.case_history import DatabaseCaseHistory, PreviewHistory
+from api.storage.case_history import DatabaseCaseHistory, PreviewHistory, escort_locks
 from api.storage.keys import Caller
 from engine.case import Case
 from engine.decision import Decision
@@ -249,9 +249,9 @@ class Service:
         process's links and are stored with them; with `preview`, they are screened before it
         too, and inside only those whose escort someone linked meanwhile.
 
-        On PostgreSQL a group without escorts makes three round trips: BEGIN, one statement
-        that reads the components' generation and locks the audit head, and its writes with
-        the COMMIT (five before).
+        On PostgreSQL a group without escorts makes three round trips: BEGIN (with, on the event
+        loop, the limit on its lock waits), one statement that reads the components' generation
+        and locks the audit head, and its writes with the COMMIT (five before).
         """
         at = now()
         parts = self.parts  # as last seen: checked against the database in the transaction
@@ -274,9 +274,11 @@ class Service:
 
             previewed = database.once_more_if_lost(look_ahead)
 
+        locks = escort_locks(escorts.values())  # which a wait for them (Busy) takes with the head
+
         def commit() -> list[decisions.Screened]:
             nonlocal parts
-            with database.transaction(self.engine, at_once=at_once) as connection:
+            with database.transaction(self.engine, at_once=at_once, advisory=locks) as connection:
                 head = None
                 if escorts:  # the audit head is locked later, once the escorts' cases are in
                     newest = self.active(connection)

@@ -64,6 +64,12 @@ def escort_lock(escort: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def escort_locks(escorts: Iterable[str]) -> list[int]:
+    """The advisory lock keys of `escorts`, in the order `DatabaseCaseHistory.lock` takes them
+    (a wait for them in that order cannot deadlock with a transaction taking them)."""
+    return [escort_lock(escort) for escort in sorted(set(escorts))]
+
+
 class DatabaseCaseHistory:
     """`engine.history.CaseHistory` on the caller's open transaction."""
 

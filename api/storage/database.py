@@ -4,6 +4,8 @@ SQLite (the default, one file) and PostgreSQL behave alike here: every write tra
 serialised where it must be. On SQLite a writing transaction starts with BEGIN IMMEDIATE, so
 several server processes sharing the file take turns instead of failing to upgrade a read lock;
 on PostgreSQL, row and advisory locks serialise only what conflicts (the audit chain, one escort).
+On both, the event loop's transactions (`at_once`) wait for those locks no longer than another
+worker's commits take (`write_lock`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +34,7 @@ log = logging.getLogger("lindung.storage")
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 7_302_611  # PostgreSQL advisory lock held while migrating
-SQLITE_BUSY_SECONDS = 30
+SQLITE_BUSY_SECONDS = write_lock.THREAD_WAIT_SECONDS
 
 
 class DatabaseProblem(LindungError):
@@ -228,18 +230,49 @@ def is_postgres(connection: Connection | Engine) -> bool:
 
 
 @contextmanager
-def transaction(engine: Engine, *, at_once: bool = False) -> Iterator[Connection]:
+def transaction(
+    engine: Engine, *, at_once: bool = False, advisory: Sequence[int] = ()
+) -> Iterator[Connection]:
     """One transaction: committed if the block ends normally, rolled back otherwise.
 
     `at_once`, for the event loop, which must not wait long: where another process holds a
-    SQLite file's write lock longer than `write_lock.LOOP_WAIT_SECONDS` (a command, a migration,
-    a sqlite3 shell), `write_lock.Busy` is raised before anything is written, instead of
-    waiting for the lock up to SQLITE_BUSY_SECONDS."""
+    lock the block needs longer than `write_lock.LOOP_WAIT_SECONDS`, `write_lock.Busy` is
+    raised with nothing written, instead of waiting for it. On SQLite that is the write lock (a
+    command, a migration, a sqlite3 shell holds it; not at once, a thread waits for it up to
+    SQLITE_BUSY_SECONDS). On PostgreSQL, any lock a statement waits for, above all the audit
+    head and an escort's advisory lock, which another process's transaction holds (an admin's
+    upload, a bulk); not at once, a thread waits as long as it takes, as before. The Busy's
+    turn waits for the write lock, or on PostgreSQL for the audit head and the `advisory`
+    locks the block takes (an escort's, in the order it takes them): Lindung's writers hold
+    up one another only there, since decisions are written only by those holding the head."""
     with write_lock.held(engine, at_once), engine.connect() as connection:
         if at_once:
             connection.execution_options(**{_AT_ONCE: True})
-        with connection.begin():
-            yield connection
+        postgres_at_once = at_once and is_postgres(connection)
+        try:
+            with connection.begin():
+                if postgres_at_once:
+                    _begin_giving_up_on_locks(connection, write_lock.LOOP_WAIT_SECONDS)
+                yield connection
+        except DBAPIError as error:
+            if postgres_at_once and write_lock.busy(error):  # rolled back: nothing was written
+                raise write_lock.Busy(write_lock.Turn.of(engine, advisory)) from None
+            raise
+
+
+def _begin_giving_up_on_locks(connection: Connection, seconds: float) -> None:
+    """Begin the transaction on PostgreSQL with its lock waits giving up after `seconds`
+    (LockNotAvailable). One message to the server, as the BEGIN alone was: psycopg sends its
+    BEGIN before the first statement and waits for the answer (in pipeline mode too), so a SET
+    LOCAL would cost a round trip of its own. Begun here, the transaction is psycopg's as if it
+    had begun it: it sends no BEGIN, and commits and rolls back as usual."""
+    raw: Any = connection.connection.driver_connection
+    psycopg = connection.dialect.loaded_dbapi  # not imported here: SQLite alone does without
+    begin = f"BEGIN; SET LOCAL lock_timeout = {round(seconds * 1000)}"
+    with driver_errors(connection, begin):
+        result = raw.pgconn.exec_(begin.encode())
+        if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
 
 
 _READING = "lindung_reading"

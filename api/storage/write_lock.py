@@ -1,11 +1,15 @@
 """The lock file next to a SQLite file, on which writers of every process queue, and the event
-loop's way of waiting for it and for SQLite's own lock without stopping.
+loop's way of waiting for it and for the database's own locks without stopping.
 
-A thread may wait for a lock file as long as it takes. The event loop may not: while it waits,
-every request of its worker waits, /healthz included. So it waits on the loop only as long as
-another worker's commits take (`LOOP_WAIT_SECONDS`); where another process holds the lock
-longer (a command, a migration, a sqlite3 shell), it is told `Busy`, with a `Turn` that waits
-for the lock in another thread and then hands it to the loop.
+A thread may wait for a lock as long as it takes. The event loop may not: while it waits, every
+request of its worker waits, /healthz included. So it waits on the loop only as long as another
+worker's commits take (`LOOP_WAIT_SECONDS`); where another process holds the lock longer, it is
+told `Busy`, with a `Turn` that waits for the lock in another thread. On SQLite that is the
+write lock (held by a command, a migration, a sqlite3 shell), which the turn then hands to the
+loop. On PostgreSQL it is the audit head or an escort's advisory lock (held by another process's
+transaction: an admin's upload, a bulk screening its escorts' cases inside the lock): the turn
+takes them in a transaction of its own, as the loop's would, and lets them go, and the loop
+takes them again.
 """
 
 from __future__ import annotations
@@ -15,26 +19,31 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
+from api.storage import tables
 from engine.errors import LindungError
 
-# The longest the event loop waits for the lock file: other workers' commits (a few ms each)
-# are waited for as before, a command's transaction is not.
+# The longest the event loop waits for a lock: other workers' commits (a few ms each) are
+# waited for as before, a command's transaction is not.
 LOOP_WAIT_SECONDS = 0.05
+# The longest a thread waits for one (SQLite's busy timeout, a turn's wait on PostgreSQL): then
+# it is told Busy too.
+THREAD_WAIT_SECONDS = 30
 
 
 class Busy(LindungError):
-    """Another process holds the write lock, and the transaction was begun `at_once`: nothing
-    was written. `turn` waits for the lock, in another thread."""
+    """Another process holds a lock the transaction needs (SQLite's write lock; on PostgreSQL
+    the audit head, an escort's), and the transaction was begun `at_once`: nothing was
+    written. `turn` waits for the lock, in another thread."""
 
     def __init__(self, turn: Turn) -> None:
-        super().__init__("another process holds the database's write lock")
+        super().__init__("another process holds a lock of the database")
         self.turn = turn
 
 
@@ -69,30 +78,45 @@ def held(engine: Engine, at_once: bool = False) -> Iterator[None]:
 
 
 class Turn:
-    """The write lock of a SQLite file, waited for in another thread on behalf of the thread
-    that found it taken (the event loop's). Once `wait` has returned, the lock file is held for
-    that thread's next transaction, which finds it taken already (and lets it go at its end),
-    and SQLite's own lock was free a moment before. `give_back` lets it go if no transaction
-    came."""
+    """The locks the event loop's transaction found taken, waited for in another thread on its
+    behalf.
 
-    def __init__(self, engine: Engine, lock: int | None, taken: Future[None] | None) -> None:
-        self.engine, self.lock, self.taken = engine, lock, taken
+    On SQLite, the write lock: once `wait` has returned, the lock file is held for the loop's
+    next transaction, which finds it taken already (and lets it go at its end), and SQLite's
+    own lock was free a moment before. `give_back` lets it go if no transaction came.
+
+    On PostgreSQL, a row lock cannot be handed to another connection: `wait` takes the
+    `advisory` locks (an escort's, in the order the loop's transaction takes them) and the
+    audit head in a transaction of its own, waiting as long as another process holds them,
+    then lets them go; the loop's next transaction takes them again (waiting, at most, for
+    another worker's commit). `give_back` has nothing to give back."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        lock: int | None,
+        taken: Future[None] | None,
+        advisory: Sequence[int] = (),
+    ) -> None:
+        self.engine, self.lock, self.taken, self.advisory = engine, lock, taken, advisory
 
     @classmethod
-    def of(cls, engine: Engine) -> Turn:
+    def of(cls, engine: Engine, advisory: Sequence[int] = ()) -> Turn:
         """The calling thread's turn, not waited for yet."""
-        return cls(engine, _lock_file_of(engine), None)
+        return cls(engine, _lock_file_of(engine), None, advisory)
 
     def wait(self) -> None:
-        """Wait until the lock is this turn's (in a thread: not on the event loop); Busy where
-        SQLite's own wait runs out."""
+        """Wait until the locks are free, or on SQLite this turn's (in a thread: not on the
+        event loop); Busy where the wait runs out (THREAD_WAIT_SECONDS)."""
         if self.taken is not None:  # a thread waits for the lock file already
             self.taken.result()
         elif self.lock is not None:  # this thread's lock file: a lock is held by a file
             fcntl.flock(self.lock, fcntl.LOCK_EX)
         try:
-            with self.engine.begin():  # BEGIN IMMEDIATE, waiting up to its busy timeout
-                pass
+            # on SQLite, BEGIN IMMEDIATE takes the write lock, waiting up to its busy timeout
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    self._take_postgres_locks(connection)
         except BaseException as error:
             self.taken = None  # a wait again takes the lock file anew
             self.give_back()
@@ -100,17 +124,30 @@ class Turn:
                 raise Busy(self) from None
             raise
 
+    def _take_postgres_locks(self, connection: Connection) -> None:
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {round(THREAD_WAIT_SECONDS * 1000)}")
+        for key in self.advisory:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        head = tables.audit_head.c
+        connection.execute(select(head.seq).where(head.id == 1).with_for_update())
+
     def give_back(self) -> None:
         if self.lock is not None:
             fcntl.flock(self.lock, fcntl.LOCK_UN)
 
 
 def busy(error: BaseException) -> bool:
-    """Whether `error` is SQLite's: another connection holds the lock it waited for."""
+    """Whether `error` says another connection held the lock it waited for until the wait ran
+    out: SQLite's busy, PostgreSQL's lock timeout."""
     found = error.orig if isinstance(error, DBAPIError) else error
+    if getattr(found, "sqlstate", None) == _LOCK_NOT_AVAILABLE:  # psycopg's errors have one
+        return True
     return isinstance(found, sqlite3.OperationalError) and (
         found.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
     )
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 class _Taker:

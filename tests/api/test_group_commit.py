@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -17,11 +18,13 @@ from api.problems import Unavailable
 from api.service import Service
 from api.settings import Settings
 from api.storage import audit, database, tables
+from api.storage.case_history import escort_lock
 from api.storage.keys import Caller
 from api.storage.write_lock import Busy
 from engine.case import Case
 from engine.case_input import parse_case
 from engine.decision import Decision
+from tests.api.storage.test_write_lock import HEAD, held_in_another_transaction
 from tests.factories import tourist
 
 DESK = Caller("d" * 32, "desk", "desk")
@@ -292,3 +295,83 @@ def test_another_process_holding_the_lock_holds_up_only_the_screenings_waiting_f
     with service.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(tables.decisions)).scalar() == 2
         assert audit.verify(connection).ok
+
+
+# Its lock is the whole server's, not a schema's: each test process has an escort of its own.
+ESCORT_REF = f"+62 812-{random.randrange(10_000):04}-{random.randrange(10_000):04}"
+
+
+def escort_lock_of(service: Service) -> str:
+    escort = service.pseudonymiser.token("escort_ref", ESCORT_REF)
+    return f"SELECT pg_advisory_xact_lock({escort_lock(escort)})"
+
+
+def decisions_stored(engine: Engine) -> int:
+    with engine.connect() as connection:
+        assert audit.verify(connection).ok
+        return int(connection.execute(select(func.count()).select_from(tables.decisions)).scalar())
+
+
+@pytest.mark.parametrize("held", ["audit-head", "escort"])
+def test_another_transaction_holding_a_lock_holds_up_only_the_screenings_waiting_for_it(
+    service: Service, held: str
+) -> None:
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's row and advisory locks")
+    asyncio.run(service.screen_together([parse_case(tourist())], DESK))  # warm
+    tries = []
+
+    def store(asked: Asked) -> list[list[Decision]]:
+        tries.append(time.monotonic())
+        return service._store_at_once(asked)
+
+    service.group = GroupCommit(store)
+    if held == "audit-head":  # a case without an escort waits for the head first
+        lock, case = HEAD, parse_case(tourist(case_id="held-up"))
+    else:
+        lock = escort_lock_of(service)
+        case = parse_case(tourist(case_id="held-up", links={"escort_ref": ESCORT_REF}))
+
+    async def run() -> tuple[list[Decision], float, float]:
+        stop = asyncio.Event()
+        beating = asyncio.ensure_future(heartbeat(stop))
+        holding = held_in_another_transaction(service.engine, lock, seconds=3)
+        released = time.monotonic() + 3
+        made = await service.screen_together([case], DESK)
+        late = time.monotonic() - released
+        stop.set()
+        longest = await beating
+        holding.join()
+        return made, longest, late
+
+    made, longest, late = asyncio.run(run())
+    assert made[0].case_id == "held-up"
+    assert longest < 1.5, f"the loop was held up {longest:.2f} s (the lock was held 3 s)"
+    assert -0.5 < late < 2, f"stored {late:.2f} s after the lock came free"
+    assert len(tries) <= 3, f"tried {len(tries)} times: at once, then once the lock came"
+    assert decisions_stored(service.engine) == 2
+
+
+def test_a_screening_waiting_too_long_for_a_lock_another_transaction_holds_gets_503(
+    service: Service,
+) -> None:
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's row locks")
+    service.group = GroupCommit(service._store_at_once, most_wait=1)
+
+    async def run() -> tuple[Any, float]:
+        stop = asyncio.Event()
+        beating = asyncio.ensure_future(heartbeat(stop))
+        holding = held_in_another_transaction(service.engine, HEAD, seconds=3)
+        [answer] = await screen_all(service.group, "gives-up")
+        stop.set()
+        longest = await beating
+        holding.join()  # the turn's wait for the head ends with it
+        return answer, longest
+
+    answer, longest = asyncio.run(run())
+    assert isinstance(answer, Unavailable)
+    assert answer.status == 503
+    assert answer.field == "database"
+    assert longest < 1.5, f"the loop was held up {longest:.2f} s (the lock was held 3 s)"
+    assert decisions_stored(service.engine) == 0
