@@ -55,10 +55,12 @@ def test_work_on_a_lost_connection_runs_once_more_on_a_new_one(postgres_url: str
     engine.dispose()
 
 
+@pytest.mark.parametrize("at_once", [False, True], ids=["thread", "event-loop"])
 def test_a_lost_connection_met_by_the_driver_runs_once_more_on_a_new_one(
-    postgres_url: str,
+    postgres_url: str, at_once: bool
 ) -> None:
-    # a group of screenings opens its transaction with a statement run on the driver itself
+    # a group of screenings opens its transaction with statements run on the driver itself (on
+    # the event loop, its BEGIN too)
     engine = database.connect(postgres_url, serving=True)
     database.upgrade(engine)
     assert terminate_connections(postgres_url) >= 1
@@ -66,7 +68,7 @@ def test_a_lost_connection_met_by_the_driver_runs_once_more_on_a_new_one(
 
     def work() -> audit.Head:
         tries.append(1)
-        with database.transaction(engine) as connection:
+        with database.transaction(engine, at_once=at_once) as connection:
             _seen, head = activation.generation_and_head(connection)
             return head
 
