@@ -359,19 +359,22 @@ def test_a_screening_waiting_too_long_for_a_lock_another_transaction_holds_gets_
         pytest.skip("PostgreSQL's row locks")
     service.group = GroupCommit(service._store_at_once, most_wait=1)
 
-    async def run() -> tuple[Any, float]:
+    async def run() -> tuple[Any, float, float]:
         stop = asyncio.Event()
         beating = asyncio.ensure_future(heartbeat(stop))
         holding = held_in_another_transaction(service.engine, HEAD, seconds=3)
+        asked = time.monotonic()
         [answer] = await screen_all(service.group, "gives-up")
+        waited = time.monotonic() - asked
         stop.set()
         longest = await beating
         holding.join()  # the turn's wait for the head ends with it
-        return answer, longest
+        return answer, waited, longest
 
-    answer, longest = asyncio.run(run())
+    answer, waited, longest = asyncio.run(run())
     assert isinstance(answer, Unavailable)
     assert answer.status == 503
     assert answer.field == "database"
+    assert waited < 2.5, f"answered after {waited:.2f} s: most_wait is 1 s, the lock was held 3 s"
     assert longest < 1.5, f"the loop was held up {longest:.2f} s (the lock was held 3 s)"
     assert decisions_stored(service.engine) == 0
