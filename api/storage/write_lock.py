@@ -87,9 +87,10 @@ class Turn:
 
     On PostgreSQL, a row lock cannot be handed to another connection: `wait` takes the
     `advisory` locks (an escort's, in the order the loop's transaction takes them) and the
-    audit head in a transaction of its own, waiting as long as another process holds them,
-    then lets them go; the loop's next transaction takes them again (waiting, at most, for
-    another worker's commit). `give_back` has nothing to give back."""
+    audit head in a transaction of its own, waiting for each as long as another process holds
+    it (up to THREAD_WAIT_SECONDS), then lets them go; the loop's next transaction takes them
+    again (waiting, at most, for another worker's commit). `give_back` has nothing to give
+    back."""
 
     def __init__(
         self,
