@@ -103,11 +103,10 @@ def _put(node: dict[str, Any], name: str, value: Any, path: str) -> None:
     if isinstance(value, Mapping):
         if existing is not None and not isinstance(existing, dict):
             raise CaseError([FieldProblem(path, "given twice (as a value and as an object)")])
-        target = node.setdefault(name, {}) if existing is None else existing
-        if existing is None:
-            node[name] = target
+        if existing is None:  # absent, or a null another key gave: the object says more
+            existing = node[name] = {}
         for key, inner in value.items():
-            _put(target, str(key), copy.deepcopy(inner), f"{path}.{key}")
+            _put(existing, str(key), copy.deepcopy(inner), f"{path}.{key}")
     elif value is None:
         node.setdefault(name, None)  # a null never overrides what another key gave
     elif existing is None:

@@ -272,6 +272,18 @@ def test_a_field_given_twice_is_refused_not_overwritten() -> None:
     ]
 
 
+def test_a_group_given_null_one_way_and_an_object_the_other_is_the_object() -> None:
+    # "placement.documents": null before "placement": {"documents": {...}}: a null never
+    # overrides what another key gave, in either order (it was an AttributeError, a 500)
+    for record in (
+        {"placement.documents": None, "placement": {"documents": {"bpjs": True}}},
+        {"placement": {"documents": None}, "placement.documents": {"bpjs": True}},
+        {"placement.documents": {"bpjs": True}, "placement": {"documents": None}},
+    ):
+        case = parse_case({"channel": "batch", **record})
+        assert case.placement.documents.bpjs is True, record
+
+
 def test_reading_input_never_changes_it() -> None:
     record = {"channel": "batch", "travel": {"mode": "sea"}, "travel.ticket": "return"}
     before = copy.deepcopy(record)

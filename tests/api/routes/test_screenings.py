@@ -303,6 +303,19 @@ def test_a_bulk_checks_the_key_first_and_reads_its_body_as_a_single_case_is_read
     assert rows(engine, tables.decisions) == 0
 
 
+def test_a_group_sent_null_as_a_dotted_key_and_as_an_object_is_screened_alone_or_in_a_bulk(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    # found by schemathesis: a bulk with such a case was a 500
+    both = {"placement.documents": None, "placement": {"documents": {"work_contract": False}}}
+    alone = client.post("/v1/screenings", json=tourist(case_id="T-1", **both), headers=desk)
+    assert alone.status_code == 201, alone.text
+    bulk = {"cases": [tourist(case_id="T-2"), tourist(case_id="T-3", **both)]}
+    together = client.post("/v1/screenings/bulk", json=bulk, headers=desk)
+    assert together.status_code == 201, together.text
+    assert rows(engine, tables.decisions) == 3
+
+
 def test_a_field_in_the_wrong_group_is_named_with_the_one_meant(
     client: TestClient, desk: dict[str, str]
 ) -> None:
