@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import decision_schema, library
+from api import decision_schema, library, problem_schema
 from api.deps import KeyCache
 from api.metrics import ERRORS, LATENCY
 from api.problems import Problem
@@ -240,8 +240,8 @@ class _TooLarge(Exception):
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, with the case record v1 as the body of the screening endpoints and
-    decision v1 as their answer."""
+    """FastAPI's schema, with the case record v1 as the body of the screening endpoints,
+    decision v1 as their answer, and the Problem as every error's body."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -280,5 +280,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             "$ref": f"#/components/schemas/{answer}"
         }
         created["headers"] = decision_schema.REPLAYED_HEADER
+    problem_schema.publish(schema)
     app.openapi_schema = schema
     return schema

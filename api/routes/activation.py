@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api import library
 from api.deps import Admin, AnalystOrAdmin, ServiceDep, body_as, body_schema
+from api.problem_schema import problems
 from api.responses import JSONResponse
 
 router = APIRouter(prefix="/v1", tags=["activation"])
@@ -53,6 +54,13 @@ class ActivationIn(BaseModel):
     "/activation",
     status_code=201,
     summary="Activate a rule pack and model, without a restart",
+    responses=problems(
+        {
+            404: "No such rule pack or model in the library (`rule_pack`, `model`)",
+            409: "The pack or the model does not load, they do not fit, or the pack was changed"
+            " in place",
+        }
+    ),
     openapi_extra=body_schema(ActivationIn),
 )
 def activate(

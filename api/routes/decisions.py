@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import Connection
 
 from api.deps import Analyst, DeskOrAnalyst, ServiceDep, body_as, body_schema
+from api.problem_schema import problems
 from api.problems import Invalid
 from api.query import Moment
 from api.responses import JSONResponse
@@ -93,6 +94,9 @@ class OutcomeIn(BaseModel):
     "/decisions/{decision_id}/outcome",
     status_code=201,
     summary="Record what was done, or what it was",
+    responses=problems(
+        {409: "Another confirmation is in force (`confirmed`), or not the one named (`corrects`)"}
+    ),
     openapi_extra=body_schema(OutcomeIn),
 )
 def record_outcome(

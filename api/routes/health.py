@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,7 +20,30 @@ def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="The database answers and the components are loaded")
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "The database does not answer",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"enum": ["unavailable"]},
+                        "problem": {"type": "string"},
+                    },
+                    "required": ["status", "problem"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.get(
+    "/readyz",
+    summary="The database answers and the components are loaded",
+    responses=NOT_READY,
+)
 def readyz(service: ServiceDep) -> JSONResponse:
     try:
         parts = service.current()

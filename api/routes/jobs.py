@@ -15,6 +15,7 @@ from api import in_use, library
 from api.batch_files import BatchFileError, column_names
 from api.deps import Analyst, ServiceDep
 from api.jobs import REGISTRY_FILE, now
+from api.problem_schema import problems
 from api.problems import Conflict, Invalid, NotFound, Problem, UnsupportedMedia
 from api.responses import JSONResponse
 from api.runners import runner
@@ -41,6 +42,13 @@ class TooLarge(Problem):
     "",
     status_code=202,
     summary="Start a rescore job on an uploaded case file",
+    responses=problems(
+        {
+            404: "No such rule pack or model in the library, or no job `compare_to`",
+            409: "The pack or the model does not load or fit, or the job `compare_to` is not done",
+            415: "Not a CSV or Parquet file (`Content-Type`)",
+        }
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -204,7 +212,11 @@ def get(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
     return JSONResponse(_view(service, _job(service, job_id)))
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a queued or running job")
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a queued or running job",
+    responses=problems({409: "The job has ended (`job_id`)"}),
+)
 def cancel(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
     """Stop the job and delete its files; a job that has ended is 409."""
     _job(service, job_id)  # 404 for no such job; one whose server has gone is failed by now
@@ -217,6 +229,9 @@ def cancel(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
         raise Conflict(said, "job_id")
     service.jobs.cancel(job_id)
     return JSONResponse(_view(service, job))
+
+
+NOT_DONE = problems({409: "The job is not done (`job_id`)"})
 
 
 def _download(job_id: str, service: Service, name: str) -> FileResponse:
@@ -240,27 +255,35 @@ def _download(job_id: str, service: Service, name: str) -> FileResponse:
     return FileResponse(path, media_type=media, filename=filename)
 
 
-@router.get("/{job_id}/result", summary="The decisions of a finished job")
+@router.get("/{job_id}/result", summary="The decisions of a finished job", responses=NOT_DONE)
 def result(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "result")
 
 
-@router.get("/{job_id}/rejects", summary="The rows a job skipped, with the problem of each")
+@router.get(
+    "/{job_id}/rejects",
+    summary="The rows a job skipped, with the problem of each",
+    responses=NOT_DONE,
+)
 def rejects(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "rejects")
 
 
-@router.get("/{job_id}/report", summary="What changed: the HTML report")
+@router.get("/{job_id}/report", summary="What changed: the HTML report", responses=NOT_DONE)
 def report(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "report")
 
 
-@router.get("/{job_id}/report.json", summary="What changed: the JSON summary")
+@router.get("/{job_id}/report.json", summary="What changed: the JSON summary", responses=NOT_DONE)
 def report_json(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "report.json")
 
 
-@router.get("/{job_id}/moved-cases", summary="What changed: every case that moved tier (CSV)")
+@router.get(
+    "/{job_id}/moved-cases",
+    summary="What changed: every case that moved tier (CSV)",
+    responses=NOT_DONE,
+)
 def moved_cases(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "moved-cases")
 

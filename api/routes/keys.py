@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import Admin, ServiceDep, body_as, body_schema
+from api.problem_schema import problems
 from api.problems import NotFound
 from api.responses import JSONResponse
 from api.service import now
@@ -48,6 +49,13 @@ class KeyIn(BaseModel):
     "",
     status_code=201,
     summary="Create a key (its secret is shown only in this answer)",
+    responses=problems(
+        {
+            404: "No key to replace (`replaces`)",
+            409: "A live key has this name (`name`), the key to replace is of another role"
+            " (`role`) or was replaced already (`replaces`)",
+        }
+    ),
     openapi_extra=body_schema(KeyIn),
 )
 def create(

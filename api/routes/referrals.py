@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator, BaseModel, Field
 
 from api.deps import Desk, DeskOrAnalyst, ServiceDep, body_as, body_schema
+from api.problem_schema import problems
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, referrals
@@ -42,7 +43,11 @@ def get_referral(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) -
         return JSONResponse(referrals.find(connection, decision_id, now()))
 
 
-@router.post("/{decision_id}/acknowledge", summary="Take a referral in hand")
+@router.post(
+    "/{decision_id}/acknowledge",
+    summary="Take a referral in hand",
+    responses=problems({409: "The referral is not open (`status`)"}),
+)
 def acknowledge(decision_id: str, service: ServiceDep, caller: Desk) -> JSONResponse:
     """Mark an open referral as acknowledged (409 if it is not open)."""
     with database.transaction(service.engine) as connection:
@@ -62,6 +67,7 @@ class Resolution(BaseModel):
 @router.post(
     "/{decision_id}/resolve",
     summary="Close a referral with a note",
+    responses=problems({409: "The referral is already resolved (`status`)"}),
     openapi_extra=body_schema(Resolution),
 )
 def resolve(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Admin, AnyKey, ServiceDep
+from api.problem_schema import problems
 from api.problems import Invalid, NotFound, UnsupportedMedia
 from api.query import Day
 from api.responses import JSONResponse
@@ -32,6 +33,7 @@ def summary(service: ServiceDep, caller: AnyKey) -> JSONResponse:
     "",
     status_code=201,
     summary="Upload a new agency registry (CSV)",
+    responses=problems({415: "A form upload: send the CSV as the body (`Content-Type`)"}),
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.decision_schema import REPLAYED
 from api.deps import Desk, DeskOrAnalyst, ServiceDep, json_body
 from api.metrics import SCREENINGS
+from api.problem_schema import problems
 from api.problems import Invalid
 from api.responses import JSONResponse
 from api.service import Service
@@ -50,6 +51,7 @@ def _count(decisions: list[Decision], cases: list[Case]) -> None:
     "",
     status_code=201,
     summary="Screen one case",
+    responses=problems({409: "The case was sent before with other answers (`case_id`)"}),
     response_description="Decision v1 (shared/case-v1.md), stored in the audit trail",
     openapi_extra={
         "requestBody": {
@@ -79,6 +81,7 @@ async def screen(request: Request, service: ServiceDep, caller: Desk) -> JSONRes
     "/bulk",
     status_code=201,
     summary="Screen up to 1,000 cases",
+    responses=problems({409: "A case was sent before with other answers (`cases.N.case_id`)"}),
     openapi_extra={
         "requestBody": {
             "required": True,
