@@ -13,7 +13,7 @@ from api.deps import Analyst, DeskOrAnalyst, ServiceDep, body_as, body_schema
 from api.problem_schema import problems
 from api.problems import Invalid
 from api.query import Moment
-from api.responses import JSONResponse
+from api.responses import JSONResponse, not_json
 from api.service import Service, now
 from api.storage import database, decisions, outcomes
 from engine.case import plain_text
@@ -130,7 +130,11 @@ def get_outcome(decision_id: str, service: ServiceDep, caller: DeskOrAnalyst) ->
         return JSONResponse(outcomes.summary(connection, decision_id))
 
 
-@router.get("/outcomes/labelled", summary="Confirmed cases, as labelled data for retraining")
+@router.get(
+    "/outcomes/labelled",
+    summary="Confirmed cases, as labelled data for retraining",
+    **not_json("text/csv"),
+)
 def labelled(service: ServiceDep, caller: Analyst) -> Response:
     """Every decision with a confirmed outcome: its pseudonymised input and the label, as CSV."""
     with database.reading(service.engine) as connection:

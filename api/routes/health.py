@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import AnalystOrAdmin, ServiceDep
 from api.metrics import exposition
-from api.responses import JSONResponse
+from api.responses import JSONResponse, not_json
 
 router = APIRouter(tags=["health"])
 
@@ -54,7 +54,7 @@ def readyz(service: ServiceDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", **not_json("text/plain"))
 def metrics(service: ServiceDep, caller: AnalystOrAdmin) -> Response:
     body, content_type = exposition()
     return Response(body, media_type=content_type)

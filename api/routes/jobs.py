@@ -17,7 +17,7 @@ from api.deps import Analyst, ServiceDep
 from api.jobs import REGISTRY_FILE, now
 from api.problem_schema import problems
 from api.problems import Conflict, Invalid, NotFound, Problem, UnsupportedMedia
-from api.responses import JSONResponse
+from api.responses import JSONResponse, not_json
 from api.runners import runner
 from api.service import Service
 from api.storage import database, jobs
@@ -234,6 +234,12 @@ def cancel(job_id: str, service: ServiceDep, caller: Analyst) -> JSONResponse:
 NOT_DONE = problems({409: "The job is not done (`job_id`)"})
 
 
+def files(*media: str) -> dict[str, Any]:
+    """A download's route options: its media types, and 409 for a job not done."""
+    options = not_json(*media)
+    return {**options, "responses": {**options["responses"], **NOT_DONE}}
+
+
 def _download(job_id: str, service: Service, name: str) -> FileResponse:
     job = _job(service, job_id)
     if job["status"] != "done":
@@ -255,7 +261,7 @@ def _download(job_id: str, service: Service, name: str) -> FileResponse:
     return FileResponse(path, media_type=media, filename=filename)
 
 
-@router.get("/{job_id}/result", summary="The decisions of a finished job", responses=NOT_DONE)
+@router.get("/{job_id}/result", summary="The decisions of a finished job", **files(*MEDIA.values()))
 def result(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "result")
 
@@ -263,13 +269,13 @@ def result(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
 @router.get(
     "/{job_id}/rejects",
     summary="The rows a job skipped, with the problem of each",
-    responses=NOT_DONE,
+    **files("text/csv"),
 )
 def rejects(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "rejects")
 
 
-@router.get("/{job_id}/report", summary="What changed: the HTML report", responses=NOT_DONE)
+@router.get("/{job_id}/report", summary="What changed: the HTML report", **files("text/html"))
 def report(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "report")
 
@@ -282,7 +288,7 @@ def report_json(job_id: str, service: ServiceDep, caller: Analyst) -> FileRespon
 @router.get(
     "/{job_id}/moved-cases",
     summary="What changed: every case that moved tier (CSV)",
-    responses=NOT_DONE,
+    **files("text/csv"),
 )
 def moved_cases(job_id: str, service: ServiceDep, caller: Analyst) -> FileResponse:
     return _download(job_id, service, "moved-cases")

@@ -198,12 +198,17 @@ def published_problems(
     published: dict[str, Any], method: str, template: str, answer: Any
 ) -> list[str]:
     """How `answer` to `method template` breaks what /openapi.json says of it: a status it does
-    not list, or a body not of that status's schema (the Problem, for an error)."""
+    not list, a media type it does not give, or a body not of that status's schema (the
+    Problem, for an error)."""
     responses = published["paths"][template][method.lower()]["responses"]
     status = str(answer.status_code)
     if status not in responses:
         return [f"{method} {template}: {status} is not published ({sorted(responses)})"]
-    schema = responses[status].get("content", {}).get("application/json", {}).get("schema")
+    content = responses[status].get("content", {})
+    media = answer.headers.get("content-type", "").split(";")[0].strip()
+    if content and media not in content:
+        return [f"{method} {template}: {status} as {media} is published as {sorted(content)}"]
+    schema = content.get("application/json", {}).get("schema")
     if answer.status_code < 400 or schema is None:
         return []
     return problems(answer.json(), schema, published)
