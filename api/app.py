@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -157,6 +158,8 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
         )
         if error.headers:
             response.headers.update(error.headers)
+        if error.status_code == 405:  # Starlette lists the methods of one route of the path
+            response.headers["Allow"] = ", ".join(_methods(app, request.url.path))
         return response
 
     @app.exception_handler(ClientDisconnect)
@@ -177,6 +180,16 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
             )
         log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
         return problem(500, "InternalError", "the request failed; nothing was stored", None)
+
+
+def _methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route takes at `path` (GET /v1/keys beside POST)."""
+    found: set[str] = set()
+    for context in iter_route_contexts(app.routes):
+        regex = getattr(context, "path_regex", None)
+        if regex is not None and regex.match(path):
+            found |= context.methods or set()
+    return sorted(found)
 
 
 class RequestTimer:
