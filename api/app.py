@@ -276,8 +276,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             "/v1/screenings/bulk",
             {
                 "type": "object",
-                "properties": {"cases": {"type": "array", "items": one, "maxItems": 1000}},
+                "properties": {
+                    "cases": {"type": "array", "items": one, "minItems": 1, "maxItems": 1000}
+                },
                 "required": ["cases"],
+                "additionalProperties": False,
             },
         ),
     ):

@@ -76,6 +76,20 @@ def _max_length(value: Any, most: int, _: Any, __: Any, at: str) -> list[str]:
     return [f"{at}: longer than {most}"] if isinstance(value, str) and len(value) > most else []
 
 
+def _min_length(value: Any, least: int, _: Any, __: Any, at: str) -> list[str]:
+    return [f"{at}: shorter than {least}"] if isinstance(value, str) and len(value) < least else []
+
+
+def _min_items(value: Any, least: int, _: Any, __: Any, at: str) -> list[str]:
+    return [f"{at}: under {least} items"] if isinstance(value, list) and len(value) < least else []
+
+
+def _all_of(
+    value: Any, options: list[Mapping[str, Any]], _: Any, root: Mapping[str, Any], at: str
+) -> list[str]:
+    return [p for option in options for p in _check(value, option, root, at)]
+
+
 def _max_items(value: Any, most: int, _: Any, __: Any, at: str) -> list[str]:
     return [f"{at}: over {most} items"] if isinstance(value, list) and len(value) > most else []
 
@@ -146,8 +160,11 @@ _KEYWORDS: dict[str, Any] = {
     "enum": _enum,
     "minimum": _bound(lambda v, limit: v >= limit, "below"),
     "maximum": _bound(lambda v, limit: v <= limit, "above"),
+    "minLength": _min_length,
     "maxLength": _max_length,
+    "minItems": _min_items,
     "maxItems": _max_items,
+    "allOf": _all_of,
     "required": _required,
     "items": _items,
     "properties": _properties,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -69,8 +69,26 @@ def _known_rule(service: Service, connection: Connection, rule_id: str) -> bool:
 Confirmed = Literal["procedural", "non_procedural", "trafficking"]
 
 
+def _given(*names: str) -> dict[str, Any]:
+    """JSON schema: each of `names` is given, and not null."""
+    return {"properties": {name: {"type": "string"} for name in names}, "required": list(names)}
+
+
 class OutcomeIn(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {  # what `outcomes.record` checks, for a client to check first
+            "allOf": [
+                {"anyOf": [_given("action"), _given("confirmed")]},
+                {
+                    "anyOf": [
+                        {"properties": {"corrects": {"type": "null"}}},
+                        _given("confirmed", "note"),
+                    ]
+                },
+            ]
+        },
+    }
 
     action: Literal["cleared", "postponed", "referred", "counselled"] | None = Field(
         None, description="what the officer did"

@@ -53,9 +53,9 @@ class TooLarge(Problem):
         "requestBody": {
             "required": True,
             "content": {
-                "text/csv": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string", "minLength": 1}},
                 "application/vnd.apache.parquet": {
-                    "schema": {"type": "string", "format": "binary"}
+                    "schema": {"type": "string", "format": "binary", "minLength": 1}
                 },
             },
         }

@@ -24,7 +24,16 @@ def _key_name(name: str | None) -> str | None:
 
 
 class KeyIn(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {
+        "extra": "forbid",
+        # a new holder's key needs a name; a replacement takes the replaced key's
+        "json_schema_extra": {
+            "anyOf": [
+                {"properties": {"name": {"type": "string"}}, "required": ["name"]},
+                {"properties": {"replaces": {"type": "string"}}, "required": ["replaces"]},
+            ]
+        },
+    }
 
     role: Literal["desk", "analyst", "admin"]
     name: Annotated[str | None, AfterValidator(_key_name)] = Field(

@@ -37,7 +37,7 @@ def summary(service: ServiceDep, caller: AnyKey) -> JSONResponse:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}},
         }
     },
 )
