@@ -54,6 +54,11 @@ _CONTROL = re.compile(CONTROL_CHARACTERS)
 
 _OFF_LINE = re.compile(r"[\t\n\r\x80-\x9f\u2028\u2029]")  # and C1 controls (NEL is one)
 
+# The same as JSON schema patterns (ECMA-262 reads these escapes as Python does), for
+# /openapi.json: a client validating against it sends what the service accepts.
+PLAIN_TEXT = f"^[^{CONTROL_CHARACTERS[1:-1]}]*$"
+ONE_LINE = f"^[^{CONTROL_CHARACTERS[1:-1]}{_OFF_LINE.pattern[1:-1]}]*$"
+
 
 def one_line(value: Any) -> Any:
     """Plain text on one line (a key's name, shown in lists and logs), or ValueError."""
@@ -175,7 +180,25 @@ def _in_range(low: date, high: date) -> Any:
 
 
 Country = Annotated[str | None, BeforeValidator(_country_code)]
-_Bounded = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """A text's marker: its JSON schema refuses what its check refuses (a control character,
+    for `plain_text`; a line break too, for `one_line`). Validation stays the check's, in its
+    words."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": self.pattern}
+
+
+Plain = _Pattern(PLAIN_TEXT)
+OneLine = _Pattern(ONE_LINE)
+_Bounded = Annotated[str, Field(max_length=MAX_TEXT), Plain]
 Text = Annotated[_Bounded | None, BeforeValidator(_text)]
 Flag = Annotated[bool | None, BeforeValidator(_blank_is_none)]
 Amount = Annotated[
@@ -422,7 +445,10 @@ class Case(_Part):
     """One screening case: a traveller at a desk, or a candidate's placement file."""
 
     case_id: Annotated[
-        str, BeforeValidator(_case_id, json_schema_input_type=str | None), Field(max_length=200)
+        str,
+        BeforeValidator(_case_id, json_schema_input_type=str | None),
+        Field(max_length=200),
+        Plain,
     ] = Field(default_factory=_new_case_id)
     channel: Channel
     screened_at: Annotated[

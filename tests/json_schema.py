@@ -76,6 +76,12 @@ def _max_length(value: Any, most: int, _: Any, __: Any, at: str) -> list[str]:
     return [f"{at}: longer than {most}"] if isinstance(value, str) and len(value) > most else []
 
 
+def _pattern(value: Any, pattern: str, _: Any, __: Any, at: str) -> list[str]:
+    if isinstance(value, str) and not re.search(pattern, value):
+        return [f"{at}: does not match {pattern}"]
+    return []
+
+
 def _min_length(value: Any, least: int, _: Any, __: Any, at: str) -> list[str]:
     return [f"{at}: shorter than {least}"] if isinstance(value, str) and len(value) < least else []
 
@@ -160,6 +166,7 @@ _KEYWORDS: dict[str, Any] = {
     "enum": _enum,
     "minimum": _bound(lambda v, limit: v >= limit, "below"),
     "maximum": _bound(lambda v, limit: v <= limit, "above"),
+    "pattern": _pattern,
     "minLength": _min_length,
     "maxLength": _max_length,
     "minItems": _min_items,

@@ -16,7 +16,7 @@ from api.query import Moment
 from api.responses import JSONResponse, not_json
 from api.service import Service, now
 from api.storage import database, decisions, outcomes
-from engine.case import plain_text
+from engine.case import Plain, plain_text
 from engine.decision import TIERS
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -101,7 +101,7 @@ class OutcomeIn(BaseModel):
         description="to correct a wrong confirmed outcome: the one in force, which `confirmed`"
         " replaces (a note saying why is required)",
     )
-    note: Annotated[str | None, AfterValidator(plain_text)] = Field(
+    note: Annotated[str | None, AfterValidator(plain_text), Plain] = Field(
         None,
         max_length=2_000,
         description="never a name (ID and phone numbers are redacted)",

@@ -21,7 +21,7 @@ from api.responses import JSONResponse, not_json
 from api.runners import runner
 from api.service import Service
 from api.storage import database, jobs
-from engine.case import one_line
+from engine.case import OneLine, one_line
 from engine.table_input import check_columns
 
 router = APIRouter(prefix="/v1/rescore-jobs", tags=["rescore jobs"])
@@ -90,6 +90,7 @@ async def create(
         str,
         Query(max_length=200, description="what the file is (for the job list), on one line"),
         AfterValidator(one_line),
+        OneLine,
     ] = "upload",
 ) -> JSONResponse:
     """The body is the file itself (CSV or Parquet, flat dotted columns as in case v1). Its

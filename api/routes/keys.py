@@ -14,7 +14,7 @@ from api.problems import NotFound
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, keys
-from engine.case import plain_text
+from engine.case import OneLine, Plain, plain_text
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -36,7 +36,7 @@ class KeyIn(BaseModel):
     }
 
     role: Literal["desk", "analyst", "admin"]
-    name: Annotated[str | None, AfterValidator(_key_name)] = Field(
+    name: Annotated[str | None, AfterValidator(_key_name), OneLine] = Field(
         None,
         min_length=1,
         max_length=200,
@@ -44,7 +44,7 @@ class KeyIn(BaseModel):
         " holder's live key's name in case or spacing (with `replaces`: the replaced key's name"
         " if not given)",
     )
-    replaces: Annotated[str | None, AfterValidator(plain_text)] = Field(
+    replaces: Annotated[str | None, AfterValidator(plain_text), Plain] = Field(
         None,
         min_length=1,
         max_length=32,

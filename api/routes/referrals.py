@@ -12,7 +12,7 @@ from api.problem_schema import problems
 from api.responses import JSONResponse
 from api.service import now
 from api.storage import database, referrals
-from engine.case import plain_text
+from engine.case import Plain, plain_text
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 Status = Literal["open", "acknowledged", "resolved"]
@@ -57,7 +57,7 @@ def acknowledge(decision_id: str, service: ServiceDep, caller: Desk) -> JSONResp
 class Resolution(BaseModel):
     model_config = {"extra": "forbid"}
 
-    note: Annotated[str, AfterValidator(plain_text)] = Field(
+    note: Annotated[str, AfterValidator(plain_text), Plain] = Field(
         min_length=1,
         max_length=2_000,
         description="what was done; never a name (ID and phone numbers are redacted)",

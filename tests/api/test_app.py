@@ -93,6 +93,11 @@ ACCEPTED = {
         "person.education": "unknown",
     },
     "every enumeration unknown": EVERY_ENUMERATION_UNKNOWN,
+    "text with a tab and a line break": {
+        "channel": "batch",
+        "placement.agency_name": "PT Contoh\tKarya\nMandiri",
+        "links.escort_ref": "+62 812\t3509",
+    },
     "nulls": {
         "channel": "ltsa_counter",
         "case_id": None,
@@ -116,6 +121,8 @@ REFUSED = {
     "a yes or no given as a number": {"channel": "batch", "interview.visible_injury": 2},
     "a screening time as a number": {"channel": "batch", "screened_at": 1765065600},
     "a birth date as a number": {"channel": "batch", "person": {"birth_date": 631152000}},
+    "a control character in text": {"channel": "batch", "person.origin_province": "NTB\u0007"},
+    "a control character in the case id": {"channel": "batch", "case_id": "T-\u0000"},
 }
 
 
@@ -346,7 +353,16 @@ def test_a_published_request_body_refuses_what_the_service_refuses_and_allows_wh
             {"confirmed": "trafficking", "corrects": "procedural", "note": "the broker confessed"},
             201,
         ),
+        (
+            "/v1/decisions/{decision_id}/outcome",
+            outcome,
+            desk,
+            {"action": "cleared", "note": "\u0007"},
+            422,
+        ),
         ("/v1/keys", "/v1/keys", admin, {"role": "desk"}, 422),
+        ("/v1/keys", "/v1/keys", admin, {"role": "desk", "name": "Batam\ndesk 2"}, 422),
+        ("/v1/keys", "/v1/keys", admin, {"role": "desk", "name": "Batam\u0085desk 2"}, 422),
         ("/v1/keys", "/v1/keys", admin, {"role": "desk", "name": None}, 422),
         ("/v1/keys", "/v1/keys", admin, {"role": "desk", "name": "Batam Centre desk 9"}, 201),
     ]
