@@ -70,8 +70,11 @@ Confirmed = Literal["procedural", "non_procedural", "trafficking"]
 
 
 def _given(*names: str) -> dict[str, Any]:
-    """JSON schema: each of `names` is given, and not null."""
-    return {"properties": {name: {"type": "string"} for name in names}, "required": list(names)}
+    """JSON schema: each of `names` is given, and not null (nor blank: a blank note is none)."""
+    return {
+        "properties": {name: {"type": "string", "pattern": r"\S"} for name in names},
+        "required": list(names),
+    }
 
 
 class OutcomeIn(BaseModel):
