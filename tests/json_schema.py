@@ -90,6 +90,12 @@ def _min_items(value: Any, least: int, _: Any, __: Any, at: str) -> list[str]:
     return [f"{at}: under {least} items"] if isinstance(value, list) and len(value) < least else []
 
 
+def _not(
+    value: Any, schema: Mapping[str, Any], _: Any, root: Mapping[str, Any], at: str
+) -> list[str]:
+    return [f"{at}: matches what it must not"] if not _check(value, schema, root, at) else []
+
+
 def _all_of(
     value: Any, options: list[Mapping[str, Any]], _: Any, root: Mapping[str, Any], at: str
 ) -> list[str]:
@@ -172,6 +178,7 @@ _KEYWORDS: dict[str, Any] = {
     "minItems": _min_items,
     "maxItems": _max_items,
     "allOf": _all_of,
+    "not": _not,
     "required": _required,
     "items": _items,
     "properties": _properties,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -67,6 +67,7 @@ def _known_rule(service: Service, connection: Connection, rule_id: str) -> bool:
 
 
 Confirmed = Literal["procedural", "non_procedural", "trafficking"]
+CONFIRMED: tuple[str, ...] = get_args(Confirmed)
 
 
 def _given(*names: str) -> dict[str, Any]:
@@ -74,6 +75,15 @@ def _given(*names: str) -> dict[str, Any]:
     return {
         "properties": {name: {"type": "string", "pattern": r"\S"} for name in names},
         "required": list(names),
+    }
+
+
+def _same(one: str, other: str, value: str) -> dict[str, Any]:
+    """JSON schema: `one` and `other` are both `value` (a correction confirming what it
+    corrects)."""
+    return {
+        "properties": {one: {"enum": [value]}, other: {"enum": [value]}},
+        "required": [one, other],
     }
 
 
@@ -89,6 +99,7 @@ class OutcomeIn(BaseModel):
                         _given("confirmed", "note"),
                     ]
                 },
+                {"not": {"anyOf": [_same("confirmed", "corrects", value) for value in CONFIRMED]}},
             ]
         },
     }

@@ -351,6 +351,13 @@ def test_a_published_request_body_refuses_what_the_service_refuses_and_allows_wh
             {"confirmed": "procedural", "corrects": "trafficking", "note": " "},
             422,
         ),
+        (
+            "/v1/decisions/{decision_id}/outcome",
+            outcome,
+            desk,
+            {"confirmed": "procedural", "corrects": "procedural", "note": "why"},
+            422,
+        ),
         ("/v1/decisions/{decision_id}/outcome", outcome, desk, {"action": "cleared"}, 201),
         ("/v1/decisions/{decision_id}/outcome", outcome, desk, {"confirmed": "procedural"}, 201),
         (
