@@ -21,6 +21,7 @@ from engine.case import AUDIT_ONLY_FIELDS, CASE_FIELDS, IDENTIFIER_FIELDS
 from engine.case_input import parse_case
 from engine.enrichment import DERIVED, vocabulary
 from engine.errors import CaseError, RegistryError, RulePackError
+from engine.reference import yaml_data
 from engine.registry import COLUMNS as REGISTRY_COLUMNS
 from engine.registry import AgencyRegistry
 from engine.vocabulary import check
@@ -87,7 +88,7 @@ class Rule:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_data(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise RulePackError(f"cannot read: {error.strerror}", file=str(path)) from None
     except yaml.YAMLError as error:

@@ -4,9 +4,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.errors import RulePackError
 from engine.examples import ExampleRunner, run_examples
+from engine.reference import yaml_data
 from engine.rule import Example, Rule
 from engine.rule_pack import RulePack, content_digest, load_rule_pack
 from tests.conftest import DEFAULT_PACK
@@ -136,3 +138,29 @@ def test_a_referral_deadline_out_of_bounds_is_refused_naming_the_agency(
     assert "referral_agencies.bp3mi.deadline_hours: expected a number of hours from 1/60" in str(
         refused.value
     )
+
+
+def test_every_file_of_the_pack_reads_as_pyyamls_safe_load_reads_it() -> None:
+    # the loader reads with libyaml's parser where PyYAML has it: the same values
+    files = sorted(DEFAULT_PACK.rglob("*.yaml"))
+    assert len(files) > 30
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert yaml_data(text) == yaml.safe_load(text), path.name
+
+
+@pytest.mark.parametrize("folder", ["rules", "reference"])
+def test_a_file_that_is_not_yaml_is_refused_naming_it_and_its_line(
+    tmp_path: Path, folder: str
+) -> None:
+    copy = tmp_path / "pack"
+    shutil.copytree(DEFAULT_PACK, copy)
+    broken = sorted((copy / folder).glob("*.yaml"))[0]
+    lines = broken.read_text(encoding="utf-8").splitlines()
+    broken.write_text("\n".join([*lines[:2], "  - [unclosed: {", *lines[2:]]), encoding="utf-8")
+    with pytest.raises(RulePackError) as refused:
+        load_rule_pack(copy)
+    message = str(refused.value)
+    assert broken.name in message
+    assert "not valid YAML" in message
+    assert "line 3" in message
