@@ -47,8 +47,15 @@ def dictionary(number: int) -> bytes:
 
 def pack(text: str) -> bytes:
     """The body as stored: its JSON text deflated against dictionary 1."""
-    deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=dictionary(DICTIONARY_1))
+    deflate = _primed(DICTIONARY_1).copy()  # the same bytes as a new deflater gives
     return bytes([DICTIONARY_1]) + deflate.compress(text.encode()) + deflate.flush()
+
+
+@cache
+def _primed(number: int) -> zlib._Compress:
+    """A deflater with dictionary `number` loaded and nothing compressed, to copy: loading the
+    dictionary again for each body took a third of the time (a 23 kB body: 171 us, now 114)."""
+    return zlib.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=dictionary(number))
 
 
 def unpack(stored: bytes) -> str:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import zlib
+
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.storage import audit, database
-from api.storage.audit_body import UNREADABLE, pack, unpack
+from api.storage.audit_body import DICTIONARY_1, LEVEL, UNREADABLE, dictionary, pack, unpack
 from tests.factories import tourist
 
 # Packed with dictionary 1 when it was made: what is written today must read in every release.
@@ -20,6 +22,16 @@ def test_a_body_reads_back_as_it_was_written() -> None:
     body = '{"case_id":"BTM-2026-0001","reason":{"id":"Paspor dipegang pihak ketiga","en":"é"}}'
     assert unpack(pack(body)) == body
     assert unpack(WRITTEN_2026) == ITS_TEXT
+
+
+def test_each_body_packs_to_the_bytes_it_packed_to_alone() -> None:
+    # every body from the same primed deflater: what one body leaves must not reach the next
+    bodies = [ITS_TEXT, '{"case_id":"A"}', ITS_TEXT.replace("clear", "urgent"), ITS_TEXT]
+    packed = [pack(body) for body in bodies]
+    assert packed[0] == packed[3] == WRITTEN_2026
+    for body, stored in zip(bodies, packed, strict=True):
+        deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=dictionary(DICTIONARY_1))
+        assert stored == bytes([DICTIONARY_1]) + deflate.compress(body.encode()) + deflate.flush()
 
 
 def test_a_body_stored_before_packing_reads_as_it_is() -> None:
