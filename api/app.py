@@ -7,6 +7,7 @@ Errors are turned into responses here, in one place, each with a deliberate stat
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -171,11 +172,16 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         if write_lock.busy(error):  # a request's wait in a thread (a bulk, an outcome) ran out
+            held = (  # on PostgreSQL, where the server gives up on lock waits (lock_timeout)
+                f"its write lock for longer than {database.SQLITE_BUSY_SECONDS} s"
+                if isinstance(getattr(error, "orig", error), sqlite3.Error)
+                else "a lock this request needs for longer than the server waits for one"
+            )
             return problem(
                 503,
                 "Unavailable",
-                "the database is busy: another process held its write lock for longer than "
-                f"{database.SQLITE_BUSY_SECONDS} s; nothing was stored, send it again",
+                f"the database is busy: another process held {held}; nothing was stored, "
+                "send it again",
                 "database",
             )
         log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
