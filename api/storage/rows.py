@@ -160,6 +160,9 @@ def driver_errors(connection: Connection, statement: str | None = None) -> Itera
     except base as error:
         lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
         if lost:
+            # as SQLAlchemy does for its own statements: every connection the pool opened
+            # before is lost too (the server restarted), not only this one
+            connection.engine.pool._invalidate(connection.connection, error, _checkin=False)
             connection.invalidate(error)
         raise DBAPIError.instance(
             statement, None, error, base, connection_invalidated=lost, dialect=dialect
