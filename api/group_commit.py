@@ -44,6 +44,7 @@ log = logging.getLogger("lindung.api")
 
 MOST_CASES = 64  # in one group: a desk waits for its whole group
 MOST_WAIT = float(SQLITE_BUSY_SECONDS)  # for another process's lock, as a thread waits
+LOOP_BACKOFF, MOST_BACKOFF = 0.05, 1.0  # before a turn again, when Busy follows Busy
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class GroupCommit:
         self._waiting: list[Request] = []
         self._flush_due = False
         self._turn: asyncio.Task[None] | None = None  # the wait for another process's lock
+        # Busy again and again with no group stored between: a lock no turn waits for (a
+        # table another transaction locked) is tried again less and less often
+        self._busy_in_a_row = 0
 
     async def screen(self, cases: Sequence[Case], caller: Caller) -> list[Decision]:
         """The decisions for `cases`, once they are stored with the other requests waiting."""
@@ -91,16 +95,24 @@ class GroupCommit:
             try:
                 self._commit(group)
             except Busy as busy:
+                delay = min(MOST_BACKOFF, LOOP_BACKOFF * (2**self._busy_in_a_row - 1))
+                if busy.turn.taken is not None:  # SQLite: a thread holds the lock file for it
+                    delay = 0.0
+                self._busy_in_a_row += 1
                 # this group and the next wait for the lock, ahead of those that come meanwhile
                 # (a request already answered is left out when they are grouped again)
                 self._waiting = [r for later in groups[number:] for r in later] + self._waiting
-                self._turn = asyncio.get_running_loop().create_task(self._wait_for(busy.turn))
+                self._turn = asyncio.get_running_loop().create_task(
+                    self._wait_for(busy.turn, delay)
+                )
                 return
 
-    async def _wait_for(self, turn: Turn) -> None:
+    async def _wait_for(self, turn: Turn, delay: float = 0.0) -> None:
         """Wait in a thread for the lock another process holds, answering 503 to the requests
         that wait for it longer than `most_wait`; then store the others, on the loop."""
         try:
+            if delay:
+                await asyncio.sleep(delay)
             while True:
                 taken = _in_thread(turn)
                 try:
@@ -189,6 +201,7 @@ class GroupCommit:
             for request in group:
                 self._commit([request])
             return
+        self._busy_in_a_row = 0
         GROUP_SECONDS.observe(time.perf_counter() - started)
         GROUP_CASES.observe(sum(len(request.cases) for request in group))
         for request, decisions in zip(group, answers, strict=True):

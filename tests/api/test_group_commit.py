@@ -50,6 +50,7 @@ class Turn:
     """A wait for the write lock another process holds, which ends when the test frees it."""
 
     def __init__(self, runs_out: int = 0) -> None:
+        self.taken = None  # no thread takes a lock file for it: a lock the store found taken
         self.free = threading.Event()
         self.given_back = 0
         self.runs_out = runs_out  # waits that end Busy, as SQLite's own wait runs out
@@ -378,3 +379,32 @@ def test_a_screening_waiting_too_long_for_a_lock_another_transaction_holds_gets_
     assert waited < 2.5, f"answered after {waited:.2f} s: most_wait is 1 s, the lock was held 3 s"
     assert longest < 1.5, f"the loop was held up {longest:.2f} s (the lock was held 3 s)"
     assert decisions_stored(service.engine) == 0
+
+
+def test_a_lock_no_turn_waits_for_is_not_tried_again_and_again_on_the_loop(
+    service: Service,
+) -> None:
+    # a lock the turn does not take (a table another transaction locked: a migration, an
+    # admin's psql) is free to the turn at once, and the group found it taken again
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's table locks")
+    asyncio.run(service.screen_together([parse_case(tourist())], DESK))  # warm
+    tries = []
+
+    def store(asked: Asked) -> list[list[Decision]]:
+        tries.append(time.monotonic())
+        return service._store_at_once(asked)
+
+    service.group = GroupCommit(store)
+    lock = "LOCK TABLE decisions IN SHARE MODE"
+
+    async def run() -> list[Decision]:
+        holding = held_in_another_transaction(service.engine, lock, seconds=3)
+        made = await service.screen_together([parse_case(tourist(case_id="held-up"))], DESK)
+        holding.join()
+        return made
+
+    made = asyncio.run(run())
+    assert made[0].case_id == "held-up"
+    assert decisions_stored(service.engine) == 2
+    assert len(tries) <= 10, f"tried {len(tries)} times in 3 s, each holding the loop 50 ms"
