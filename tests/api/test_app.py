@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,6 @@ from api.storage import database, keys, tables
 from engine.case import CASE_FIELDS
 from engine.case_input import parse_case
 from engine.errors import CaseError
-from tests.api.conftest import POSTGRES
-from tests.api.servers import postgres_schema
 from tests.api.storage.test_write_lock import HEAD, held_in_another_transaction
 from tests.api.test_group_commit import hold_lock
 from tests.factories import cases, documented_worker, tourist
@@ -392,39 +389,33 @@ def test_a_published_request_body_refuses_what_the_service_refuses_and_allows_wh
         assert (found != []) == (status == 422), (url, body, found)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_bulk_whose_wait_for_a_lock_postgresql_gave_up_gets_503_and_stores_nothing(
-    model_dir: Path, tmp_path: Path
+    settings: Settings,
 ) -> None:
     """Where the PostgreSQL server gives up on lock waits (a lock_timeout its administrators
     set), a bulk's wait for the audit head another transaction holds ends as on SQLite: the
     database is busy, nothing was stored; the answer says so without SQLite's 30 s."""
-    with postgres_schema(POSTGRES) as url:
-        url = url.replace("options=-c", "options=-clock_timeout%3D1000%20-c")
-        settings = Settings(
-            database_url=url,
-            model_dir=model_dir,
-            pack_library=tmp_path / "packs",
-            model_library=tmp_path / "models",
-            job_dir=tmp_path / "jobs",
+    url = settings.database_url.replace("options=-c", "options=-clock_timeout%3D1000%20-c")
+    settings = settings.model_copy(update={"database_url": url})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        engine = client.app.state.service.engine  # type: ignore[attr-defined]
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "1s"
+        with database.transaction(engine) as connection:
+            _key, secret = keys.create(connection, "analyst", "busy", datetime.now(UTC))
+        holding = held_in_another_transaction(engine, HEAD, seconds=4)
+        cases = {"cases": [tourist(case_id=f"T-{n}") for n in range(3)]}
+        answer = client.post(
+            "/v1/screenings/bulk", json=cases, headers={"Authorization": f"Bearer {secret}"}
         )
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            engine = client.app.state.service.engine  # type: ignore[attr-defined]
-            with engine.connect() as connection:
-                assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "1s"
-            with database.transaction(engine) as connection:
-                _key, secret = keys.create(connection, "analyst", "busy", datetime.now(UTC))
-            holding = held_in_another_transaction(engine, HEAD, seconds=4)
-            cases = {"cases": [tourist(case_id=f"T-{n}") for n in range(3)]}
-            answer = client.post(
-                "/v1/screenings/bulk", json=cases, headers={"Authorization": f"Bearer {secret}"}
-            )
-            holding.join()
-            assert answer.status_code == 503, answer.text
-            assert answer.json()["field"] == "database"
-            detail = answer.json()["detail"]
-            assert "nothing was stored" in detail
-            assert "30 s" not in detail
-            assert "write lock" not in detail
-            with database.reading(engine) as connection:
-                stored = connection.execute(select(func.count()).select_from(tables.decisions))
-                assert stored.scalar_one() == 0
+        holding.join()
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["field"] == "database"
+        detail = answer.json()["detail"]
+        assert "nothing was stored" in detail
+        assert "30 s" not in detail
+        assert "write lock" not in detail
+        with database.reading(engine) as connection:
+            stored = connection.execute(select(func.count()).select_from(tables.decisions))
+            assert stored.scalar_one() == 0

@@ -313,20 +313,26 @@ def decisions_stored(engine: Engine) -> int:
         return int(connection.execute(select(func.count()).select_from(tables.decisions)).scalar())
 
 
-@pytest.mark.parametrize("held", ["audit-head", "escort"])
-def test_another_transaction_holding_a_lock_holds_up_only_the_screenings_waiting_for_it(
-    service: Service, held: str
-) -> None:
-    if service.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's row and advisory locks")
-    asyncio.run(service.screen_together([parse_case(tourist())], DESK))  # warm
-    tries = []
+def counted_stores(service: Service) -> list[float]:
+    """The times `service`'s group commit tries to store a group, from now on (warmed first)."""
+    asyncio.run(service.screen_together([parse_case(tourist())], DESK))
+    tries: list[float] = []
 
     def store(asked: Asked) -> list[list[Decision]]:
         tries.append(time.monotonic())
         return service._store_at_once(asked)
 
     service.group = GroupCommit(store)
+    return tries
+
+
+@pytest.mark.parametrize("held", ["audit-head", "escort"])
+def test_another_transaction_holding_a_lock_holds_up_only_the_screenings_waiting_for_it(
+    service: Service, held: str
+) -> None:
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's row and advisory locks")
+    tries = counted_stores(service)
     if held == "audit-head":  # a case without an escort waits for the head first
         lock, case = HEAD, parse_case(tourist(case_id="held-up"))
     else:
@@ -388,14 +394,7 @@ def test_a_lock_no_turn_waits_for_is_not_tried_again_and_again_on_the_loop(
     # admin's psql) is free to the turn at once, and the group found it taken again
     if service.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's table locks")
-    asyncio.run(service.screen_together([parse_case(tourist())], DESK))  # warm
-    tries = []
-
-    def store(asked: Asked) -> list[list[Decision]]:
-        tries.append(time.monotonic())
-        return service._store_at_once(asked)
-
-    service.group = GroupCommit(store)
+    tries = counted_stores(service)
     lock = "LOCK TABLE decisions IN SHARE MODE"
 
     async def run() -> list[Decision]:
