@@ -24,8 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import decision_schema, library, problem_schema
 from api.deps import KeyCache
+from api.desk_lane import DeskLane
 from api.metrics import ERRORS, LATENCY
-from api.problems import Problem
+from api.problems import Problem, TooLarge
 from api.responses import JSONResponse
 from api.routes import (
     activation,
@@ -75,7 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
             service.stop()
             sys.setswitchinterval(interval)
 
-    app = FastAPI(
+    app = Lindung(
+        max_request_bytes=settings.max_request_bytes,
         # our own Prometheus metrics; FastAPI's OpenTelemetry hooks would only add work
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         default_response_class=JSONResponse,
@@ -99,6 +101,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestTimer)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class Lindung(FastAPI):
+    """FastAPI, with desks' screenings taking the desk lane past its stack (api/desk_lane.py)."""
+
+    def __init__(self, *, max_request_bytes: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_request_bytes = max_request_bytes
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return DeskLane(self, super().build_middleware_stack(), self.max_request_bytes)
 
 
 def app_from_env() -> FastAPI:
@@ -248,9 +261,8 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413, "TooLarge", f"the request body is over {self.limit:,} bytes", "body"
-        )
+        refused = TooLarge(self.limit)
+        response = problem(refused.status, "TooLarge", refused.detail, refused.field)
         await response(scope, receive, send)
 
 

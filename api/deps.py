@@ -38,7 +38,7 @@ async def get_service(request: Request) -> Service:
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `lindung keys create`")
+bearer = HTTPBearer(auto_error=False, description="An API key from `lindung keys create`")
 KEY_CACHE_SECONDS = 2.0  # a revoked key stops working in other processes within this time
 
 
@@ -91,7 +91,7 @@ def allow(*roles: str) -> Callable[..., Awaitable[Caller]]:
 
     async def check(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Caller:
         caller = await get_caller(request, credentials)
         if caller.role not in roles:
@@ -148,7 +148,8 @@ def _is_list(hint: Any) -> bool:
 
 
 AnyKey = Annotated[Caller, Depends(allow("desk", "analyst", "admin"))]
-Desk = Annotated[Caller, Depends(allow("desk"))]
+desk_only = allow("desk")  # called by the desk lane (api/desk_lane.py) as by FastAPI
+Desk = Annotated[Caller, Depends(desk_only)]
 DeskOrAnalyst = Annotated[Caller, Depends(allow("desk", "analyst"))]
 Analyst = Annotated[Caller, Depends(allow("analyst"))]
 AnalystOrAdmin = Annotated[Caller, Depends(allow("analyst", "admin"))]

@@ -27,6 +27,13 @@ class Invalid(Problem):
     status = 422
 
 
+class TooLarge(Problem):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit:,} bytes", "body")
+
+
 class UnsupportedMedia(Problem):
     status = 415
 
