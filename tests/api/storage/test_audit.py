@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, LargeBinary, Table, delete, func, select, type_coerce, update
 
 from api.cli import main
-from api.storage import audit, database, tables
+from api.storage import audit, audit_body, database, tables
 from tests.factories import tourist
 
 
@@ -73,7 +73,7 @@ def test_a_decision_is_stored_packed_in_a_fifth_of_its_text(
         text = connection.execute(decision).scalar_one()
     stored = stored_bytes(engine, screened[0])
     assert len(text) > 15_000
-    assert stored[:1] == b"\x01"
+    assert stored[:1] == bytes([audit_body.ZSTD_1])
     assert len(stored) < len(text) / 5  # lz4, one body at a time: 2 / 5
 
 
