@@ -13,7 +13,8 @@ handled here, in one place:
 - a state costs about 0.2 MB of tables zeroed when it is made and freed when it is deleted (a
   third of a case's evaluation, and a desk's caches flushed), so cases are asserted into one
   kept state, each with an id of its own, and retracted once evaluated; it is deleted and made
-  anew every `STATE_CASES` cases and after any failure (at most 1,024 live states per ruleset);
+  anew every `STATE_CASES` cases and after any failure, since a fact whose actions failed part
+  way stays in it (at most 1,024 live states per ruleset);
 - exceptions in actions are swallowed into the state, so the state is read and checked;
 - a registered ruleset cannot be changed, so each backend object has its own host and a fresh
   ruleset name: a new pack version is a new backend;
@@ -155,8 +156,20 @@ class DurableBackend:
             self._fired = []
             try:
                 self._host.assert_fact(self._ruleset, message)
-            except Exception as error:  # refused before anything was kept
+            except durable_engine.MessageNotHandledException:
+                # no rule took the fact (the catch-all always does): the state cannot be
+                # deleted (a segfault), so it is left behind and the next case begins another
+                self._abandon_state()
+                raise EvaluationError("durable-rules did not evaluate the case") from None
+            except durable_engine.MessageObservedException as error:  # refused, nothing kept
                 raise EvaluationError(f"durable-rules refused the case: {error}") from None
+            except BaseException as error:
+                # refused up front, or failed while its actions ran with the fact kept: the
+                # next case must not meet it, so the state is begun anew either way
+                self._begin_state(message["sid"])
+                if isinstance(error, Exception):
+                    raise EvaluationError(f"durable-rules refused the case: {error}") from None
+                raise
             fired, self._fired = self._fired, []
             try:
                 self._host.retract_fact(self._ruleset, message)
@@ -177,6 +190,12 @@ class DurableBackend:
 
     def _begin_state(self, sid: str) -> None:
         """Delete the kept state: the next case begins a new one."""
-        self._host.delete_state(self._ruleset, sid)
+        try:
+            self._host.delete_state(self._ruleset, sid)
+        finally:
+            self._abandon_state()
+
+    def _abandon_state(self) -> None:
+        """The next case begins a new state; the kept one is left as it is."""
         self._state += 1
         self._in_state = 0

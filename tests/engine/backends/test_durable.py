@@ -77,3 +77,28 @@ def test_a_case_after_one_that_failed_is_evaluated_afresh(
     failing.clear()
     assert backend.fired(worker) == fired  # not the failure left in the state before
     assert backend.fired(facts_of(pack, registry, tourist())) == set()
+
+
+def test_a_case_after_one_whose_evaluation_failed_midway_does_not_meet_its_facts(
+    pack: RulePack, registry: AgencyRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = durable.durable_engine.durable_rules_engine
+    next_action = engine.complete_and_start_action
+    calls = 0
+
+    def failing_once(*args: Any) -> Any:  # the engine failing between two of a case's actions
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the engine failed")
+        return next_action(*args)
+
+    worker = facts_of(pack, registry, documented_worker(recruitment={"fee_paid_idr": 40_000_000}))
+    backend = DurableBackend(pack)
+    assert len(backend.fired(worker)) >= 1
+    calls = 0
+    monkeypatch.setattr(engine, "complete_and_start_action", failing_once)
+    with pytest.raises(EvaluationError, match="the engine failed"):
+        backend.fired(worker)
+    monkeypatch.setattr(engine, "complete_and_start_action", next_action)
+    assert backend.fired(facts_of(pack, registry, tourist())) == set()
