@@ -39,6 +39,10 @@ DICTIONARY_1_SHA256 = "c2a6a754f3e0e3a72528632f6884520f8d9c974695d8ff7c9312c572e
 # levels 1 and 2 take 42 us but store more than deflate did for two bodies in three
 LEVEL = 3
 UNREADABLE = "\x00unreadable body"  # what a body that does not unpack reads as (no JSON)
+# Far more than any body (a decision is about 25 kB): a row edited to unpack to more (a frame
+# saying it holds terabytes, a few kB of runs that expand 30,000 times) reads as UNREADABLE
+# rather than taking the reader's memory
+MOST_TEXT_BYTES = 16 * 2**20
 
 
 @cache
@@ -66,14 +70,16 @@ def unpack(stored: bytes) -> str:
         if stored[0] == PLAIN:
             return stored.decode(errors="replace")
         if stored[0] == ZSTD_1:
+            if not 0 <= zstandard.frame_content_size(stored[1:]) <= MOST_TEXT_BYTES:
+                return UNREADABLE  # written with its size always: none given is an edit
             return _zstd().decompressor.decompress(stored[1:], allow_extra_data=False).decode()
         if stored[0] == DEFLATED_1:
             inflate = zlib.decompressobj(-15, zdict=dictionary(DICTIONARY_1))
-            text = inflate.decompress(stored[1:]) + inflate.flush()
-            if not inflate.eof or inflate.unused_data:
+            text = inflate.decompress(stored[1:], MOST_TEXT_BYTES)
+            if not inflate.eof or inflate.unused_data or inflate.unconsumed_tail:
                 return UNREADABLE
             return text.decode()
-    except (zlib.error, zstandard.ZstdError, UnicodeDecodeError):
+    except (zlib.error, zstandard.ZstdError, UnicodeDecodeError, MemoryError):
         pass
     return UNREADABLE
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import struct
 import threading
+import zlib
 
 import zstandard
 from alembic import command
@@ -12,6 +14,7 @@ from api.storage import audit, database
 from api.storage.audit_body import (
     DICTIONARY_1,
     LEVEL,
+    MOST_TEXT_BYTES,
     UNREADABLE,
     ZSTD_1,
     dictionary,
@@ -113,3 +116,53 @@ def test_a_log_goes_back_to_text_and_forward_again_and_verifies_intact(
     assert result.ok, result.problems
     assert result.entries == 6
     assert firsts == [b"{"] * 5 + [bytes([ZSTD_1])]
+
+
+def test_a_log_goes_back_to_deflate_for_earlier_releases_and_forward_again_intact(
+    client: TestClient, desk: dict[str, str], engine: Engine
+) -> None:
+    for n in range(2):
+        answer = client.post("/v1/screenings", json=tourist(case_id=f"T-{n}"), headers=desk)
+        assert answer.status_code == 201
+    migrate(engine, "0011", down=True)  # as a release before zstd reads bodies: deflated
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT body FROM audit_log ORDER BY seq")).scalars()
+        firsts = [bytes(body)[:1] for body in stored]
+        assert audit.verify(connection).ok
+    assert firsts == [bytes([DICTIONARY_1])] * 4
+
+    migrate(engine, "head")
+    answer = client.post("/v1/screenings", json=tourist(case_id="T-after"), headers=desk)
+    assert answer.status_code == 201
+    with engine.connect() as connection:
+        result = audit.verify(connection)
+        stored = connection.execute(text("SELECT body FROM audit_log ORDER BY seq")).scalars()
+        firsts = [bytes(body)[:1] for body in stored]
+    assert result.ok, result.problems
+    assert firsts == [bytes([DICTIONARY_1])] * 4 + [bytes([ZSTD_1])]
+
+
+def header(size: int) -> bytes:
+    """A Zstandard frame's header saying it holds `size` bytes (one segment, 8-byte size)."""
+    return b"\x28\xb5\x2f\xfd\xe0" + struct.pack("<Q", size)
+
+
+def runs(size: int) -> bytes:
+    """A Zstandard frame of `size` spaces in run-length blocks: 4 bytes a 128 kB block."""
+    frame = header(size)
+    block, left = 128 * 1024, size
+    while left:
+        part = min(block, left)
+        left -= part
+        frame += ((1 if not left else 0) | (1 << 1) | (part << 3)).to_bytes(3, "little") + b" "
+    return frame
+
+
+def test_a_body_edited_to_unpack_to_more_than_any_body_reads_as_unreadable() -> None:
+    # a header claiming 32 TB, then runs of spaces: 16 MB and 4 kB of runs past it
+    assert unpack(bytes([ZSTD_1]) + header(2**45)) == UNREADABLE
+    assert unpack(bytes([ZSTD_1]) + runs(MOST_TEXT_BYTES)) == " " * MOST_TEXT_BYTES
+    assert unpack(bytes([ZSTD_1]) + runs(MOST_TEXT_BYTES + 4096)) == UNREADABLE
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=dictionary(DICTIONARY_1))
+    deflated = deflate.compress(b" " * (MOST_TEXT_BYTES + 1)) + deflate.flush()
+    assert unpack(bytes([DICTIONARY_1]) + deflated) == UNREADABLE
