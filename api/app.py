@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import decision_schema, library, problem_schema
 from api.deps import KeyCache
-from api.desk_lane import DeskLane
+from api.desk_lane import DeskLane, declared_over
 from api.metrics import ERRORS, LATENCY
 from api.problems import Problem, TooLarge
 from api.responses import JSONResponse
@@ -240,8 +240,7 @@ class BodyLimit:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared_over(scope, self.limit):
             await self._refuse(scope, receive, send)
             return
         seen = 0

@@ -60,8 +60,7 @@ class DeskLane:
 
         request = Request(scope, read, send)
         try:
-            declared = request.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            if declared_over(scope, self.limit):
                 raise TooLarge(self.limit)
             caller = await desk_only(request, await bearer(request))
             body = await self._body(receive)
@@ -71,11 +70,22 @@ class DeskLane:
             if handler is None:
                 raise
             response = await handler(request, error)
-            await response(scope, receive, send)
+            await self._send(response, request, receive, send)
             if handler is self.handlers.get(Exception):
                 raise  # as Starlette's outermost middleware does: the server logs it
             return
-        await response(scope, receive, send)
+        await self._send(response, request, receive, send)
+
+    async def _send(self, response: Any, request: Request, receive: Receive, send: Send) -> None:
+        """Send the answer; a failure while sending it is logged and counted by the app's last
+        resort, as Starlette's outermost middleware does, and raised for the server."""
+        try:
+            await response(request.scope, receive, send)
+        except Exception as error:
+            last_resort = self.handlers.get(Exception)
+            if last_resort is not None:
+                await last_resort(request, error)  # the answer has begun: nothing more is sent
+            raise
 
     async def _body(self, receive: Receive) -> bytes:
         chunks, seen = [], 0
@@ -91,9 +101,16 @@ class DeskLane:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _handler_for(self, error: Exception) -> Callable[..., Any] | None:
+    def _handler_for(self, error: BaseException) -> Callable[..., Any] | None:
         """The app's handler for `error`'s class or its nearest base, as Starlette finds it."""
         for kind in type(error).__mro__:
             if kind in self.handlers:
                 return self.handlers[kind]
         return None
+
+
+def declared_over(scope: Scope, limit: int) -> bool:
+    """Whether the request declares a body over `limit` bytes (its last Content-Length, in
+    ASCII digits)."""
+    declared = dict(scope["headers"]).get(b"content-length")
+    return declared is not None and declared.isdigit() and int(declared) > limit

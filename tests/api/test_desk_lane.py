@@ -6,6 +6,7 @@ to the stack (an app mounted under a prefix), so each request can go either way.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from api.app import create_app
 from api.decision_schema import REPLAYED
+from api.metrics import ERRORS
 from api.settings import Settings
 from api.storage import database, keys, tables
 from tests.api.calls import rows
@@ -194,40 +196,94 @@ def test_an_unexpected_failure_is_a_500_alike_with_nothing_stored(
     assert rows(app.state.service.engine, tables.decisions) == 0
 
 
+async def sent_raw(
+    app: FastAPI,
+    way: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes | None,
+    failing: str = "",
+) -> list[Message]:
+    """What the app sends for a request made by hand: `body` None is a client gone before
+    sending it; `failing`, a message type whose sending fails (a connection broken)."""
+    sent: list[Message] = []
+    given = False
+
+    async def receive() -> Message:
+        nonlocal given
+        if body is None or given:
+            return {"type": "http.disconnect"}
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == failing:
+            raise OSError("broken pipe")
+        sent.append(message)
+
+    path = WAYS[way]
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "/stack" if way == "stack" else "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+def desk_header(app: FastAPI) -> tuple[bytes, bytes]:
+    return (b"authorization", key(app, "desk")["Authorization"].encode())
+
+
 def test_a_client_gone_before_its_body_arrived_is_logged_as_499_alike(
     client: TestClient, app: FastAPI
 ) -> None:
-    desk = key(app, "desk")
-
-    async def send_and_leave(path: str, root_path: str) -> list[Message]:
-        sent: list[Message] = []
-
-        async def receive() -> Message:
-            return {"type": "http.disconnect"}
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "http_version": "1.1",
-            "method": "POST",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": root_path,
-            "query_string": b"",
-            "headers": [(b"authorization", desk["Authorization"].encode())],
-            "client": ("127.0.0.1", 5000),
-            "server": ("testserver", 80),
-        }
-        await app(scope, receive, send)
-        return sent
-
     assert client.portal is not None
-    for path, root_path in (("/v1/screenings", ""), ("/stack/v1/screenings", "/stack")):
-        sent = client.portal.call(send_and_leave, path, root_path)
-        assert sent[0]["status"] == 499, path
+    for way in WAYS:
+        sent = client.portal.call(sent_raw, app, way, [desk_header(app)], None)
+        assert sent[0]["status"] == 499, way
     assert rows(app.state.service.engine, tables.decisions) == 0
+
+
+@pytest.mark.parametrize(
+    ("lengths", "status"),
+    [([b"\xb2"], 422), ([b"2", b"999999"], 413), ([b"999999", b"2"], 422)],
+    ids=["not-ascii-digits", "twice-last-over", "twice-last-under"],
+)
+def test_an_odd_content_length_is_read_alike(
+    client: TestClient, app: FastAPI, lengths: list[bytes], status: int
+) -> None:
+    headers = [desk_header(app)] + [(b"content-length", length) for length in lengths]
+    assert client.portal is not None
+    for way in WAYS:
+        sent = client.portal.call(sent_raw, app, way, headers, b"{}")
+        assert sent[0]["status"] == status, way
+
+
+def test_an_answer_that_cannot_be_sent_is_logged_and_counted_alike(
+    client: TestClient, app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert client.portal is not None
+    for way in WAYS:
+        errors = ERRORS.labels("500")._value.get()
+        caplog.clear()
+        with pytest.raises(OSError, match="broken pipe"):
+            client.portal.call(
+                sent_raw,
+                app,
+                way,
+                [desk_header(app)],
+                json.dumps(one_case()).encode(),
+                "http.response.body",
+            )
+        assert ERRORS.labels("500")._value.get() == errors + 1, way
+        assert any("unexpected OSError" in record.getMessage() for record in caplog.records)
 
 
 def test_a_desk_screening_takes_the_lane_past_fastapis_router(
