@@ -21,37 +21,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import itertools
 import random
 import sys
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import uvloop
-from desk_cases import desk_cases, sent_once
-from request_cost import WARM_UP, screen_once
+from request_cost import WARM_UP, bench_settings, desk_key, new_cases, screen_once
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from api.storage import database, keys  # noqa: E402
 
 
 async def trace(args: argparse.Namespace, settings: Settings) -> None:
     app = create_app(settings)
-    bodies = [orjson.dumps(case) for case in desk_cases(2_000)]
     async with app.router.lifespan_context(app):
-        with database.transaction(app.state.service.engine) as connection:
-            name = f"bench-poisson-trace {uuid.uuid4().hex[:8]}"
-            _caller, key = keys.create(connection, "desk", name, datetime.now(UTC))
-        # each a case of its own: a case sent again would be a retry, answered from storage
-        cycle = (sent_once(body, serial) for serial, body in enumerate(itertools.cycle(bodies)))
+        _caller, key = desk_key(app, "poisson-trace")
+        cycle = new_cases()
         for _ in range(WARM_UP):
             await screen_once(app, next(cycle), key)
         gc.collect()
@@ -103,15 +93,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="of the arrival times")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lindung-poisson-trace-") as folder:
-        place = Path(folder)
-        settings = Settings(
-            database_url=args.database_url or f"sqlite:///{place / 'lindung.db'}",
-            model_dir=args.model_dir or place / "model",
-            pack_library=place / "packs",
-            model_library=place / "models",
-            job_dir=place / "jobs",
-        )
-        uvloop.run(trace(args, settings))
+        uvloop.run(trace(args, bench_settings(args, Path(folder))))
     return 0
 
 

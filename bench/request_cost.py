@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 import uvloop
 from desk_cases import desk_cases, sent_once
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,16 +127,38 @@ def pause_for(seconds: float, spin: bool) -> None:
         pass
 
 
+def desk_key(app: FastAPI, bench: str) -> tuple[Caller, str]:
+    """A new desk key of the started app's database, and its secret."""
+    with database.transaction(app.state.service.engine) as connection:
+        # a name of its own: live keys' names differ, and --database-url may be used again
+        name = f"bench-{bench} {uuid.uuid4().hex[:8]}"
+        return keys.create(connection, "desk", name, datetime.now(UTC))
+
+
+def new_cases() -> Iterator[bytes]:
+    """Desk cases' JSON without end, each a case of its own: a case sent again would be a
+    retry, answered from storage."""
+    bodies = [orjson.dumps(case) for case in desk_cases(2_000)]
+    return (sent_once(body, serial) for serial, body in enumerate(itertools.cycle(bodies)))
+
+
+def bench_settings(args: argparse.Namespace, place: Path) -> Settings:
+    """--database-url (default: a new SQLite file in `place`) and --model-dir (default: one
+    trained in `place` on first use)."""
+    return Settings(
+        database_url=args.database_url or f"sqlite:///{place / 'lindung.db'}",
+        model_dir=args.model_dir or place / "model",
+        pack_library=place / "packs",
+        model_library=place / "models",
+        job_dir=place / "jobs",
+    )
+
+
 async def measure(args: argparse.Namespace, settings: Settings) -> None:
     app = create_app(settings)
-    bodies = [orjson.dumps(case) for case in desk_cases(2_000)]
     async with app.router.lifespan_context(app):
-        with database.transaction(app.state.service.engine) as connection:
-            # a name of its own: live keys' names differ, and --database-url may be used again
-            name = f"bench-request-cost {uuid.uuid4().hex[:8]}"
-            caller, key = keys.create(connection, "desk", name, datetime.now(UTC))
-        # each a case of its own: a case sent again would be a retry, answered from storage
-        cycle = (sent_once(body, serial) for serial, body in enumerate(itertools.cycle(bodies)))
+        caller, key = desk_key(app, "request-cost")
+        cycle = new_cases()
         if args.web_layer_only:
             await answer_without_screening(app.state.service, caller, next(cycle))
 
@@ -195,15 +218,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lindung-request-cost-") as folder:
-        place = Path(folder)
-        settings = Settings(
-            database_url=args.database_url or f"sqlite:///{place / 'lindung.db'}",
-            model_dir=args.model_dir or place / "model",
-            pack_library=place / "packs",
-            model_library=place / "models",
-            job_dir=place / "jobs",
-        )
-        uvloop.run(measure(args, settings))
+        uvloop.run(measure(args, bench_settings(args, Path(folder))))
     return 0
 
 
