@@ -94,6 +94,14 @@ def migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
         (command.downgrade if down else command.upgrade)(config, revision)
 
 
+def verified(engine: Engine) -> tuple[audit.Verification, list[bytes]]:
+    """The log's verification, and each entry's first stored byte (which format), in order."""
+    with engine.connect() as connection:
+        result = audit.verify(connection)
+        stored = connection.execute(text("SELECT body FROM audit_log ORDER BY seq")).scalars()
+        return result, [bytes(body)[:1] for body in stored]
+
+
 def test_a_log_goes_back_to_text_and_forward_again_and_verifies_intact(
     client: TestClient, desk: dict[str, str], engine: Engine
 ) -> None:
@@ -109,10 +117,7 @@ def test_a_log_goes_back_to_text_and_forward_again_and_verifies_intact(
     migrate(engine, "head")  # as a database of release 0003 upgrades: its entries stay text
     answer = client.post("/v1/screenings", json=tourist(case_id="T-after"), headers=desk)
     assert answer.status_code == 201
-    with engine.connect() as connection:
-        result = audit.verify(connection)
-        stored = connection.execute(text("SELECT body FROM audit_log ORDER BY seq")).scalars()
-        firsts = [bytes(body)[:1] for body in stored]
+    result, firsts = verified(engine)
     assert result.ok, result.problems
     assert result.entries == 6
     assert firsts == [b"{"] * 5 + [bytes([ZSTD_1])]
@@ -125,19 +130,14 @@ def test_a_log_goes_back_to_deflate_for_earlier_releases_and_forward_again_intac
         answer = client.post("/v1/screenings", json=tourist(case_id=f"T-{n}"), headers=desk)
         assert answer.status_code == 201
     migrate(engine, "0011", down=True)  # as a release before zstd reads bodies: deflated
-    with engine.connect() as connection:
-        stored = connection.execute(text("SELECT body FROM audit_log ORDER BY seq")).scalars()
-        firsts = [bytes(body)[:1] for body in stored]
-        assert audit.verify(connection).ok
+    result, firsts = verified(engine)
+    assert result.ok, result.problems
     assert firsts == [bytes([DICTIONARY_1])] * 4
 
     migrate(engine, "head")
     answer = client.post("/v1/screenings", json=tourist(case_id="T-after"), headers=desk)
     assert answer.status_code == 201
-    with engine.connect() as connection:
-        result = audit.verify(connection)
-        stored = connection.execute(text("SELECT body FROM audit_log ORDER BY seq")).scalars()
-        firsts = [bytes(body)[:1] for body in stored]
+    result, firsts = verified(engine)
     assert result.ok, result.problems
     assert firsts == [bytes([DICTIONARY_1])] * 4 + [bytes([ZSTD_1])]
 
