@@ -677,8 +677,9 @@ def sleeping_jobs(monkeypatch: pytest.MonkeyPatch, pids: Path) -> None:
 
 
 def workers_alive(pids: Path) -> list[int]:
-    """Those of the jobs' worker processes that still run."""
-    return [pid for pid in map(int, pids.read_text().split()) if alive(pid)]
+    """Those of the jobs' worker processes that still run (none written yet: none)."""
+    written = pids.read_text() if pids.exists() else ""
+    return [pid for pid in map(int, written.split()) if alive(pid)]
 
 
 def test_a_cancelled_job_stops_and_keeps_no_file(
@@ -693,6 +694,7 @@ def test_a_cancelled_job_stops_and_keeps_no_file(
     body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
     running, queued = (upload(client, analyst, body).json()["job_id"] for _ in range(2))
     wait_for(lambda: stored(engine, running)["status"] == "running")
+    wait_for(lambda: workers_alive(tmp_path / "pids"))  # its command has started its worker
     assert stored(engine, queued)["status"] == "queued"  # one job at a time per process
     for job_id in (queued, running):
         answer = cancel(client, analyst, job_id)
@@ -726,6 +728,7 @@ def test_a_job_cancelled_at_another_server_process_stops_at_its_runners_next_bea
     body = write_csv(tmp_path / "cases.csv", case_rows(5)).read_bytes()
     job_id = upload(client, analyst, body).json()["job_id"]
     wait_for(lambda: stored(engine, job_id)["status"] == "running")
+    wait_for(lambda: workers_alive(tmp_path / "pids"))  # its command has started its worker
     with TestClient(create_app(settings)) as elsewhere:  # another worker, one database
         assert cancel(elsewhere, analyst, job_id).json()["status"] == "cancelled"
     wait_for(lambda: not (settings.job_dir / job_id).exists())
