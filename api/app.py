@@ -197,6 +197,19 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
                 "send it again",
                 "database",
             )
+        if database.unreachable(error):  # the server down or restarting: for a while
+            log.warning(
+                "the database could not be reached (%s) on %s %s",
+                type(error).__name__,
+                request.method,
+                request.url.path,
+            )
+            return problem(
+                503,
+                "Unavailable",
+                "the database could not be reached; nothing was stored, send it again",
+                "database",
+            )
         log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
         return problem(500, "InternalError", "the request failed; nothing was stored", None)
 

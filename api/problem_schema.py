@@ -3,8 +3,9 @@ that does not validate) as a JSON schema, and the error statuses each operation 
 /openapi.json: a client generated from it knows what it may get, and in what shape.
 
 Statuses every operation of a kind may answer are added here: with a key, 401 and 403, 422 (a
-parameter given twice, or holding a NUL) and 503 (the database busy for a write; a pack changed
-in place or the registry file gone for any request that reads the components); with a path
+parameter given twice, or holding a NUL) and 503 (the database busy for a write, or not
+reachable; a pack changed in place or the registry file gone for any request that reads the
+components); with a path
 parameter, 404; with a body, 413. Those of one route (409, 415, another 404) are declared with
 it (`responses=problems({409: ...})`), saying when.
 """
@@ -49,8 +50,8 @@ _WHEN = {
     "413": "The request body is over LINDUNG_MAX_REQUEST_BYTES",
     "422": "The request does not validate: `field` names the first problem",
     "503": (
-        "The database is busy (nothing was stored; send it again), or the rule pack or the "
-        "registry in use cannot be read: `field` names which"
+        "The database is busy or cannot be reached (nothing was stored; send it again), or the "
+        "rule pack or the registry in use cannot be read: `field` names which"
     ),
 }
 

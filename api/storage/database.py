@@ -24,7 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from api.storage import write_lock
 from api.storage.rows import driver_errors
@@ -201,6 +201,25 @@ def once_more_if_lost(work: Callable[[], T]) -> T:
             raise
         log.warning("the database connection was lost; trying once more")
         return work()
+
+
+# PostgreSQL's error codes that say the connection went or was refused: a connection exception
+# (class 08), the login refused (class 28), the server shutting down or starting (57P01-57P03)
+_GONE_CLASSES, _GONE_CODES = ("08", "28"), ("57P01", "57P02", "57P03")
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached: a connection lost (beyond the
+    one try more of `once_more_if_lost`) or refused, the server down, restarting or refusing
+    the login. A request that ran into it stored nothing and may be sent again later."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    code = getattr(error.orig, "sqlstate", "")  # psycopg's; SQLite's errors have none
+    if code is None:  # raised by the driver itself: the connection failed or broke
+        return isinstance(error, OperationalError)
+    return isinstance(code, str) and (code[:2] in _GONE_CLASSES or code in _GONE_CODES)
 
 
 @contextmanager

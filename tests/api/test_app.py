@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from api.app import SWITCH_INTERVAL_S, create_app
 from api.settings import Settings
@@ -19,6 +19,7 @@ from api.storage import database, keys, tables
 from engine.case import CASE_FIELDS
 from engine.case_input import parse_case
 from engine.errors import CaseError
+from tests.api.conftest import POSTGRES
 from tests.api.storage.test_write_lock import HEAD, held_in_another_transaction
 from tests.api.test_group_commit import hold_lock
 from tests.factories import cases, documented_worker, tourist
@@ -419,3 +420,50 @@ def test_a_bulk_whose_wait_for_a_lock_postgresql_gave_up_gets_503_and_stores_not
         with database.reading(engine) as connection:
             stored = connection.execute(select(func.count()).select_from(tables.decisions))
             assert stored.scalar_one() == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_screening_while_the_database_cannot_be_reached_gets_503_and_stores_nothing(
+    settings: Settings,
+) -> None:
+    """The server's connections are cut and new ones refused (the database restarting, or
+    taken away): a desk is told the database is unavailable and to send the case again, not
+    that the server failed; once it is back, the same case is screened and stored once."""
+    role = f"lindung_{uuid.uuid4().hex[:8]}"
+    schema = settings.database_url.rsplit("search_path%3D", 1)[1]
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        connection.exec_driver_sql(f'GRANT ALL ON SCHEMA "{schema}" TO "{role}"')
+    url = settings.database_url.replace("://root@", f"://{role}@", 1)
+    try:
+        app = create_app(settings.model_copy(update={"database_url": url}))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            engine = app.state.service.engine
+            with database.transaction(engine) as connection:
+                _key, secret = keys.create(connection, "desk", "Batam", datetime.now(UTC))
+            desk = {"Authorization": f"Bearer {secret}"}
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'ALTER ROLE "{role}" NOLOGIN')
+                connection.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    f" WHERE usename = '{role}'"
+                )
+            case = tourist(case_id="T-unreachable")
+            answer = client.post("/v1/screenings", json=case, headers=desk)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["field"] == "database"
+            assert "nothing was stored" in answer.json()["detail"]
+            assert "send it again" in answer.json()["detail"]
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'ALTER ROLE "{role}" LOGIN')
+            again = client.post("/v1/screenings", json=case, headers=desk)
+            assert again.status_code == 201, again.text
+            with database.reading(engine) as connection:
+                stored = connection.execute(select(func.count()).select_from(tables.decisions))
+                assert stored.scalar_one() == 1
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP OWNED BY "{role}" CASCADE')
+            connection.exec_driver_sql(f'DROP ROLE "{role}"')
+        admin.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from api.storage import activation, audit, database
 from tests.api.conftest import POSTGRES
-from tests.api.servers import postgres_schema
+from tests.api.servers import free_port, postgres_schema
 
 
 @pytest.fixture
@@ -269,3 +269,32 @@ def test_a_reading_transaction_sees_one_moment_and_holds_no_writer_back(
     with database.reading(engine) as reader:
         assert reader.execute(count).scalar_one() == 0
     engine.dispose()
+
+
+def error_of(engine: Engine, statement: str) -> BaseException:
+    """What running `statement` on `engine` raises, as the app's handlers would see it."""
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(statement)
+    except Exception as error:
+        return error
+    raise AssertionError(f"{statement} did not fail")
+
+
+def test_a_database_that_refuses_or_drops_connections_is_unreachable(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    refused = create_engine(f"postgresql+psycopg://root@127.0.0.1:{free_port()}/test")
+    assert database.unreachable(error_of(refused, "SELECT 1"))  # nothing listens there
+    restarted = create_engine(postgres_url)
+    with restarted.connect() as connection:  # ended while it waits in the pool
+        connection.exec_driver_sql("SELECT 1")
+    assert terminate_connections(postgres_url) == 1
+    assert database.unreachable(error_of(restarted, "SELECT 1"))
+    restarted.dispose()
+    for engine in (create_engine(postgres_url), create_engine(f"sqlite:///{tmp_path / 'x.db'}")):
+        # the database answered: the request's own fault, or a bug, not an outage
+        assert not database.unreachable(error_of(engine, "SELEC 1"))
+        assert not database.unreachable(error_of(engine, "SELECT * FROM no_such_table"))
+        engine.dispose()
+    assert not database.unreachable(RuntimeError("not the database's"))
