@@ -207,7 +207,10 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
             return problem(
                 503,
                 "Unavailable",
-                "the database could not be reached; nothing was stored, send it again",
+                "the database could not be reached: nothing was stored, unless the connection "
+                "was lost while committing; send it again once /readyz is ready (a screening "
+                "sent again with its case_id and screened_at is answered from storage, never "
+                "stored twice)",
                 "database",
             )
         log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)

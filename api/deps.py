@@ -59,8 +59,12 @@ class KeyCache:
 
     def _look_up(self, service: Service, secret: str, digest: str) -> Caller | None:
         now = time.monotonic()
-        with database.reading(service.engine) as connection:
-            found = keys.find(connection, secret)
+
+        def find() -> Caller | None:
+            with database.reading(service.engine) as connection:
+                return keys.find(connection, secret)
+
+        found = database.once_more_if_lost(find)  # the first look after a database restart
         with self._lock:
             if len(self._seen) > 10_000:
                 self._seen.clear()

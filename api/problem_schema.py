@@ -50,8 +50,9 @@ _WHEN = {
     "413": "The request body is over LINDUNG_MAX_REQUEST_BYTES",
     "422": "The request does not validate: `field` names the first problem",
     "503": (
-        "The database is busy or cannot be reached (nothing was stored; send it again), or the "
-        "rule pack or the registry in use cannot be read: `field` names which"
+        "The database is busy (nothing was stored; send it again) or cannot be reached "
+        "(`detail` says what may have been stored), or the rule pack or the registry in use "
+        "cannot be read: `field` names which"
     ),
 }
 

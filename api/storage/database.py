@@ -203,23 +203,19 @@ def once_more_if_lost(work: Callable[[], T]) -> T:
         return work()
 
 
-# PostgreSQL's error codes that say the connection went or was refused: a connection exception
-# (class 08), the login refused (class 28), the server shutting down or starting (57P01-57P03)
-_GONE_CLASSES, _GONE_CODES = ("08", "28"), ("57P01", "57P02", "57P03")
-
-
 def unreachable(error: BaseException) -> bool:
-    """Whether `error` says the database could not be reached: a connection lost (beyond the
-    one try more of `once_more_if_lost`) or refused, the server down, restarting or refusing
-    the login. A request that ran into it stored nothing and may be sent again later."""
+    """Whether `error` says the database could not be reached: the connection was lost (the
+    server restarted, or ended it) or could not be made (the server down, restarting or
+    refusing the login), as opposed to an answer the database gave to a statement."""
     if not isinstance(error, DBAPIError):
         return False
-    if error.connection_invalidated:
-        return True
-    code = getattr(error.orig, "sqlstate", "")  # psycopg's; SQLite's errors have none
-    if code is None:  # raised by the driver itself: the connection failed or broke
-        return isinstance(error, OperationalError)
-    return isinstance(code, str) and (code[:2] in _GONE_CLASSES or code in _GONE_CODES)
+    # raised by the driver outside any statement (a new connection refused), not an error the
+    # server sent (those have a code: a serialization failure at COMMIT, say)
+    return error.connection_invalidated or (
+        isinstance(error, OperationalError)
+        and error.statement is None
+        and getattr(error.orig, "sqlstate", None) is None
+    )
 
 
 @contextmanager

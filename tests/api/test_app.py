@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 
 from api.app import SWITCH_INTERVAL_S, create_app
 from api.settings import Settings
@@ -424,25 +424,27 @@ def test_a_bulk_whose_wait_for_a_lock_postgresql_gave_up_gets_503_and_stores_not
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_screening_while_the_database_cannot_be_reached_gets_503_and_stores_nothing(
-    settings: Settings,
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The server's connections are cut and new ones refused (the database restarting, or
-    taken away): a desk is told the database is unavailable and to send the case again, not
-    that the server failed; once it is back, the same case is screened and stored once."""
+    its login taken away): a desk whose key the server knows is told the database cannot be
+    reached and to send the case again, not that the server failed, and nothing is stored;
+    once the login is back, the case sent again is screened and stored once."""
     role = f"lindung_{uuid.uuid4().hex[:8]}"
     schema = settings.database_url.rsplit("search_path%3D", 1)[1]
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
-        connection.exec_driver_sql(f'GRANT ALL ON SCHEMA "{schema}" TO "{role}"')
-    url = settings.database_url.replace("://root@", f"://{role}@", 1)
     try:
-        app = create_app(settings.model_copy(update={"database_url": url}))
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'GRANT ALL ON SCHEMA "{schema}" TO "{role}"')
+        app = create_app(settings.model_copy(update={"database_url": url_as(settings, role)}))
         with TestClient(app, raise_server_exceptions=False) as client:
-            engine = app.state.service.engine
-            with database.transaction(engine) as connection:
+            with database.transaction(app.state.service.engine) as connection:
                 _key, secret = keys.create(connection, "desk", "Batam", datetime.now(UTC))
             desk = {"Authorization": f"Bearer {secret}"}
+            first = client.post("/v1/screenings", json=tourist(case_id="T-1"), headers=desk)
+            assert first.status_code == 201, first.text  # the key is now known to the server
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'ALTER ROLE "{role}" NOLOGIN')
                 connection.exec_driver_sql(
@@ -453,17 +455,29 @@ def test_a_screening_while_the_database_cannot_be_reached_gets_503_and_stores_no
             answer = client.post("/v1/screenings", json=case, headers=desk)
             assert answer.status_code == 503, answer.text
             assert answer.json()["field"] == "database"
-            assert "nothing was stored" in answer.json()["detail"]
+            assert "could not be reached" in answer.json()["detail"]
             assert "send it again" in answer.json()["detail"]
+            assert "trying once more" in caplog.text  # the connection lost, then one refused
+            assert stored_in(admin, schema) == 1
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'ALTER ROLE "{role}" LOGIN')
             again = client.post("/v1/screenings", json=case, headers=desk)
             assert again.status_code == 201, again.text
-            with database.reading(engine) as connection:
-                stored = connection.execute(select(func.count()).select_from(tables.decisions))
-                assert stored.scalar_one() == 1
+            assert "Idempotent-Replayed" not in again.headers  # screened now, not before
+            assert stored_in(admin, schema) == 2
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP OWNED BY "{role}" CASCADE')
             connection.exec_driver_sql(f'DROP ROLE "{role}"')
         admin.dispose()
+
+
+def url_as(settings: Settings, role: str) -> str:
+    return settings.database_url.replace("://root@", f"://{role}@", 1)
+
+
+def stored_in(admin: Engine, schema: str) -> int:
+    with admin.connect() as connection:
+        return int(
+            connection.exec_driver_sql(f'SELECT count(*) FROM "{schema}".decisions').scalar()
+        )

@@ -27,9 +27,10 @@ from starlette.routing import Route
 
 import api.deps
 from api.runners import runner
-from api.settings import bundled
+from api.settings import Settings, bundled
 from api.storage import audit, database, jobs, keys, tables
 from tests.api.conftest import KeyMaker
+from tests.api.storage.test_database import terminate_connections
 from tests.api.test_app import published_problems
 from tests.factories import tourist
 
@@ -661,3 +662,16 @@ def test_a_nul_in_a_query_parameter_is_422_naming_it(
 def test_a_nul_is_refused_only_once_the_key_is(client: TestClient, make_key: KeyMaker) -> None:
     assert client.get(f"/v1/decisions/{NUL}").status_code == 401
     assert client.get(f"/v1/decisions/{NUL}", headers=make_key("admin")).status_code == 403
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_new_key_is_looked_up_on_a_new_connection_after_the_database_restarted(
+    settings: Settings, client: TestClient, make_key: KeyMaker
+) -> None:
+    """The server's pooled connections were ended (PostgreSQL restarted): the first key it has
+    not seen yet is still recognised, rather than the desk being told the database is gone."""
+    client.get("/v1/rules", headers=make_key("analyst"))  # a connection waits in the pool
+    desk = make_key("desk")
+    assert terminate_connections(settings.database_url) >= 1
+    answer = client.get("/v1/rules", headers=desk)
+    assert answer.status_code == 200, answer.text
