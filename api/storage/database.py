@@ -35,6 +35,7 @@ T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 7_302_611  # PostgreSQL advisory lock held while migrating
 SQLITE_BUSY_SECONDS = write_lock.THREAD_WAIT_SECONDS
+CONNECT_SECONDS = 5  # for a PostgreSQL server to answer a new connection
 
 
 class DatabaseProblem(LindungError):
@@ -60,9 +61,20 @@ def connect(url: str, *, serving: bool = False) -> Engine:
             "not a database URL (sqlite:///FILE or postgresql+psycopg://...)"
         ) from None
     if parsed.get_backend_name() != "sqlite":
+        # a server that does not answer (its host gone, packets dropped) is given up on after
+        # CONNECT_SECONDS, not the system's TCP time-out of minutes: a server process connects
+        # on its event loop, which nothing else is answered meanwhile (a URL may set its own)
+        timeout = {"connect_timeout": CONNECT_SECONDS}
+        if "connect_timeout" in parsed.query:
+            timeout = {}
         try:
             return create_engine(
-                url, pool_size=10, max_overflow=20, pool_pre_ping=not serving, pool_recycle=1800
+                url,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=not serving,
+                pool_recycle=1800,
+                connect_args=timeout,
             )
         except ModuleNotFoundError as error:  # a driver this installation lacks
             raise DatabaseProblem(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import fcntl
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,3 +300,37 @@ def test_a_database_that_refuses_or_drops_connections_is_unreachable(
         assert not database.unreachable(error_of(engine, "SELECT * FROM no_such_table"))
         engine.dispose()
     assert not database.unreachable(RuntimeError("not the database's"))
+
+
+def test_a_postgresql_server_that_never_answers_is_given_up_on_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host that takes the connection and then says nothing (gone, or dropping packets) is
+    an unreachable database after CONNECT_SECONDS, not after the system's TCP time-out; a URL
+    that sets its own connect_timeout keeps it."""
+    monkeypatch.setattr(database, "CONNECT_SECONDS", 2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nobody ever answers
+        url = f"postgresql+psycopg://root@127.0.0.1:{silent.getsockname()[1]}/test"
+        for given, expected in ((url, 2), (f"{url}?connect_timeout=3", 3)):
+            waited, error = given_up_on(database.connect(given))
+            assert database.unreachable(error)
+            assert expected - 0.5 <= waited < expected + 1.5
+
+
+def given_up_on(engine: Engine) -> tuple[float, BaseException]:
+    """How long a first connection to `engine` took to fail, and its error; in a thread, so that
+    one that never gives up fails the test instead of holding it up."""
+    failed: list[tuple[float, BaseException]] = []
+
+    def connect() -> None:
+        started = time.monotonic()
+        error = error_of(engine, "SELECT 1")
+        failed.append((time.monotonic() - started, error))
+
+    trying = threading.Thread(target=connect, daemon=True)
+    trying.start()
+    trying.join(10)
+    assert failed, "still connecting after 10 s"
+    return failed[0]
