@@ -40,6 +40,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pausing import pause_for
+
 WARM_UP = 20  # runs of each workload before any is timed
 LIST_BYTES = 128  # a list of 8 small ints: its header and its item array, in pymalloc blocks
 
@@ -68,18 +70,6 @@ def walk_over(
     return walk, lists
 
 
-def pause(seconds: float, spin: bool) -> None:
-    """As bench/request_cost.py's pause_for (not imported: that module loads the app)."""
-    if not seconds:
-        return
-    if not spin:
-        time.sleep(seconds)
-        return
-    until = time.perf_counter() + seconds
-    while time.perf_counter() < until:
-        pass
-
-
 @dataclass
 class Taken:
     wall: list[float] = field(default_factory=list)
@@ -89,7 +79,7 @@ class Taken:
 
 def timed(work: Callable[[], int], gap: float, spin: bool, taken: Taken) -> None:
     work()  # right after a run of itself, whatever ran before
-    pause(gap, spin)
+    pause_for(gap, spin)
     switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
     started, ran = time.perf_counter(), time.thread_time()
     work()

@@ -41,6 +41,7 @@ import orjson
 import uvloop
 from desk_cases import desk_cases, sent_once
 from fastapi import FastAPI
+from pausing import pause_for
 from starlette.types import ASGIApp, Message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,17 +115,6 @@ async def answer_without_screening(service: Service, caller: Caller, body: bytes
         return decisions
 
     service.screen_together = the_same  # type: ignore[method-assign]
-
-
-def pause_for(seconds: float, spin: bool) -> None:
-    if not seconds:
-        return
-    if not spin:
-        time.sleep(seconds)
-        return
-    until = time.perf_counter() + seconds
-    while time.perf_counter() < until:
-        pass
 
 
 def desk_key(app: FastAPI, bench: str) -> tuple[Caller, str]:

@@ -64,9 +64,7 @@ def connect(url: str, *, serving: bool = False) -> Engine:
         # a server that does not answer (its host gone, packets dropped) is given up on after
         # CONNECT_SECONDS, not the system's TCP time-out of minutes: a server process connects
         # on its event loop, which nothing else is answered meanwhile (a URL may set its own)
-        timeout = {"connect_timeout": CONNECT_SECONDS}
-        if "connect_timeout" in parsed.query:
-            timeout = {}
+        timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_SECONDS}
         try:
             return create_engine(
                 url,
