@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,12 +114,16 @@ class Service:
         """A transaction that changes what is in use (an activation, a registry upload). The
         components it makes are built inside it, by the caller's thread (not the event loop's),
         and put in use once it has committed: put in use before, a group on the loop could
-        read the generation committed before and build that again."""
-        with database.transaction(self.engine) as connection:
-            yield connection
-            seen = activation.generation(connection)
-            used = in_use.build(self.settings, in_use.choice(connection))
-        with self._lock:
+        read the generation committed before and build that again. The lock on what is in use
+        is taken before the commit and kept until then: a group on the loop that reads the
+        change as soon as it is committed waits for its components, rather than building them
+        again on the loop while this thread has not yet run (it had not, under load, in CI)."""
+        with ExitStack() as held:
+            with database.transaction(self.engine) as connection:
+                yield connection
+                seen = activation.generation(connection)
+                used = in_use.build(self.settings, in_use.choice(connection))
+                held.enter_context(self._lock)
             if self._parts is None or not seen.before(self._generation):
                 self._put_in_use(seen, used)
 

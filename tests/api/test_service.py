@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection
 
 from api import in_use
 from api.routes import registry
@@ -55,10 +58,20 @@ def test_an_upload_puts_its_registry_in_use_once_and_off_the_loop_with_a_desk_sc
     """An admin's change (here a registry upload, in its worker thread) builds the components
     inside its transaction and puts them in use once committed. A desk's screening that waited
     for it meanwhile (on PostgreSQL for the audit head, reading what was committed before) does
-    not build the old components again on the loop, nor the next one the new ones again."""
+    not build the old components again on the loop, nor the next one the new ones again; nor
+    the new ones when the admin's thread is slow to run again once it has committed (under
+    load: here it sleeps a second), since the desk's group waits for them meanwhile."""
     service: Service = app.state.service
     built: list[str] = []
     build = in_use.build
+    transaction = database.transaction
+
+    @contextmanager
+    def slow_after_commit(*args: Any, **kwargs: Any) -> Iterator[Connection]:
+        with transaction(*args, **kwargs) as connection:
+            yield connection
+        if threading.current_thread().name == "admin":
+            time.sleep(1)
 
     def recorded(*args: Any, **kwargs: Any) -> in_use.InUse:
         made = build(*args, **kwargs)
@@ -68,6 +81,7 @@ def test_an_upload_puts_its_registry_in_use_once_and_off_the_loop_with_a_desk_sc
         return made
 
     monkeypatch.setattr(in_use, "build", recorded)
+    monkeypatch.setattr(database, "transaction", slow_after_commit)
     admin = keys.Caller("a" * 32, "admin", "admin")
     desk = keys.Caller("d" * 32, "desk", "desk")
     upload = threading.Thread(
