@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import iter_route_contexts
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -182,39 +184,74 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
         # nobody is there to read an answer (499, as nginx logs it).
         return Response(status_code=499)
 
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(sqlite3.Error)
+    @app.exception_handler(PoolTimeout)
+    async def database_trouble(request: Request, error: Exception) -> JSONResponse:
+        # handled here, not only by the last resort, which the server then logs with its
+        # traceback as a failure: in an outage, every request would log one
+        return _database_problem(request, error) or _failed(request, error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        if write_lock.busy(error):  # a request's wait in a thread (a bulk, an outcome) ran out
-            held = (  # on PostgreSQL, where the server gives up on lock waits (lock_timeout)
-                f"its write lock for longer than {database.SQLITE_BUSY_SECONDS} s"
-                if isinstance(getattr(error, "orig", error), sqlite3.Error)
-                else "a lock this request needs for longer than the server waits for one"
-            )
-            return problem(
-                503,
-                "Unavailable",
-                f"the database is busy: another process held {held}; nothing was stored, "
-                "send it again",
-                "database",
-            )
-        if database.unreachable(error):  # the server down or restarting: for a while
-            log.warning(
-                "the database could not be reached (%s) on %s %s",
-                type(error).__name__,
-                request.method,
-                request.url.path,
-            )
-            return problem(
-                503,
-                "Unavailable",
-                "the database could not be reached: nothing was stored, unless the connection "
-                "was lost while committing; send it again once /readyz is ready (a screening "
-                "sent again with its case_id and screened_at is answered from storage, never "
-                "stored twice)",
-                "database",
-            )
-        log.error("unexpected %s on %s %s", type(error).__name__, request.method, request.url.path)
-        return problem(500, "InternalError", "the request failed; nothing was stored", None)
+        # a database error raised outside the routes' handling (none is known) is answered alike
+        return _database_problem(request, error) or _failed(request, error, logged=True)
+
+
+def _database_problem(request: Request, error: Exception) -> JSONResponse | None:
+    """The answer to a database that was busy or could not be reached, for a while: 503 with
+    nothing stored, send it again; None for any other error."""
+    if write_lock.busy(error):  # a request's wait in a thread (a bulk, an outcome) ran out
+        held = (  # on PostgreSQL, where the server gives up on lock waits (lock_timeout)
+            f"its write lock for longer than {database.SQLITE_BUSY_SECONDS} s"
+            if isinstance(getattr(error, "orig", error), sqlite3.Error)
+            else "a lock this request needs for longer than the server waits for one"
+        )
+        return problem(
+            503,
+            "Unavailable",
+            f"the database is busy: another process held {held}; nothing was stored, send it again",
+            "database",
+        )
+    if isinstance(error, PoolTimeout):  # requests hold every connection this server may open
+        log.warning("no database connection came free on %s %s", request.method, request.url.path)
+        return problem(
+            503,
+            "Unavailable",
+            "the database is busy: every connection this server may open to it stayed in use "
+            f"for {database.POOL_WAIT_SECONDS} s; nothing was stored, send it again",
+            "database",
+        )
+    if database.unreachable(error):  # the server down or restarting: for a while
+        log.warning(
+            "the database could not be reached (%s) on %s %s",
+            type(error).__name__,
+            request.method,
+            request.url.path,
+        )
+        return problem(
+            503,
+            "Unavailable",
+            "the database could not be reached: nothing was stored, unless the connection "
+            "was lost while committing; send it again once /readyz is ready (a screening "
+            "sent again with its case_id and screened_at is answered from storage, never "
+            "stored twice)",
+            "database",
+        )
+    return None
+
+
+def _failed(request: Request, error: Exception, *, logged: bool = False) -> JSONResponse:
+    """500: the request failed, nothing was stored. Its traceback is logged here unless the
+    server logs it (`logged`: the last resort's errors are raised on to the server)."""
+    log.error(
+        "unexpected %s on %s %s",
+        type(error).__name__,
+        request.method,
+        request.url.path,
+        exc_info=None if logged else error,
+    )
+    return problem(500, "InternalError", "the request failed; nothing was stored", None)
 
 
 def _methods(app: FastAPI, path: str) -> list[str]:

@@ -36,6 +36,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_LOCK = 7_302_611  # PostgreSQL advisory lock held while migrating
 SQLITE_BUSY_SECONDS = write_lock.THREAD_WAIT_SECONDS
 CONNECT_SECONDS = 5  # for a PostgreSQL server to answer a new connection
+# for one of the process's pooled connections while every one is in use (requests holding them
+# while they wait for a lock, say): then the request is told the database is busy (SQLAlchemy's
+# default, named here so that the answer can say it)
+POOL_WAIT_SECONDS = 30
 
 
 class DatabaseProblem(LindungError):
@@ -72,7 +76,9 @@ def connect(url: str, *, serving: bool = False) -> Engine:
                 max_overflow=20,
                 pool_pre_ping=not serving,
                 pool_recycle=1800,
+                pool_timeout=POOL_WAIT_SECONDS,
                 connect_args=timeout,
+                hide_parameters=True,  # an error's text, which is logged, shows no stored value
             )
         except ModuleNotFoundError as error:  # a driver this installation lacks
             raise DatabaseProblem(
@@ -87,8 +93,12 @@ def connect(url: str, *, serving: bool = False) -> Engine:
         # 46 page reads a screening where 18 do. (A database in memory has a connection per
         # thread, and no such choice.)
         pool["pool_use_lifo"] = True
+        pool["pool_timeout"] = POOL_WAIT_SECONDS
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}, **pool
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
+        hide_parameters=True,
+        **pool,
     )
 
     @event.listens_for(engine, "connect")

@@ -11,7 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Connection, Engine, create_engine, func, select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.app import SWITCH_INTERVAL_S, create_app
 from api.settings import Settings
@@ -439,7 +440,7 @@ def test_a_screening_while_the_database_cannot_be_reached_gets_503_and_stores_no
         with admin.connect() as connection:
             connection.exec_driver_sql(f'GRANT ALL ON SCHEMA "{schema}" TO "{role}"')
         app = create_app(settings.model_copy(update={"database_url": url_as(settings, role)}))
-        with TestClient(app, raise_server_exceptions=False) as client:
+        with TestClient(app) as client:  # what the app raises on, the server logs as failed
             with database.transaction(app.state.service.engine) as connection:
                 _key, secret = keys.create(connection, "desk", "Batam", datetime.now(UTC))
             desk = {"Authorization": f"Bearer {secret}"}
@@ -458,6 +459,7 @@ def test_a_screening_while_the_database_cannot_be_reached_gets_503_and_stores_no
             assert "could not be reached" in answer.json()["detail"]
             assert "send it again" in answer.json()["detail"]
             assert "trying once more" in caplog.text  # the connection lost, then one refused
+            assert not [record for record in caplog.records if record.levelname == "ERROR"]
             assert stored_in(admin, schema) == 1
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'ALTER ROLE "{role}" LOGIN')
@@ -470,6 +472,76 @@ def test_a_screening_while_the_database_cannot_be_reached_gets_503_and_stores_no
             connection.exec_driver_sql(f'DROP OWNED BY "{role}" CASCADE')
             connection.exec_driver_sql(f'DROP ROLE "{role}"')
         admin.dispose()
+
+
+def test_a_request_that_waited_too_long_for_a_database_connection_gets_503(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every connection the server may open is in use (requests holding them while they wait
+    for a lock, say): a desk's screening and an analyst's list wait for one up to
+    POOL_WAIT_SECONDS (here 1 s), then are told the database is busy, not that the server
+    failed, with nothing stored; once connections come free, the case sent again is stored."""
+    monkeypatch.setattr(database, "POOL_WAIT_SECONDS", 1)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.service.engine  # type: ignore[attr-defined]
+        with database.transaction(engine) as connection:
+            _key, desk_secret = keys.create(connection, "desk", "Batam", datetime.now(UTC))
+            _key, analyst_secret = keys.create(connection, "analyst", "LTSA", datetime.now(UTC))
+        desk = {"Authorization": f"Bearer {desk_secret}"}
+        analyst = {"Authorization": f"Bearer {analyst_secret}"}
+        first = client.post("/v1/screenings", json=tourist(case_id="T-1"), headers=desk)
+        assert first.status_code == 201, first.text
+        assert client.get("/v1/decisions", headers=analyst).status_code == 200  # keys known
+        held = every_connection(engine)
+        try:
+            case = tourist(case_id="T-waited")
+            for answer in (
+                client.post("/v1/screenings", json=case, headers=desk),
+                client.get("/v1/decisions", headers=analyst),
+            ):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["field"] == "database"
+                assert "every connection" in answer.json()["detail"]
+                assert "for 1 s" in answer.json()["detail"]
+                assert "nothing was stored" in answer.json()["detail"]
+            stored = held[0].execute(select(func.count()).select_from(tables.decisions))
+            assert stored.scalar_one() == 1
+        finally:
+            for connection in held:
+                connection.close()
+        again = client.post("/v1/screenings", json=case, headers=desk)
+        assert again.status_code == 201, again.text
+        assert "Idempotent-Replayed" not in again.headers
+    assert "no database connection came free" in caplog.text
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_database_error_nothing_explains_gets_500_and_its_traceback_logged_once(
+    client: TestClient, engine: Engine, analyst: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database error that is neither a lock wait nor an outage (here a table gone) is the
+    server's failure: 500, and the server's log has what happened with its traceback, logged
+    by the app and not raised on for the server to log again."""
+    with database.transaction(engine) as connection:
+        connection.exec_driver_sql("ALTER TABLE decisions RENAME TO decisions_gone")
+    answer = client.get("/v1/decisions", headers=analyst)  # the client raises what is raised on
+    assert answer.status_code == 500, answer.text
+    assert answer.json()["error"] == "InternalError"
+    [failed] = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert "OperationalError on GET /v1/decisions" in failed.getMessage()
+    assert failed.exc_info is not None
+    assert "no such table: decisions" in str(failed.exc_info[1])
+
+
+def every_connection(engine: Engine) -> list[Connection]:
+    """Every connection `engine`'s pool may open, taken (the next waited POOL_WAIT_SECONDS)."""
+    held: list[Connection] = []
+    while True:
+        try:
+            held.append(engine.connect())
+        except PoolTimeout:
+            return held
 
 
 def url_as(settings: Settings, role: str) -> str:

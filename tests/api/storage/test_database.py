@@ -334,3 +334,27 @@ def given_up_on(engine: Engine) -> tuple[float, BaseException]:
     trying.join(10)
     assert failed, "still connecting after 10 s"
     return failed[0]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_failed_statements_error_shows_no_value_it_was_given(
+    kind: str, postgres_url: str, tmp_path: Path
+) -> None:
+    """An error's text, which the server logs, names the statement but not the values it was
+    sent with: what is stored may be an identifier's keyed hash, and no value belongs in a log."""
+    url = postgres_url if kind == "postgresql" else f"sqlite:///{tmp_path / 'x.db'}"
+    engine = database.connect(url)
+    value = "3171234567890001"
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                text("SELECT holder FROM no_such_table WHERE nik = :nik"), {"nik": value}
+            )
+    except Exception as error:
+        said = str(error)
+    else:
+        raise AssertionError("the statement did not fail")
+    finally:
+        engine.dispose()
+    assert "no_such_table" in said
+    assert value not in said
