@@ -94,12 +94,18 @@ class Service:
         before it, and rebuilding that, then the change again, would hold up the loop twice."""
         if seen is None:
             seen = activation.generation(connection)
-        if self._parts is not None and (seen == self._generation or seen.before(self._generation)):
-            return self._parts
-        with self._lock:
-            if seen != self._generation or self._parts is None:
+        if not self._older_than(seen):
+            return self.parts
+        with self._lock:  # a change under way may put newer ones in use meanwhile: asked again
+            if self._older_than(seen):
                 self._put_in_use(seen, in_use.build(self.settings, in_use.choice(connection)))
         return self.parts
+
+    def _older_than(self, seen: activation.Generation) -> bool:
+        """Whether the components in use are older than `seen` (or there are none yet)."""
+        return self._parts is None or not (
+            seen == self._generation or seen.before(self._generation)
+        )
 
     def _put_in_use(self, seen: activation.Generation, used: in_use.InUse) -> None:
         self._parts, self._generation = used.parts, seen
@@ -124,7 +130,7 @@ class Service:
                 seen = activation.generation(connection)
                 used = in_use.build(self.settings, in_use.choice(connection))
                 held.enter_context(self._lock)
-            if self._parts is None or not seen.before(self._generation):
+            if self._older_than(seen):
                 self._put_in_use(seen, used)
 
     def activate(self, rule_pack: str, model: str, caller: Caller) -> dict[str, Any]:

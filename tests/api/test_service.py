@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,14 +64,6 @@ def test_an_upload_puts_its_registry_in_use_once_and_off_the_loop_with_a_desk_sc
     service: Service = app.state.service
     built: list[str] = []
     build = in_use.build
-    transaction = database.transaction
-
-    @contextmanager
-    def slow_after_commit(*args: Any, **kwargs: Any) -> Iterator[Connection]:
-        with transaction(*args, **kwargs) as connection:
-            yield connection
-        if threading.current_thread().name == "admin":
-            time.sleep(1)
 
     def recorded(*args: Any, **kwargs: Any) -> in_use.InUse:
         made = build(*args, **kwargs)
@@ -81,7 +73,7 @@ def test_an_upload_puts_its_registry_in_use_once_and_off_the_loop_with_a_desk_sc
         return made
 
     monkeypatch.setattr(in_use, "build", recorded)
-    monkeypatch.setattr(database, "transaction", slow_after_commit)
+    monkeypatch.setattr(database, "transaction", admins_slowed(after_commit=True))
     admin = keys.Caller("a" * 32, "admin", "admin")
     desk = keys.Caller("d" * 32, "desk", "desk")
     upload = threading.Thread(
@@ -96,3 +88,59 @@ def test_an_upload_puts_its_registry_in_use_once_and_off_the_loop_with_a_desk_sc
     assert service.registry_summary["source"] == "uploaded"
     assert during.case_id == "T-1"
     assert after.case_id == "T-2"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_group_that_read_another_processs_change_keeps_the_newer_one_an_upload_put_in_use(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another server process uploaded a registry. A desk's group that read that upload, and
+    then waited while this process's admin committed a newer one, finds the newer in use: it
+    builds nothing on the loop (it built the other process's again, putting it back in use over
+    the newer, which the next group then built once more)."""
+    service: Service = app.state.service
+    other = Service(service.settings, database.connect(service.settings.database_url, serving=True))
+    other.start()
+    admin = keys.Caller("a" * 32, "admin", "admin")
+    desk = keys.Caller("d" * 32, "desk", "desk")
+    try:
+        registry._upload(other, REGISTRY.encode(), admin)
+        built: list[str] = []
+        build = in_use.build
+
+        def recorded(*args: Any, **kwargs: Any) -> in_use.InUse:
+            built.append(threading.current_thread().name)
+            return build(*args, **kwargs)
+
+        monkeypatch.setattr(in_use, "build", recorded)
+        monkeypatch.setattr(database, "transaction", admins_slowed(after_commit=False))
+        upload = threading.Thread(
+            target=registry._upload, args=(service, REGISTRY.encode(), admin), name="admin"
+        )
+        upload.start()
+        time.sleep(0.5)
+        escorted = parse_case(tourist(case_id="E-1", links={"escort_ref": "+62 812-0000-3333"}))
+        asyncio.run(service.screen_together([escorted], desk))
+        upload.join()
+        asyncio.run(service.screen_together([parse_case(tourist(case_id="T-2"))], desk))
+        assert built == ["admin"]
+    finally:
+        other.stop()
+
+
+def admins_slowed(*, after_commit: bool) -> Callable[..., AbstractContextManager[Connection]]:
+    """`database.transaction`, where the thread named admin sleeps a second just before or just
+    after its transaction commits (its thread not run meanwhile, as under load)."""
+    transaction = database.transaction
+
+    @contextmanager
+    def slowed(*args: Any, **kwargs: Any) -> Iterator[Connection]:
+        admins = threading.current_thread().name == "admin"
+        with transaction(*args, **kwargs) as connection:
+            yield connection
+            if admins and not after_commit:
+                time.sleep(1)
+        if admins and after_commit:
+            time.sleep(1)
+
+    return slowed
