@@ -32,9 +32,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from api.metrics import GROUP_CASES, GROUP_SECONDS
 from api.problems import Unavailable
-from api.storage.database import SQLITE_BUSY_SECONDS
+from api.storage.database import SQLITE_BUSY_SECONDS, unreachable
 from api.storage.keys import Caller
 from api.storage.write_lock import Busy, Turn
 from engine.case import Case
@@ -94,6 +96,11 @@ class GroupCommit:
         for number, group in enumerate(groups):
             try:
                 self._commit(group)
+            except _Unavailable as unavailable:  # the next groups would wait as long, each
+                for request in (r for later in groups[number:] for r in later):
+                    if not request.answer.done():
+                        request.answer.set_exception(unavailable.error)
+                return
             except Busy as busy:
                 delay = min(MOST_BACKOFF, LOOP_BACKOFF * (2**self._busy_in_a_row - 1))
                 if busy.turn.taken is not None:  # SQLite: a thread holds the lock file for it
@@ -190,6 +197,10 @@ class GroupCommit:
         except Busy:
             raise
         except Exception as error:
+            if isinstance(error, PoolTimeout) or unreachable(error):
+                # not this group's fault: tried again one by one, each request would wait on
+                # the loop as long as this one did (up to POOL_WAIT_SECONDS or CONNECT_SECONDS)
+                raise _Unavailable(error) from error
             if len(group) == 1:
                 group[0].answer.set_exception(error)
                 return
@@ -207,6 +218,14 @@ class GroupCommit:
         for request, decisions in zip(group, answers, strict=True):
             if not request.answer.done():
                 request.answer.set_result(decisions)
+
+
+class _Unavailable(Exception):
+    """The database as a whole failed a group: no connection came free, or none could be made."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _in_thread(turn: Turn) -> asyncio.Future[None]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.group_commit import GroupCommit
 from api.problems import Unavailable
@@ -122,6 +123,23 @@ def test_a_request_that_cannot_be_stored_fails_alone() -> None:
     assert answers[2] == ["c"]
     # the group failed whole, then each request was stored on its own
     assert store.groups == [["a", "refused", "c"], ["a"], ["refused"], ["c"]]
+
+
+class UnavailableStore(Store):
+    """A store that finds the database unavailable as a whole: no pooled connection came free."""
+
+    def __call__(self, asked: Asked) -> list[list[Decision]]:
+        self.groups.append([case.case_id for cases, _caller in asked for case in cases])
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+
+def test_a_database_unavailable_as_a_whole_fails_every_waiting_group_after_one_try() -> None:
+    """Each try waited for a connection on the loop: the requests are not tried one by one, nor
+    the next groups, each after as long a wait, holding up the whole server meanwhile."""
+    store = UnavailableStore()
+    answers = asyncio.run(screen_all(GroupCommit(store, most_cases=2), "a", "b", "c", "d"))
+    assert all(isinstance(answer, PoolTimeout) for answer in answers), answers
+    assert store.groups == [["a", "b"]]
 
 
 def test_a_request_whose_client_left_is_not_stored() -> None:
