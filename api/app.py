@@ -202,6 +202,7 @@ def _database_problem(request: Request, error: Exception) -> JSONResponse | None
     """The answer to a database that was busy or could not be reached, for a while: 503 with
     nothing stored, send it again; None for any other error."""
     if write_lock.busy(error):  # a request's wait in a thread (a bulk, an outcome) ran out
+        log.warning("the database was busy on %s %s", request.method, request.url.path)
         held = (  # on PostgreSQL, where the server gives up on lock waits (lock_timeout)
             f"its write lock for longer than {database.SQLITE_BUSY_SECONDS} s"
             if isinstance(getattr(error, "orig", error), sqlite3.Error)

@@ -70,5 +70,6 @@ def activate(
 ) -> JSONResponse:
     """Every server process screens with them from its next request; decisions made before keep
     the versions they were made with."""
-    service.activate(choice.rule_pack, choice.model, caller)
-    return JSONResponse(_active(service), status_code=201)
+    made = service.activate(choice.rule_pack, choice.model, caller)
+    # as committed: read again afterwards, a failed read would say nothing was stored
+    return JSONResponse({"rule_pack": made["rule_pack"], "model": made["model"]}, status_code=201)

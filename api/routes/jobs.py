@@ -135,14 +135,15 @@ async def create(
             "compare_to_file": str(service.jobs.file(earlier, "result")) if earlier else None,
             "uses": uses,
         }
-        await run_in_threadpool(_store, service, job_id, caller.key_id, name, options)
+        stored = await run_in_threadpool(_store, service, job_id, caller.key_id, name, options)
     except BaseException:
         for path in folder.iterdir():
             path.unlink()
         folder.rmdir()
         raise
     service.jobs.start(job_id, source, options)
-    return JSONResponse(_view(service, _job(service, job_id)), status_code=202)
+    # as committed: read again afterwards, a failed read would say nothing was stored
+    return JSONResponse(_view(service, stored), status_code=202)
 
 
 async def _receive(request: Request, path: Any, limit: int) -> None:
@@ -192,9 +193,15 @@ def _resolve(
     return uses, chosen.uploaded_registry[0] if chosen.uploaded_registry else None
 
 
-def _store(service: Service, job_id: str, key_id: str, name: str, options: dict[str, Any]) -> None:
+def _store(
+    service: Service, job_id: str, key_id: str, name: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The job as stored."""
     with database.transaction(service.engine) as connection:
         jobs.create(connection, job_id, key_id, name, options, now(), runner())
+        stored = jobs.get(connection, job_id)
+    assert stored is not None
+    return stored
 
 
 @router.get("", summary="Rescore jobs, newest first")

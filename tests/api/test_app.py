@@ -154,12 +154,12 @@ def test_the_published_case_record_refuses_what_a_screening_refuses(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_bulk_that_waited_too_long_for_another_processs_lock_gets_503_and_stores_nothing(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bulk waits for SQLite's write lock in a worker thread, up to the busy timeout (30 s,
     here 1 s); then it is told the database is busy, not that the server failed."""
     monkeypatch.setattr(database, "SQLITE_BUSY_SECONDS", 1)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(create_app(settings)) as client:  # nothing raised on to the server
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
         with database.transaction(engine) as connection:
             _key, secret = keys.create(connection, "analyst", "busy", datetime.now(UTC))
@@ -174,6 +174,7 @@ def test_a_bulk_that_waited_too_long_for_another_processs_lock_gets_503_and_stor
         with database.reading(engine) as connection:  # beside the lock, still held
             stored = connection.execute(select(func.count()).select_from(tables.decisions))
             assert stored.scalar_one() == 0
+    assert "the database was busy on POST /v1/screenings/bulk" in caplog.text
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

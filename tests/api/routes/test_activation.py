@@ -6,21 +6,24 @@ import pickle
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from api.app import create_app
 from api.problems import Unavailable
+from api.service import Service
 from api.settings import Settings, bundled
-from api.storage import tables
+from api.storage import database, keys, tables
 from engine.rule_pack import load_rule_pack
 from models import artifact
 from models.artifact import TrainedModel
 from tests.api.calls import Headers, rows, screen
+from tests.api.test_app import every_connection
 from tests.factories import documented_worker, tourist
 
 DEFAULT = load_rule_pack(bundled("default"))
@@ -394,3 +397,35 @@ def test_an_activation_the_settings_registry_no_longer_loads_for_is_503_naming_r
         shutil.copy(settings.registry, registry)
         assert listed_packs(client, admin) == {DEFAULT.label: True, next_pack: False}
         assert activate(client, admin, next_pack, trained.version).status_code == 201
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_activation_once_committed_is_answered_as_stored_whatever_comes_after(
+    settings: Settings, trained: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer says what was activated without reading the database again: other requests
+    holding every connection just after the commit (here for 1 s) do not turn an activation in
+    effect into 503 "nothing was stored"."""
+    monkeypatch.setattr(database, "POOL_WAIT_SECONDS", 1)
+    _folder, label = library_pack(settings, "next", "2026.12.1")
+    held: list[Connection] = []
+    activate_as_before = Service.activate
+
+    def then_every_connection_taken(service: Service, *args: Any, **kwargs: Any) -> Any:
+        made = activate_as_before(service, *args, **kwargs)
+        held.extend(every_connection(service.engine))
+        return made
+
+    monkeypatch.setattr(Service, "activate", then_every_connection_taken)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.service.engine  # type: ignore[attr-defined]
+        with database.transaction(engine) as connection:
+            _key, secret = keys.create(connection, "admin", "LTSA", datetime.now(UTC))
+        try:
+            answer = activate(client, {"Authorization": f"Bearer {secret}"}, label, trained.version)
+        finally:
+            for connection in held:
+                connection.close()
+        assert answer.status_code == 201, answer.text
+        assert answer.json() == {"rule_pack": label, "model": trained.version}
+        assert rows(engine, tables.activations) == 1

@@ -22,13 +22,14 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, update
 
 from api import jobs as job_runner
 from api import runners
 from api.app import create_app
+from api.routes import jobs as job_routes
 from api.settings import Settings
-from api.storage import database, jobs, tables
+from api.storage import database, jobs, keys, tables
 from models.artifact import MODEL_FILE, TrainedModel
 from tests.api.calls import Headers, rows
 from tests.api.routes.test_activation import (
@@ -41,6 +42,7 @@ from tests.api.routes.test_activation import (
 from tests.api.routes.test_registry import NEW_LICENCE, NEW_REGISTRY
 from tests.api.routes.test_registry import upload as upload_registry
 from tests.api.servers import alive, wait_for
+from tests.api.test_app import every_connection
 from tests.api.test_in_use import flat
 from tests.api.test_rescore_commands import case_rows, read_output, rescore, write_csv
 from tests.conftest import DEFAULT_PACK
@@ -751,3 +753,38 @@ def test_only_a_queued_or_running_job_can_be_cancelled(
     assert "the job is failed" in cancel(client, analyst, gone).json()["detail"]
     assert stored(engine, gone)["error"] == INTERRUPTED
     assert cancel(client, analyst, uuid.uuid4().hex).status_code == 404
+
+
+@SQLITE_ONLY
+def test_a_job_once_stored_is_answered_as_stored_whatever_comes_after(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The answer shows the job as its transaction stored it, without reading it again: other
+    requests holding every connection just after the commit (here for 1 s) do not turn a job
+    that runs into 503 "nothing was stored", which a client would send again as a second job."""
+    monkeypatch.setattr(database, "POOL_WAIT_SECONDS", 1)
+    held: list[Connection] = []
+    store_as_before = job_routes._store
+
+    def then_every_connection_taken(service: Any, *args: Any) -> dict[str, Any]:
+        stored = store_as_before(service, *args)
+        held.extend(every_connection(service.engine))
+        return stored
+
+    monkeypatch.setattr(job_routes, "_store", then_every_connection_taken)
+    source = write_csv(tmp_path / "cases.csv", case_rows(20))
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.service.engine  # type: ignore[attr-defined]
+        with database.transaction(engine) as connection:
+            _key, secret = keys.create(connection, "analyst", "LTSA", datetime.now(UTC))
+        analyst = {"Authorization": f"Bearer {secret}"}
+        try:
+            answer = upload(client, analyst, source.read_bytes(), "?name=NTB")
+        finally:
+            for connection in held:
+                connection.close()
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["name"] == "NTB"
+        assert answer.json()["status"] in ("queued", "running")
+        assert rows(engine, tables.rescore_jobs) == 1
+        assert wait(client, analyst, answer.json()["job_id"])["status"] == "done"
