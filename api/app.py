@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -57,6 +58,9 @@ log = logging.getLogger("lindung.api")
 # (5 ms) a desk's screening beside a 1,000-case bulk upload took up to half a second
 # (bench/bulk_sync.py).
 SWITCH_INTERVAL_S = 0.0005
+# a process's connections that requests in worker threads never take: the event loop's, the
+# checkpoints', a lock's turn, the jobs' keeper and a running job's
+SPARE_CONNECTIONS = 5
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -72,6 +76,14 @@ def create_app(settings: Settings) -> FastAPI:
             service.stop()
             sys.setswitchinterval(interval)
             raise
+        most = database.connections_at_most(service.engine)
+        if most is not None:
+            # Requests in worker threads (each holding one connection at a time) are fewer than
+            # the connections: those left are for what waits for one outside that limit, on the
+            # event loop (the desks' screenings, the whole process waiting) or in threads of its
+            # own (SQLite's checkpoints, a wait for another process's lock, a job)
+            limiter = to_thread.current_default_thread_limiter()
+            limiter.total_tokens = max(1, most - SPARE_CONNECTIONS)
         try:
             yield
         finally:

@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import QueuePool
 
 from api.storage import write_lock
 from api.storage.rows import driver_errors
@@ -40,6 +41,8 @@ CONNECT_SECONDS = 5  # for a PostgreSQL server to answer a new connection
 # while they wait for a lock, say): then the request is told the database is busy (SQLAlchemy's
 # default, named here so that the answer can say it)
 POOL_WAIT_SECONDS = 30
+# connections each process's pool keeps, and opens beyond them at most, by database
+POOLS = {"sqlite": (5, 10), "postgresql": (10, 20)}
 
 
 class DatabaseProblem(LindungError):
@@ -72,8 +75,8 @@ def connect(url: str, *, serving: bool = False) -> Engine:
         try:
             return create_engine(
                 url,
-                pool_size=10,
-                max_overflow=20,
+                pool_size=POOLS["postgresql"][0],
+                max_overflow=POOLS["postgresql"][1],
                 pool_pre_ping=not serving,
                 pool_recycle=1800,
                 pool_timeout=POOL_WAIT_SECONDS,
@@ -94,6 +97,7 @@ def connect(url: str, *, serving: bool = False) -> Engine:
         # thread, and no such choice.)
         pool["pool_use_lifo"] = True
         pool["pool_timeout"] = POOL_WAIT_SECONDS
+        pool["pool_size"], pool["max_overflow"] = POOLS["sqlite"]
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
@@ -132,6 +136,15 @@ def connect(url: str, *, serving: bool = False) -> Engine:
             raise
 
     return engine
+
+
+def connections_at_most(engine: Engine) -> int | None:
+    """How many connections `engine` opens at most (None: one for each thread, a SQLite
+    database in memory)."""
+    if not isinstance(engine.pool, QueuePool):
+        return None
+    size, overflow = POOLS[engine.dialect.name]
+    return size + overflow
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -533,6 +535,57 @@ def test_a_database_error_nothing_explains_gets_500_and_its_traceback_logged_onc
     assert "OperationalError on GET /v1/decisions" in failed.getMessage()
     assert failed.exc_info is not None
     assert "no such table: decisions" in str(failed.exc_info[1])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_requests_waiting_in_threads_leave_connections_for_the_desks_screenings(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thirty-five bulks wait in worker threads for the audit head another process's
+    transaction holds, each holding a connection: a desk's screening on the event loop still
+    finds one (it waited for one there, POOL_WAIT_SECONDS, here 2 s, holding up the whole
+    process, then got 503, as did the bulks left without one), and every request is stored
+    once the other transaction ends."""
+    monkeypatch.setattr(database, "POOL_WAIT_SECONDS", 2)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.service.engine  # type: ignore[attr-defined]
+        with database.transaction(engine) as connection:
+            _key, desk_secret = keys.create(connection, "desk", "Batam", datetime.now(UTC))
+            _key, analyst_secret = keys.create(connection, "analyst", "LTSA", datetime.now(UTC))
+        desk = {"Authorization": f"Bearer {desk_secret}"}
+        analyst = {"Authorization": f"Bearer {analyst_secret}"}
+        assert client.post("/v1/screenings", json=tourist(case_id="T-0"), headers=desk).is_success
+        assert client.get("/v1/decisions", headers=analyst).is_success  # both keys known
+        other_process = create_engine(settings.database_url)
+        holding = held_in_another_transaction(other_process, HEAD, seconds=5)
+        answers: dict[int, int] = {}
+
+        def bulk(number: int) -> None:
+            cases = {"cases": [tourist(case_id=f"B-{number}")]}
+            answers[number] = client.post(
+                "/v1/screenings/bulk", json=cases, headers=analyst
+            ).status_code
+
+        bulks = [threading.Thread(target=bulk, args=(number,)) for number in range(35)]
+        for thread in bulks:
+            thread.start()
+        deadline = time.monotonic() + 4
+        while engine.pool.checkedout() < 25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.pool.checkedout() >= 25  # the bulks wait for the head, holding them
+        screened = client.post("/v1/screenings", json=tourist(case_id="T-1"), headers=desk)
+        for thread in bulks:
+            thread.join()
+        holding.join()
+        other_process.dispose()
+        assert screened.status_code == 201, screened.text
+        assert answers == dict.fromkeys(range(35), 201)
+        assert stored_decisions(engine) == 37
+
+
+def stored_decisions(engine: Engine) -> int:
+    with database.reading(engine) as connection:
+        return connection.execute(select(func.count()).select_from(tables.decisions)).scalar_one()
 
 
 def every_connection(engine: Engine) -> list[Connection]:
