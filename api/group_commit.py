@@ -9,7 +9,9 @@ time), which is what made a desk's screening take 50 ms.
 
 A request is answered only after its decisions are committed, so nothing is reported that is
 not stored. When a group fails, its requests are tried again one at a time, so that a request
-that cannot be stored fails alone.
+that cannot be stored fails alone; unless the failure is the whole process's (no database
+connection came free or could be made, the components in use could not be built), which every
+request waiting is then answered with at once, as each would have met it again.
 
 Only a long wait for another process is left to a thread. Where another process holds a lock
 the group needs for longer than another worker's commits take, a group does not wait for it on
@@ -197,9 +199,10 @@ class GroupCommit:
         except Busy:
             raise
         except Exception as error:
-            if isinstance(error, PoolTimeout) or unreachable(error):
+            if isinstance(error, PoolTimeout | Unavailable) or unreachable(error):
                 # not this group's fault: tried again one by one, each request would wait on
-                # the loop as long as this one did (up to POOL_WAIT_SECONDS or CONNECT_SECONDS)
+                # the loop as long as this one did (up to POOL_WAIT_SECONDS or CONNECT_SECONDS),
+                # or build the components in use again (a pack or registry that cannot be read)
                 raise _Unavailable(error) from error
             if len(group) == 1:
                 group[0].answer.set_exception(error)
@@ -221,7 +224,8 @@ class GroupCommit:
 
 
 class _Unavailable(Exception):
-    """The database as a whole failed a group: no connection came free, or none could be made."""
+    """A group failed for reasons of the whole process, not of its requests: no connection came
+    free, none could be made, or the components in use could not be built."""
 
     def __init__(self, error: Exception) -> None:
         super().__init__(error)

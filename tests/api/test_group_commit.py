@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.group_commit import GroupCommit
@@ -126,19 +127,34 @@ def test_a_request_that_cannot_be_stored_fails_alone() -> None:
 
 
 class UnavailableStore(Store):
-    """A store that finds the database unavailable as a whole: no pooled connection came free."""
+    """A store that fails every group for a reason of the whole process."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
 
     def __call__(self, asked: Asked) -> list[list[Decision]]:
         self.groups.append([case.case_id for cases, _caller in asked for case in cases])
-        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+        raise self.error
 
 
-def test_a_database_unavailable_as_a_whole_fails_every_waiting_group_after_one_try() -> None:
-    """Each try waited for a connection on the loop: the requests are not tried one by one, nor
-    the next groups, each after as long a wait, holding up the whole server meanwhile."""
-    store = UnavailableStore()
+@pytest.mark.parametrize(
+    "error",
+    [
+        PoolTimeout("QueuePool limit of size 5 overflow 10 reached"),
+        OperationalError(None, None, Exception("connection refused")),
+        Unavailable("the registry file changed since it was put in use", "registry"),
+    ],
+    ids=["no-connection-free", "database-unreachable", "components-unbuildable"],
+)
+def test_a_failure_of_the_whole_process_fails_every_waiting_group_after_one_try(
+    error: Exception,
+) -> None:
+    """Each try waited for a connection on the loop, or built the components again there: the
+    requests are not tried one by one, nor the next groups, holding up the whole server."""
+    store = UnavailableStore(error)
     answers = asyncio.run(screen_all(GroupCommit(store, most_cases=2), "a", "b", "c", "d"))
-    assert all(isinstance(answer, PoolTimeout) for answer in answers), answers
+    assert all(answer is error for answer in answers), answers
     assert store.groups == [["a", "b"]]
 
 

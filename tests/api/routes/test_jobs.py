@@ -787,4 +787,8 @@ def test_a_job_once_stored_is_answered_as_stored_whatever_comes_after(
         assert answer.json()["name"] == "NTB"
         assert answer.json()["status"] in ("queued", "running")
         assert rows(engine, tables.rescore_jobs) == 1
-        assert wait(client, analyst, answer.json()["job_id"])["status"] == "done"
+        done = wait(client, analyst, answer.json()["job_id"])
+        assert done["status"] == "done"
+        assert answer.json().keys() == done.keys()  # the job in the same shape as a read of it
+        for unchanged in ("job_id", "name", "created_at", "options"):
+            assert answer.json()[unchanged] == done[unchanged]
