@@ -4,6 +4,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -68,18 +69,19 @@ def engine(app: FastAPI, client: TestClient) -> Engine:
 KeyMaker = Callable[..., dict[str, str]]
 
 
+def key_headers(engine: Engine, role: str, name: str | None = None) -> dict[str, str]:
+    """Headers carrying a new key of `role`, stored through `engine`."""
+    with database.transaction(engine) as connection:
+        _caller, secret = keys.create(
+            connection, role, name or f"{role} {uuid.uuid4().hex[:6]}", datetime.now(UTC)
+        )
+    return {"Authorization": f"Bearer {secret}"}
+
+
 @pytest.fixture
 def make_key(engine: Engine) -> KeyMaker:
     """Headers carrying a new key of `role`."""
-
-    def make(role: str, name: str | None = None) -> dict[str, str]:
-        with database.transaction(engine) as connection:
-            _caller, secret = keys.create(
-                connection, role, name or f"{role} {uuid.uuid4().hex[:6]}", datetime.now(UTC)
-            )
-        return {"Authorization": f"Bearer {secret}"}
-
-    return make
+    return partial(key_headers, engine)
 
 
 @pytest.fixture

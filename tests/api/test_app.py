@@ -22,7 +22,7 @@ from api.storage import database, keys, tables
 from engine.case import CASE_FIELDS
 from engine.case_input import parse_case
 from engine.errors import CaseError
-from tests.api.conftest import POSTGRES
+from tests.api.conftest import POSTGRES, key_headers
 from tests.api.storage.test_write_lock import HEAD, held_in_another_transaction
 from tests.api.test_group_commit import hold_lock
 from tests.factories import cases, documented_worker, tourist
@@ -487,11 +487,7 @@ def test_a_request_that_waited_too_long_for_a_database_connection_gets_503(
     monkeypatch.setattr(database, "POOL_WAIT_SECONDS", 1)
     with TestClient(create_app(settings)) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        with database.transaction(engine) as connection:
-            _key, desk_secret = keys.create(connection, "desk", "Batam", datetime.now(UTC))
-            _key, analyst_secret = keys.create(connection, "analyst", "LTSA", datetime.now(UTC))
-        desk = {"Authorization": f"Bearer {desk_secret}"}
-        analyst = {"Authorization": f"Bearer {analyst_secret}"}
+        desk, analyst = key_headers(engine, "desk"), key_headers(engine, "analyst")
         first = client.post("/v1/screenings", json=tourist(case_id="T-1"), headers=desk)
         assert first.status_code == 201, first.text
         assert client.get("/v1/decisions", headers=analyst).status_code == 200  # keys known
@@ -549,11 +545,7 @@ def test_requests_waiting_in_threads_leave_connections_for_the_desks_screenings(
     monkeypatch.setattr(database, "POOL_WAIT_SECONDS", 2)
     with TestClient(create_app(settings)) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        with database.transaction(engine) as connection:
-            _key, desk_secret = keys.create(connection, "desk", "Batam", datetime.now(UTC))
-            _key, analyst_secret = keys.create(connection, "analyst", "LTSA", datetime.now(UTC))
-        desk = {"Authorization": f"Bearer {desk_secret}"}
-        analyst = {"Authorization": f"Bearer {analyst_secret}"}
+        desk, analyst = key_headers(engine, "desk"), key_headers(engine, "analyst")
         assert client.post("/v1/screenings", json=tourist(case_id="T-0"), headers=desk).is_success
         assert client.get("/v1/decisions", headers=analyst).is_success  # both keys known
         other_process = create_engine(settings.database_url)

@@ -6,7 +6,6 @@ import pickle
 import re
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,12 @@ from api.app import create_app
 from api.problems import Unavailable
 from api.service import Service
 from api.settings import Settings, bundled
-from api.storage import database, keys, tables
+from api.storage import database, tables
 from engine.rule_pack import load_rule_pack
 from models import artifact
 from models.artifact import TrainedModel
 from tests.api.calls import Headers, rows, screen
+from tests.api.conftest import key_headers
 from tests.api.test_app import every_connection
 from tests.factories import documented_worker, tourist
 
@@ -419,10 +419,9 @@ def test_an_activation_once_committed_is_answered_as_stored_whatever_comes_after
     monkeypatch.setattr(Service, "activate", then_every_connection_taken)
     with TestClient(create_app(settings)) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        with database.transaction(engine) as connection:
-            _key, secret = keys.create(connection, "admin", "LTSA", datetime.now(UTC))
+        admin = key_headers(engine, "admin")
         try:
-            answer = activate(client, {"Authorization": f"Bearer {secret}"}, label, trained.version)
+            answer = activate(client, admin, label, trained.version)
         finally:
             for connection in held:
                 connection.close()

@@ -29,9 +29,10 @@ from api import runners
 from api.app import create_app
 from api.routes import jobs as job_routes
 from api.settings import Settings
-from api.storage import database, jobs, keys, tables
+from api.storage import database, jobs, tables
 from models.artifact import MODEL_FILE, TrainedModel
 from tests.api.calls import Headers, rows
+from tests.api.conftest import key_headers
 from tests.api.routes.test_activation import (
     DEFAULT,
     activate,
@@ -775,9 +776,7 @@ def test_a_job_once_stored_is_answered_as_stored_whatever_comes_after(
     source = write_csv(tmp_path / "cases.csv", case_rows(20))
     with TestClient(create_app(settings)) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        with database.transaction(engine) as connection:
-            _key, secret = keys.create(connection, "analyst", "LTSA", datetime.now(UTC))
-        analyst = {"Authorization": f"Bearer {secret}"}
+        analyst = key_headers(engine, "analyst")
         try:
             answer = upload(client, analyst, source.read_bytes(), "?name=NTB")
         finally:
